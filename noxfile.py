@@ -106,7 +106,9 @@ def build(session: nox.Session) -> None:
     """Build the five wheels and sdists without workspace sources; install semirings alone."""
     dist = ROOT / "dist"
     shutil.rmtree(dist, ignore_errors=True)
-    session.run("uv", "build", "--all-packages", "--no-sources", "--out-dir", str(dist), external=True)
+    session.run(
+        "uv", "build", "--all-packages", "--no-sources", "--out-dir", str(dist), external=True
+    )
     artifacts = sorted(p.name for p in dist.iterdir() if p.suffix in {".whl", ".gz"})
     session.log("built: " + ", ".join(artifacts))
     if len(artifacts) != 10:
@@ -117,7 +119,9 @@ def build(session: nox.Session) -> None:
     session.run("uv", "venv", "--quiet", "--python", sys.executable, str(lone), external=True)
     python = lone / "bin" / "python"
     wheel = next(dist.glob("semicrf_semirings-*.whl"))
-    session.run("uv", "pip", "install", "--quiet", "--python", str(python), str(wheel), external=True)
+    session.run(
+        "uv", "pip", "install", "--quiet", "--python", str(python), str(wheel), external=True
+    )
     session.run(
         str(python),
         "-c",

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Run the GPU test suites and the benchmarks from source, in one call, on a GPU machine
+# that has python3 with torch and triton but no package registry (and maybe no nox).
+#
+#   bash benchmarks/gpu_check.sh [quick|tests|bench|all]     (default: all)
+#
+# pytest/hypothesis, when missing there, are installed from wheels in .whl/ (see
+# docs/development.md for how to fetch them on a machine that has a registry).
+# Results go to $OUT (if set) and to benchmarks/results/.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+MODE="${1:-all}"
+ROOT="$(pwd)"
+export PYTHONPATH="$ROOT/packages/semicrf-semirings/src:$ROOT/packages/semicrf-core/src:$ROOT/packages/semicrf-kernels/src:$ROOT/packages/semicrf-nn/src:$ROOT/packages/flash-semicrf/src:${PYTHONPATH:-}"
+export PYTHONUNBUFFERED=1
+export GIT_COMMIT="${GIT_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}"
+RESULTS="${OUT:-$ROOT/benchmarks/results}"
+mkdir -p "$RESULTS"
+
+if ! python3 -c "import pytest, hypothesis" 2>/dev/null; then
+    if compgen -G ".whl/*.whl" >/dev/null; then
+        python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
+            --target /tmp/site .whl/*.whl && export PYTHONPATH="/tmp/site:$PYTHONPATH"
+    else
+        echo "pytest/hypothesis missing and no .whl/ folder: tests skipped" >&2
+    fi
+fi
+
+python3 - <<'PY'
+import torch, triton
+print(f"torch {torch.__version__}  triton {triton.__version__}  cuda {torch.version.cuda}")
+print(f"device: {torch.cuda.get_device_name()}  ({torch.cuda.get_device_properties(0).total_memory / 2**30:.0f} GiB)")
+PY
+
+status=0
+run() { echo; echo "=== $*"; "$@" || status=1; }
+
+if [[ "$MODE" == "all" || "$MODE" == "tests" || "$MODE" == "quick" ]]; then
+    for pkg in semicrf-semirings semicrf-core semicrf-kernels semicrf-nn flash-semicrf; do
+        if compgen -G "packages/$pkg/tests/test_*.py" >/dev/null; then
+            run python3 -m pytest "packages/$pkg/tests" -q -x -p no:cacheprovider \
+                --junitxml="$RESULTS/pytest_${pkg}.xml"
+        fi
+    done
+fi
+if [[ "$MODE" == "all" || "$MODE" == "bench" ]]; then
+    run python3 benchmarks/bench_streaming.py --out "$RESULTS"
+    [[ -f benchmarks/check_precision.py ]] && run python3 benchmarks/check_precision.py --out "$RESULTS"
+fi
+if [[ "$MODE" == "quick" ]]; then
+    run python3 benchmarks/bench_streaming.py --quick --out "$RESULTS"
+fi
+echo; echo "gpu_check: $([[ $status == 0 ]] && echo PASSED || echo FAILED)"
+exit $status
