@@ -1,0 +1,89 @@
+"""The Semiring base class and the shared log-space helpers."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import semicrf_semirings
+from semicrf_semirings import (
+    NEG_INF,
+    CrossEntropySemiring,
+    EntropySemiring,
+    KMaxSemiring,
+    LogSemiring,
+    Semiring,
+    StdSemiring,
+)
+from semicrf_semirings.base import align_channels, log_softmax, logsumexp
+
+
+def test_public_names():
+    assert semicrf_semirings.__version__ == "0.1.0"
+    for name in semicrf_semirings.__all__:
+        assert hasattr(semicrf_semirings, name)
+
+
+@pytest.mark.parametrize(
+    "S", [LogSemiring, StdSemiring, KMaxSemiring(3), EntropySemiring, CrossEntropySemiring]
+)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_zeros_ones_and_in_place_fills(S, dtype):
+    s = S.size()
+    z = S.zeros((2, 3), dtype=dtype)
+    o = S.ones([2, 3], dtype=dtype)
+    assert z.shape == o.shape == (s, 2, 3) and z.dtype == dtype
+    torch.testing.assert_close(z, S.zero.to(dtype)[:, None, None].expand(s, 2, 3))
+    torch.testing.assert_close(o, S.one.to(dtype)[:, None, None].expand(s, 2, 3))
+    x = torch.randn(s, 2, 3, dtype=dtype)
+    assert S.one_(x) is x
+    torch.testing.assert_close(x, o)
+    torch.testing.assert_close(S.zero_(x), z)
+    x = torch.randn(s, 2, 3, dtype=dtype)
+    before = x.clone()
+    mask = torch.tensor([[True, False, True], [False, False, True]])
+    assert S.zero_mask_(x, mask) is x
+    torch.testing.assert_close(x[:, mask], z[:, mask])
+    torch.testing.assert_close(x[:, ~mask], before[:, ~mask])
+
+
+def test_zero_mask_validation():
+    x = LogSemiring.zeros((2, 3))
+    with pytest.raises(ValueError, match=r"\(4,\).*\(2, 3\)"):
+        LogSemiring.zero_mask_(x, torch.zeros(4, dtype=torch.bool))
+    with pytest.raises(TypeError, match="bool"):
+        LogSemiring.zero_mask_(x, torch.zeros(2, 3))
+
+
+def test_abstract_base_and_empty_times():
+    with pytest.raises(NotImplementedError):
+        Semiring.sum(torch.zeros(1, 2))
+    with pytest.raises(NotImplementedError):
+        Semiring.mul(torch.zeros(1, 2), torch.zeros(1, 2))
+    with pytest.raises(ValueError, match="at least one"):
+        LogSemiring.times()
+
+
+def test_align_channels_pairs_the_channel_dims():
+    a, b = align_channels(torch.zeros(2, 3, 4), torch.zeros(2, 5, 1, 3, 4))
+    assert a.shape == (2, 1, 1, 3, 4) and b.shape == (2, 5, 1, 3, 4)
+    out = LogSemiring.mul(torch.zeros(1, 3), torch.zeros(1, 4, 3))
+    assert out.shape == (1, 4, 3)
+
+
+def test_logsumexp_and_log_softmax_match_torch_on_finite_inputs():
+    x = torch.randn(3, 5, 7, dtype=torch.float64) * 4
+    for d in range(3):
+        torch.testing.assert_close(logsumexp(x, d), torch.logsumexp(x, d))
+        torch.testing.assert_close(log_softmax(x, d), torch.log_softmax(x, d))
+
+
+def test_log_softmax_minus_inf_rows():
+    x = torch.tensor([[float("-inf")] * 3, [NEG_INF] * 3, [0.0, float("-inf"), 1.0]])
+    x.requires_grad_(True)
+    out = log_softmax(x, -1)
+    assert torch.isneginf(out[0]).all()
+    torch.testing.assert_close(out[1], torch.full((3,), -torch.log(torch.tensor(3.0)).item()))
+    torch.testing.assert_close(out[2], torch.log_softmax(x[2].detach(), -1))
+    torch.where(torch.isfinite(out), out, 0.0).sum().backward()
+    assert torch.isfinite(x.grad).all()
