@@ -1,0 +1,54 @@
+"""semicrf-kernels: streaming semi-CRF forward, backward and Viterbi.
+
+Triton kernels for the GPU, vectorised PyTorch for the CPU; both compute the model of
+``docs/conventions.md`` section 1 from ``cum_scores (batch, T+1, C)`` without materialising any
+``T K C`` tensor. The Triton names are imported on first use, so the package imports without
+Triton.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import streaming as _streaming
+from ._triton_support import HAS_TRITON
+from .constants import NEG_INF
+from .edge_block import compute_edge_block_streaming
+from .streaming import (
+    SemiCRFStreaming,
+    StreamingMarginals,
+    semi_crf_streaming_forward,
+    streaming_marginals_pytorch,
+)
+from .viterbi import ViterbiPath, score_path_segments, semi_crf_streaming_viterbi
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "HAS_TRITON",
+    "NEG_INF",
+    "SemiCRFStreaming",
+    "StreamingMarginals",
+    "ViterbiPath",
+    "__version__",
+    "compute_edge_block_streaming",
+    "score_path_segments",
+    "semi_crf_streaming_forward",
+    "semi_crf_streaming_viterbi",
+    "streaming_marginals_pytorch",
+]
+if HAS_TRITON:
+    __all__ += [
+        "SemiCRFStreamingTriton",
+        "launch_streaming_triton_backward",
+        "launch_streaming_triton_kernel",
+        "launch_streaming_triton_kernel_max_bp",
+        "semi_crf_streaming_viterbi_triton",
+    ]
+
+
+def __getattr__(name: str) -> Any:
+    # SemiCRFStreamingTriton and the launchers live in semicrf_kernels.streaming (lazily).
+    if name in _streaming._LAZY:
+        return getattr(_streaming, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

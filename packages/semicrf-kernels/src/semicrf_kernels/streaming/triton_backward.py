@@ -1,0 +1,751 @@
+"""Triton backward of the streaming semi-CRF: beta scan, then gradients in parallel kernels.
+
+The backward **scan** (one program per sequence) only computes what is sequential:
+
+    gamma[s, c] = proj_start[s, c] + logsumexp_{d} (cum[s+d, c] - cum[s, c]) + db[d-1, c]
+                                                   + beta[s+d, c] + proj_end[s+d-1, c]
+    beta[s, c'] = logsumexp_c transition[c', c] + gamma[s, c]          (beta[L] = 0)
+
+It is the forward scan kernel run in reverse (:func:`.triton_forward._scan_cc_kernel` with
+``REVERSE``), keeping ``beta[e] + proj_end[e-1]`` as the window value. Every gradient is then a
+*local* function of the stored rows and is computed by kernels parallel over the batch and
+positions (no atomics; per-program partials summed by ``torch.sum`` in a fixed order, so the
+gradients are bitwise deterministic)::
+
+    P_end[t, c]   = exp(alpha[t, c] + beta[t, c] - lz(t))              (segment ends before t)
+    P_start[s, c] = exp(A[s, c] + gamma[s, c] - lz(s))                  (segment starts at s)
+    grad_cum[t]   = P_end[t] - P_start[t];  grad_proj_start = P_start;  grad_proj_end[e] = P_end[e+1]
+    grad_db[d-1, c]   = sum_s exp(A[s, c] + seg(s, d, c) + beta[s+d, c] - lz(s))
+    grad_trans[c', c] = sum_s exp(alpha[s, c'] + trans[c', c] + gamma[s, c] - lz(s))  (alpha[0] = 0)
+
+**Drift correction** ``lz(t)``. In float32 each scan step rounds (exp/log approximations
+included) with a slightly biased error, so ``alpha[t] + beta[t] - log Z`` drifts away from its
+true value roughly linearly in ``T`` (measured: 1e-3 relative at ``T = 1e5``), although
+``log Z`` itself stays within 1e-9. Instead of ``log Z`` every marginal is normalised by
+``lz(t)``: the partition recomputed *through position t* from the same stored rows, i.e.
+``log sum`` over all segments covering ``t`` of ``exp(A[s] + seg + beta[e])``. It is evaluated
+exactly at checkpoints every ``max(128, K)`` positions (O(K^2 C) each, all in parallel) and
+interpolated linearly in between, which removes the drift (what remains is a random walk over
+one checkpoint interval).
+
+With ``(K, C, C)`` transitions the scan is :func:`_scan_kcc_backward_kernel` (O(K C^2) per
+position), which also emits ``log P_start``; the transition and duration gradients come from
+one kernel per duration tile, with ``(batch, K, C, C)`` per-sequence partials.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from .._inputs import prepare_inputs
+from .._triton_support import HAS_TRITON
+from .triton_forward import (
+    StreamingForwardState,
+    _check_triton,
+    _kcc_config,
+    _next_pow2,
+    _pow2_floor,
+    new_float,
+    scan_config,
+)
+
+__all__ = ["launch_streaming_triton_backward"]
+
+if HAS_TRITON:
+    import triton
+    import triton.language as tl
+
+    from .triton_forward import _scan_cc_kernel
+else:  # pragma: no cover
+    triton = None
+    tl = None
+
+
+if HAS_TRITON:
+
+    @triton.jit
+    def _scan_kcc_backward_kernel(
+        cum_ptr,  # (B, T+1, C)
+        trans_ptr,  # (K, C, C)
+        db_ptr,  # (K, C)
+        len_ptr,  # (B,) int64
+        ps_ptr,
+        pe_ptr,
+        alpha_ptr,  # (B, T+1, C) forward alpha_n
+        ashift_ptr,  # (B, T+1) float64 forward shift
+        logz_ptr,  # (B,) float64
+        lps_ptr,  # out (B, T+1, C) log P_start relative to log Z (row s < L)
+        win_ptr,  # out (B, T+1, C) beta_n[e] + proj_end[e-1]
+        shift_ptr,  # out (B, T+1) float64
+        T,
+        K,
+        C,
+        HAS_PS: tl.constexpr,
+        HAS_PE: tl.constexpr,
+        BLOCK_C: tl.constexpr,
+        BLOCK_D: tl.constexpr,
+    ):
+        # beta[s, c'] = (+)_{d, c} trans[d-1, c', c] + Y[d, c],
+        # Y[d, c] = db[d-1, c] + cum[s+d, c] - cum[s, c] + ps[s, c] + beta[s+d, c] + pe[s+d-1, c]
+        # P_start[s, c] = sum_{d, c'} exp(alpha[s, c'] + trans[d-1, c', c] + Y[d, c] - log Z)
+        NEG: tl.constexpr = float("-inf")
+        b = tl.program_id(0).to(tl.int64)
+        L = tl.load(len_ptr + b)
+        logz = tl.load(logz_ptr + b)
+        # a sequence without segmentation (log Z = -inf) is measured against 0 and discarded
+        logz_s = tl.where(logz == NEG, 0.0, logz)
+        DT = cum_ptr.dtype.element_ty
+        offs_c = tl.arange(0, BLOCK_C)
+        cmask = offs_c < C
+        offs_d = tl.arange(0, BLOCK_D)
+        cum_b = cum_ptr + b * (T + 1) * C
+        ps_b = ps_ptr + b * T * C
+        pe_b = pe_ptr + b * T * C
+        alpha_b = alpha_ptr + b * (T + 1) * C
+        win_b = win_ptr + b * (T + 1) * C
+        shift_b = shift_ptr + b * (T + 1)
+        lps_b = lps_ptr + b * (T + 1) * C
+        zero64 = L.to(tl.float64) * 0.0
+        w0 = tl.zeros([BLOCK_C], DT)
+        if HAS_PE:
+            w0 += tl.load(pe_b + (L - 1) * C + offs_c, mask=cmask, other=0.0)
+        tl.store(win_b + L * C + offs_c, w0, mask=cmask)
+        tl.store(shift_b + L, zero64)
+        r_prev = zero64
+        cc_mask = cmask[:, None] & cmask[None, :]
+        for tau in range(1, L + 1):
+            tl.debug_barrier()
+            s = L - tau
+            cs = tl.load(cum_b + s * C + offs_c, mask=cmask, other=0.0)
+            al = tl.load(alpha_b + s * C + offs_c, mask=cmask, other=NEG)
+            ra_s = tl.load(ashift_ptr + b * (T + 1) + s)
+            mb = tl.full([BLOCK_C], NEG, DT)
+            sb = tl.zeros([BLOCK_C], DT)
+            mp = tl.full([BLOCK_C], NEG, DT)
+            sp = tl.zeros([BLOCK_C], DT)
+            emax = tl.minimum(K, L - s)
+            for d0 in range(1, emax + 1, BLOCK_D):
+                d = d0 + offs_d
+                dv = d <= emax
+                e = s + d
+                m2 = dv[:, None] & cmask[None, :]
+                y = tl.load(win_b + e[:, None] * C + offs_c[None, :], mask=m2, other=NEG)
+                sh = tl.load(shift_b + e, mask=dv, other=0.0)
+                y = y + (sh - r_prev).to(DT)[:, None]
+                y += (
+                    tl.load(cum_b + e[:, None] * C + offs_c[None, :], mask=m2, other=0.0)
+                    - cs[None, :]
+                )
+                y += tl.load(db_ptr + (d - 1)[:, None] * C + offs_c[None, :], mask=m2, other=NEG)
+                if HAS_PS:
+                    y += tl.load(ps_b + s * C + offs_c, mask=cmask, other=0.0)[None, :]
+                y = tl.where(m2, y, NEG)
+                tr = tl.load(
+                    trans_ptr
+                    + (d - 1)[:, None, None] * C * C
+                    + offs_c[None, :, None] * C
+                    + offs_c[None, None, :],
+                    mask=dv[:, None, None] & cc_mask[None, :, :],
+                    other=NEG,
+                )
+                t3 = tr + y[:, None, :]  # (D, C_prev, C)
+                tm = tl.max(tl.max(t3, axis=2), axis=0)
+                nm = tl.maximum(mb, tm)
+                safe = tl.where(nm == NEG, 0.0, nm)
+                sb = sb * tl.exp(mb - safe) + tl.sum(
+                    tl.sum(tl.exp(t3 - safe[None, :, None]), axis=2), axis=0
+                )
+                mb = nm
+                u3 = t3 + al[None, :, None]
+                um = tl.max(tl.max(u3, axis=1), axis=0)
+                nmp = tl.maximum(mp, um)
+                safep = tl.where(nmp == NEG, 0.0, nmp)
+                sp = sp * tl.exp(mp - safep) + tl.sum(
+                    tl.sum(tl.exp(u3 - safep[None, None, :]), axis=1), axis=0
+                )
+                mp = nmp
+            safe = tl.where(mb == NEG, 0.0, mb)
+            beta = tl.where(cmask, safe + tl.log(sb), NEG)
+            mx = tl.max(beta, axis=0)
+            mxs = tl.where(mx == NEG, 0.0, mx)
+            r_s = r_prev + mxs.to(tl.float64)
+            wv = beta - mxs
+            if HAS_PE:
+                wv += tl.load(
+                    pe_b + (s - 1) * C + offs_c, mask=cmask & ((offs_c * 0 + s) >= 1), other=0.0
+                )
+            tl.store(win_b + s * C + offs_c, wv, mask=cmask)
+            tl.store(shift_b + s, r_s)
+            safep = tl.where(mp == NEG, 0.0, mp)
+            rel = tl.where(logz == NEG, NEG, (ra_s + r_prev - logz_s).to(DT))
+            tl.store(lps_b + s * C + offs_c, safep + tl.log(sp) + rel, mask=cmask)
+            r_prev = r_s
+
+    @triton.jit
+    def _cut_mass_cc_kernel(
+        cum_ptr, db_ptr, len_ptr, logz_ptr,
+        wf_ptr, ra_ptr, wb_ptr, rb_ptr,  # forward / backward window values and shifts
+        out_ptr,  # (B, J) float64: log(mass of segments covering the checkpoint / Z)
+        T, K, C, SPACING, J,
+        BLOCK_C: tl.constexpr, BLOCK_S: tl.constexpr, BLOCK_D: tl.constexpr,
+    ):  # fmt: skip
+        # Every segmentation has exactly one segment covering position p, so
+        # sum_{s <= p < s+d} exp(A[s] + seg(s, d) + beta[s+d] - log Z) = 1 exactly; its computed
+        # value measures the accumulated rounding drift at p.
+        NEG: tl.constexpr = float("-inf")
+        b = tl.program_id(0).to(tl.int64)
+        j = tl.program_id(1)
+        L = tl.load(len_ptr + b)
+        logz = tl.load(logz_ptr + b)
+        # a sequence without segmentation (log Z = -inf) is measured against 0 and discarded
+        logz_s = tl.where(logz == NEG, 0.0, logz)
+        DT = cum_ptr.dtype.element_ty
+        offs_c = tl.arange(0, BLOCK_C)
+        cmask = offs_c < C
+        offs_s = tl.arange(0, BLOCK_S)
+        offs_d = tl.arange(0, BLOCK_D)
+        base = b * (T + 1)
+        p = tl.minimum(j.to(tl.int64) * SPACING, L - 1)
+        acc = logz_s * 0.0
+        s_lo = tl.maximum(p - K + 1, 0)
+        for s0 in range(s_lo, p + 1, BLOCK_S):
+            s = s0 + offs_s
+            sv = s <= p
+            m2 = sv[:, None] & cmask[None, :]
+            qf = tl.load(wf_ptr + (base + s)[:, None] * C + offs_c[None, :], mask=m2, other=NEG)
+            cs = tl.load(cum_ptr + (base + s)[:, None] * C + offs_c[None, :], mask=m2, other=0.0)
+            ras = tl.load(ra_ptr + base + s, mask=sv, other=0.0)
+            d_lo = tl.maximum(p - (s0 + BLOCK_S - 1) + 1, 1)
+            d_hi = tl.minimum(K, L - s0)
+            for d0 in range(d_lo, d_hi + 1, BLOCK_D):
+                d = d0 + offs_d
+                e = s[:, None] + d[None, :]
+                v = sv[:, None] & (e > p) & (e <= L) & (d[None, :] <= K)
+                m3 = v[:, :, None] & cmask[None, None, :]
+                eo = (base + e)[:, :, None] * C + offs_c[None, None, :]
+                x = tl.load(wb_ptr + eo, mask=m3, other=NEG)
+                x += tl.load(cum_ptr + eo, mask=m3, other=0.0) - cs[:, None, :]
+                x += tl.load(
+                    db_ptr + (d - 1)[:, None] * C + offs_c[None, :],
+                    mask=(d <= K)[:, None] & cmask[None, :],
+                    other=NEG,
+                )[None, :, :]
+                rbe = tl.load(rb_ptr + base + e, mask=v, other=0.0)
+                x += qf[:, None, :] + (ras[:, None] + rbe - logz_s).to(DT)[:, :, None]
+                x = tl.where(m3, x, NEG)
+                acc += tl.sum(tl.sum(tl.sum(tl.exp(x), axis=2), axis=1), axis=0).to(tl.float64)
+        ok = acc > 0
+        val = tl.where(ok, tl.log(tl.where(ok, acc, 1.0)), 0.0)
+        tl.store(out_ptr + b * J + j, tl.where(logz > NEG, val, 0.0))
+
+    @triton.jit
+    def _cut_mass_kcc_kernel(
+        cum_ptr, trans_ptr, db_ptr, len_ptr, logz_ptr, ps_ptr,
+        alpha_ptr, ra_ptr, wb_ptr, rb_ptr, out_ptr,
+        T, K, C, SPACING, J,
+        HAS_PS: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_D: tl.constexpr,
+    ):  # fmt: skip
+        NEG: tl.constexpr = float("-inf")
+        b = tl.program_id(0).to(tl.int64)
+        j = tl.program_id(1)
+        L = tl.load(len_ptr + b)
+        logz = tl.load(logz_ptr + b)
+        # a sequence without segmentation (log Z = -inf) is measured against 0 and discarded
+        logz_s = tl.where(logz == NEG, 0.0, logz)
+        DT = cum_ptr.dtype.element_ty
+        offs_c = tl.arange(0, BLOCK_C)
+        cmask = offs_c < C
+        offs_d = tl.arange(0, BLOCK_D)
+        cc_mask = cmask[:, None] & cmask[None, :]
+        base = b * (T + 1)
+        p = tl.minimum(j.to(tl.int64) * SPACING, L - 1)
+        acc = logz_s * 0.0
+        for s in range(tl.maximum(p - K + 1, 0), p + 1):
+            al = tl.load(alpha_ptr + (base + s) * C + offs_c, mask=cmask, other=NEG)
+            cs = tl.load(cum_ptr + (base + s) * C + offs_c, mask=cmask, other=0.0)
+            ras = tl.load(ra_ptr + base + s)
+            dmax = tl.minimum(K, L - s)
+            for d0 in range(p - s + 1, dmax + 1, BLOCK_D):
+                d = d0 + offs_d
+                dv = d <= dmax
+                e = s + d
+                m2 = dv[:, None] & cmask[None, :]
+                y = tl.load(wb_ptr + (base + e)[:, None] * C + offs_c[None, :], mask=m2, other=NEG)
+                y += (
+                    tl.load(cum_ptr + (base + e)[:, None] * C + offs_c[None, :], mask=m2, other=0.0)
+                    - cs[None, :]
+                )
+                y += tl.load(db_ptr + (d - 1)[:, None] * C + offs_c[None, :], mask=m2, other=NEG)
+                if HAS_PS:
+                    y += tl.load(ps_ptr + (b * T + s) * C + offs_c, mask=cmask, other=0.0)[None, :]
+                rbe = tl.load(rb_ptr + base + e, mask=dv, other=0.0)
+                y += (ras + rbe - logz_s).to(DT)[:, None]
+                y = tl.where(m2, y, NEG)
+                tr = tl.load(
+                    trans_ptr
+                    + (d - 1)[:, None, None] * C * C
+                    + offs_c[None, :, None] * C
+                    + offs_c[None, None, :],
+                    mask=dv[:, None, None] & cc_mask[None, :, :],
+                    other=NEG,
+                )
+                x = tr + al[None, :, None] + y[:, None, :]
+                acc += tl.sum(tl.sum(tl.sum(tl.exp(x), axis=2), axis=1), axis=0).to(tl.float64)
+        ok = acc > 0
+        val = tl.where(ok, tl.log(tl.where(ok, acc, 1.0)), 0.0)
+        tl.store(out_ptr + b * J + j, tl.where(logz > NEG, val, 0.0))
+
+    @triton.jit
+    def _marginals_kernel(
+        len_ptr,
+        alpha_ptr, wf_ptr, ra_ptr,  # forward rows
+        first_ptr, wb_ptr, rb_ptr,  # backward rows (gamma_n, or log P_start with KCC)
+        lz_ptr, logz_ptr, g_ptr, ps_ptr, pe_ptr,
+        gcum_ptr, gps_ptr, gpe_ptr,  # out (B, T+1, C), (B, T, C), (B, T, C)
+        T, C,
+        KCC: tl.constexpr, HAS_PS: tl.constexpr, HAS_PE: tl.constexpr,
+        WANT_PS: tl.constexpr, WANT_PE: tl.constexpr,
+        BLOCK_T: tl.constexpr, BLOCK_C: tl.constexpr,
+    ):  # fmt: skip
+        # Row q of every output: grad_cum[q] = g (P_end[q] - P_start[q]), grad_proj_start[q] =
+        # g P_start[q], grad_proj_end[q-1] = g P_end[q]; zero outside [0, L].
+        b = tl.program_id(0).to(tl.int64)
+        q = tl.program_id(1).to(tl.int64) * BLOCK_T + tl.arange(0, BLOCK_T)
+        offs_c = tl.arange(0, BLOCK_C)
+        cmask = offs_c < C
+        L = tl.load(len_ptr + b)
+        g = tl.load(g_ptr + b)
+        logz = tl.load(logz_ptr + b)
+        DT = alpha_ptr.dtype.element_ty
+        base = b * (T + 1)
+        inr = q <= T
+        lzq = tl.load(lz_ptr + base + q, mask=inr, other=0.0)
+        shared = (
+            tl.load(ra_ptr + base + q, mask=inr, other=0.0)
+            + tl.load(rb_ptr + base + q, mask=inr, other=0.0)
+            - lzq
+        ).to(DT)
+        rowc = (base + q)[:, None] * C + offs_c[None, :]
+        prow = (b * T + q - 1)[:, None] * C + offs_c[None, :]  # projections at position q - 1
+        vend = (q >= 1) & (q <= L)
+        me = vend[:, None] & cmask[None, :]
+        xe = tl.load(alpha_ptr + rowc, mask=me, other=0.0) + tl.load(
+            wb_ptr + rowc, mask=me, other=0.0
+        )
+        if HAS_PE:
+            xe -= tl.load(pe_ptr + prow, mask=me, other=0.0)
+        p_end = tl.where(me, tl.exp(xe + shared[:, None]), 0.0)
+        vst = q < L
+        ms = vst[:, None] & cmask[None, :]
+        if KCC:
+            xs = tl.load(first_ptr + rowc, mask=ms, other=0.0) + (logz - lzq).to(DT)[:, None]
+        else:
+            xs = tl.load(wf_ptr + rowc, mask=ms, other=0.0) + tl.load(
+                first_ptr + rowc, mask=ms, other=0.0
+            )
+            if HAS_PS:
+                xs -= tl.load(ps_ptr + prow + C, mask=ms, other=0.0)
+            xs += shared[:, None]
+        p_start = tl.where(ms, tl.exp(xs), 0.0)
+        mo = inr[:, None] & cmask[None, :]
+        tl.store(gcum_ptr + rowc, g * (p_end - p_start), mask=mo)
+        if WANT_PS:
+            tl.store(gps_ptr + prow + C, g * p_start, mask=(q < T)[:, None] & cmask[None, :])
+        if WANT_PE:
+            tl.store(gpe_ptr + prow, g * p_end, mask=((q >= 1) & inr)[:, None] & cmask[None, :])
+
+    @triton.jit
+    def _grad_trans_cc_kernel(
+        len_ptr, alpha_ptr, ra_ptr, first_ptr, rb_ptr, lz_ptr, trans_ptr,
+        out_ptr,  # (B, NCH, C, C) float64 partial sums
+        T, C, CHUNK, NCH,
+        BLOCK_S: tl.constexpr, BLOCK_TC: tl.constexpr, BLOCK_C: tl.constexpr,
+    ):  # fmt: skip
+        NEG: tl.constexpr = float("-inf")
+        b = tl.program_id(0).to(tl.int64)
+        ch = tl.program_id(1).to(tl.int64)
+        ct = tl.program_id(2)
+        L = tl.load(len_ptr + b)
+        DT = alpha_ptr.dtype.element_ty
+        offs_c = tl.arange(0, BLOCK_C)
+        cmask = offs_c < C
+        cin = ct * BLOCK_TC + tl.arange(0, BLOCK_TC)
+        inm = cin < C
+        offs_s = tl.arange(0, BLOCK_S)
+        tr = tl.load(
+            trans_ptr + cin[:, None] * C + offs_c[None, :],
+            mask=inm[:, None] & cmask[None, :],
+            other=NEG,
+        )
+        base = b * (T + 1)
+        acc = tl.zeros([BLOCK_TC, BLOCK_C], tl.float64)
+        stop = tl.minimum((ch + 1) * CHUNK, L)
+        for s0 in range(ch * CHUNK, stop, BLOCK_S):
+            s = s0 + offs_s
+            sv = s < stop
+            a = tl.load(
+                alpha_ptr + (base + s)[:, None] * C + cin[None, :],
+                mask=sv[:, None] & inm[None, :],
+                other=NEG,
+            )
+            gm = tl.load(
+                first_ptr + (base + s)[:, None] * C + offs_c[None, :],
+                mask=sv[:, None] & cmask[None, :],
+                other=NEG,
+            )
+            sh = tl.load(ra_ptr + base + s, mask=sv, other=0.0) + tl.load(
+                rb_ptr + base + s, mask=sv, other=0.0
+            )
+            sh = (sh - tl.load(lz_ptr + base + s, mask=sv, other=0.0)).to(DT)
+            x = (a + sh[:, None])[:, :, None] + tr[None, :, :] + gm[:, None, :]
+            acc += tl.sum(tl.exp(x), axis=0).to(tl.float64)
+        o = ((b * NCH + ch) * C + cin)[:, None] * C + offs_c[None, :]
+        tl.store(out_ptr + o, acc, mask=inm[:, None] & cmask[None, :])
+
+    @triton.jit
+    def _grad_db_cc_kernel(
+        len_ptr, cum_ptr, db_ptr, wf_ptr, ra_ptr, wb_ptr, rb_ptr, lz_ptr,
+        out_ptr,  # (B, NCH, K, C) float64 partial sums
+        T, K, C, CHUNK, NCH,
+        BLOCK_S: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_C: tl.constexpr,
+    ):  # fmt: skip
+        NEG: tl.constexpr = float("-inf")
+        b = tl.program_id(0).to(tl.int64)
+        ch = tl.program_id(1).to(tl.int64)
+        dt_ = tl.program_id(2)
+        L = tl.load(len_ptr + b)
+        DT = cum_ptr.dtype.element_ty
+        offs_c = tl.arange(0, BLOCK_C)
+        cmask = offs_c < C
+        d = dt_ * BLOCK_D + 1 + tl.arange(0, BLOCK_D)
+        dv = d <= K
+        offs_s = tl.arange(0, BLOCK_S)
+        dbv = tl.load(
+            db_ptr + (d - 1)[:, None] * C + offs_c[None, :],
+            mask=dv[:, None] & cmask[None, :],
+            other=NEG,
+        )
+        base = b * (T + 1)
+        acc = tl.zeros([BLOCK_D, BLOCK_C], tl.float64)
+        stop = tl.minimum((ch + 1) * CHUNK, L)
+        for s0 in range(ch * CHUNK, stop, BLOCK_S):
+            s = s0 + offs_s
+            sv = s < stop
+            m2 = sv[:, None] & cmask[None, :]
+            qf = tl.load(wf_ptr + (base + s)[:, None] * C + offs_c[None, :], mask=m2, other=NEG)
+            cs = tl.load(cum_ptr + (base + s)[:, None] * C + offs_c[None, :], mask=m2, other=0.0)
+            sh = tl.load(ra_ptr + base + s, mask=sv, other=0.0) - tl.load(
+                lz_ptr + base + s, mask=sv, other=0.0
+            )
+            e = s[:, None] + d[None, :]
+            v = sv[:, None] & dv[None, :] & (e <= L)
+            m3 = v[:, :, None] & cmask[None, None, :]
+            eo = (base + e)[:, :, None] * C + offs_c[None, None, :]
+            x = tl.load(wb_ptr + eo, mask=m3, other=NEG)
+            x += tl.load(cum_ptr + eo, mask=m3, other=0.0) - cs[:, None, :]
+            rbe = tl.load(rb_ptr + base + e, mask=v, other=0.0)
+            x += (qf + 0.0)[:, None, :] + dbv[None, :, :] + (sh[:, None] + rbe).to(DT)[:, :, None]
+            x = tl.where(m3, x, NEG)
+            acc += tl.sum(tl.exp(x), axis=0).to(tl.float64)
+        o = ((b * NCH + ch) * K + (d - 1))[:, None] * C + offs_c[None, :]
+        tl.store(out_ptr + o, acc, mask=dv[:, None] & cmask[None, :])
+
+    @triton.jit
+    def _grad_kcc_kernel(
+        len_ptr, cum_ptr, trans_ptr, db_ptr, ps_ptr, alpha_ptr, ra_ptr, wb_ptr, rb_ptr, lz_ptr,
+        gt_ptr,  # out (B, K, C, C) float64 partial per sequence
+        gd_ptr,  # out (B, K, C) float64
+        T, K, C,
+        HAS_PS: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_C: tl.constexpr,
+    ):  # fmt: skip
+        NEG: tl.constexpr = float("-inf")
+        b = tl.program_id(0).to(tl.int64)
+        dt_ = tl.program_id(1)
+        L = tl.load(len_ptr + b)
+        DT = cum_ptr.dtype.element_ty
+        offs_c = tl.arange(0, BLOCK_C)
+        cmask = offs_c < C
+        d = dt_ * BLOCK_D + 1 + tl.arange(0, BLOCK_D)
+        dv = d <= K
+        cc_mask = cmask[:, None] & cmask[None, :]
+        m3t = dv[:, None, None] & cc_mask[None, :, :]
+        tro = (d - 1)[:, None, None] * C * C + offs_c[None, :, None] * C + offs_c[None, None, :]
+        tr = tl.load(trans_ptr + tro, mask=m3t, other=NEG)
+        dbv = tl.load(
+            db_ptr + (d - 1)[:, None] * C + offs_c[None, :],
+            mask=dv[:, None] & cmask[None, :],
+            other=NEG,
+        )
+        base = b * (T + 1)
+        acc_t = tl.zeros([BLOCK_D, BLOCK_C, BLOCK_C], tl.float64)
+        acc_d = tl.zeros([BLOCK_D, BLOCK_C], tl.float64)
+        for s in range(0, L):
+            al = tl.load(alpha_ptr + (base + s) * C + offs_c, mask=cmask, other=NEG)
+            cs = tl.load(cum_ptr + (base + s) * C + offs_c, mask=cmask, other=0.0)
+            sh = tl.load(ra_ptr + base + s) - tl.load(lz_ptr + base + s)
+            e = s + d
+            v = dv & (e <= L)
+            m2 = v[:, None] & cmask[None, :]
+            y = tl.load(wb_ptr + (base + e)[:, None] * C + offs_c[None, :], mask=m2, other=NEG)
+            y += (
+                tl.load(cum_ptr + (base + e)[:, None] * C + offs_c[None, :], mask=m2, other=0.0)
+                - cs[None, :]
+            )
+            if HAS_PS:
+                y += tl.load(ps_ptr + (b * T + s) * C + offs_c, mask=cmask, other=0.0)[None, :]
+            rbe = tl.load(rb_ptr + base + e, mask=v, other=0.0)
+            y += dbv + (sh + rbe).to(DT)[:, None]
+            y = tl.where(m2, y, NEG)
+            ex = tl.exp(tr + al[None, :, None] + y[:, None, :])
+            acc_t += ex.to(tl.float64)
+            acc_d += tl.sum(ex, axis=1).to(tl.float64)
+        tl.store(gt_ptr + b * K * C * C + tro, acc_t, mask=m3t)
+        tl.store(
+            gd_ptr + (b * K + d - 1)[:, None] * C + offs_c[None, :],
+            acc_d,
+            mask=dv[:, None] & cmask[None, :],
+        )
+
+
+def _num_sms(device: torch.device) -> int:
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).multi_processor_count
+    return 4
+
+
+def checkpoint_spacing(K: int) -> int:
+    """Positions between two exact drift measurements (see the module docstring)."""
+    return max(128, K)
+
+
+def interpolate_drift(
+    corr: torch.Tensor, lengths: torch.Tensor, T: int, spacing: int
+) -> torch.Tensor:
+    """``(B, T+1)`` float64 drift at every boundary, linear between checkpoints.
+
+    Args:
+        corr: ``(B, J)`` float64 drift at checkpoint positions ``min(j * spacing, L - 1)``.
+        lengths: ``(B,)`` int64.
+        T: padded length.
+        spacing: checkpoint spacing.
+    """
+    B, J = corr.shape
+    q = torch.arange(T + 1, device=corr.device)[None, :].expand(B, -1)
+    last = (lengths - 1)[:, None]
+    qq = torch.minimum(q, last)
+    j = torch.div(qq, spacing, rounding_mode="floor").clamp(max=J - 1)
+    p0 = j * spacing
+    p1 = torch.minimum((j + 1) * spacing, last)
+    jn = (j + 1).clamp(max=J - 1)
+    span = (p1 - p0).clamp(min=1).to(torch.float64)
+    w = torch.where(
+        p1 > p0,
+        (qq - p0).to(torch.float64) / span,
+        torch.zeros((), dtype=torch.float64, device=corr.device),
+    )
+    return corr.gather(1, j) * (1 - w) + corr.gather(1, jn) * w
+
+
+class BackwardRows(NamedTuple):
+    """What the backward scan stores (all ``(batch, T+1, ...)``, rows ``<= L`` meaningful).
+
+    Attributes:
+        first: ``(C, C)``: ``gamma[s] - shift[s]``; ``(K, C, C)``: ``log P_start[s]`` (already
+            normalised by ``log Z``).
+        window: ``beta[e] + proj_end[e-1] - shift[e]``.
+        shift: float64 per-row shift.
+    """
+
+    first: torch.Tensor
+    window: torch.Tensor
+    shift: torch.Tensor
+
+
+def run_backward_scan(inp, state: StreamingForwardState, num_warps: int | None) -> BackwardRows:
+    """Launch the backward scan on prepared inputs ``inp`` (a ``KernelInputs``)."""
+    cum, trans, db, lengths, K, ps, pe = inp
+    B, T1, C = cum.shape
+    T = T1 - 1
+    dev, dt = cum.device, cum.dtype
+    first = new_float((B, T1, C), dt, dev)
+    wb = new_float((B, T1, C), dt, dev)
+    rb = new_float((B, T1), torch.float64, dev)
+    ps_arg = ps if ps is not None else cum
+    pe_arg = pe if pe is not None else cum
+    if trans.dim() == 2:
+        cfg = scan_config(C, K, num_warps, dt)
+        dummy_i = torch.empty(1, dtype=torch.int32, device=dev)
+        _scan_cc_kernel[(B,)](
+            cum, trans, db, lengths, ps_arg, pe_arg,
+            first, wb, rb, state.log_z, lengths, dummy_i, dummy_i,
+            T, K, C,
+            REVERSE=True, MAXSR=False, HAS_PS=ps is not None, HAS_PE=pe is not None,
+            STORE_BP=False, TRANS_REGS=cfg.trans_regs,
+            BLOCK_C=cfg.block_c, BLOCK_P=cfg.block_p, BLOCK_S=cfg.block_s, BLOCK_TC=cfg.block_tc,
+            num_warps=cfg.num_warps,
+        )  # fmt: skip
+    else:
+        block_c, block_d, warps = _kcc_config(C, K, num_warps, dt)
+        _scan_kcc_backward_kernel[(B,)](
+            cum, trans, db, lengths, ps_arg, pe_arg, state.alpha, state.shift, state.log_z,
+            first, wb, rb, T, K, C,
+            HAS_PS=ps is not None, HAS_PE=pe is not None, BLOCK_C=block_c, BLOCK_D=block_d,
+            num_warps=warps,
+        )  # fmt: skip
+    return BackwardRows(first, wb, rb)
+
+
+def measure_drift(
+    inp, state: StreamingForwardState, rows: BackwardRows, num_warps: int | None
+) -> torch.Tensor:
+    """``(batch, J)`` float64 ``log(mass through checkpoint j) - log Z`` (0 in exact arithmetic).
+
+    Checkpoint ``j`` is position ``min(j * checkpoint_spacing(K), L - 1)``; the mass through a
+    position is the sum over all segments covering it of ``exp(A[s] + seg + beta[e] - log Z)``,
+    from the stored rows. 0 for sequences with ``log Z = -inf``.
+    """
+    cum, trans, db, lengths, K, ps, _pe = inp
+    B, T1, C = cum.shape
+    T = T1 - 1
+    dt = cum.dtype
+    spacing = checkpoint_spacing(K)
+    J = (T - 1 + spacing - 1) // spacing + 1
+    corr = new_float((B, J), torch.float64, cum.device)
+    if trans.dim() == 2:
+        block_c = scan_config(C, K, num_warps, dt).block_c
+        budget = 2048 // (2 if dt == torch.float64 else 1)
+        bs = max(2, min(8, _next_pow2(K)))
+        bd = max(2, min(_pow2_floor(budget // (bs * block_c)), _next_pow2(K)))
+        _cut_mass_cc_kernel[(B, J)](
+            cum, db, lengths, state.log_z, state.window, state.shift, rows.window, rows.shift,
+            corr, T, K, C, spacing, J,
+            BLOCK_C=block_c, BLOCK_S=bs, BLOCK_D=bd, num_warps=4,
+        )  # fmt: skip
+    else:
+        block_c, block_d, warps = _kcc_config(C, K, num_warps, dt)
+        _cut_mass_kcc_kernel[(B, J)](
+            cum, trans, db, lengths, state.log_z, ps if ps is not None else cum, state.alpha,
+            state.shift, rows.window, rows.shift, corr, T, K, C, spacing, J,
+            HAS_PS=ps is not None, BLOCK_C=block_c, BLOCK_D=block_d, num_warps=warps,
+        )  # fmt: skip
+    return corr
+
+
+def launch_streaming_triton_backward(
+    cum_scores: torch.Tensor,
+    transition: torch.Tensor,
+    duration_bias: torch.Tensor,
+    lengths: torch.Tensor,
+    K: int,
+    forward_state: StreamingForwardState | tuple,
+    grad_output: torch.Tensor,
+    proj_start: torch.Tensor | None = None,
+    proj_end: torch.Tensor | None = None,
+    num_warps: int | None = 4,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """Gradients of ``sum_b grad_output[b] * log Z[b]`` (Triton).
+
+    Args:
+        cum_scores, transition, duration_bias, lengths, K, proj_start, proj_end: the inputs given
+            to :func:`launch_streaming_triton_kernel` (prepared again here, a no-op when already
+            prepared).
+        forward_state: the tuple :func:`launch_streaming_triton_kernel` returned for these
+            inputs with ``semiring="log"``.
+        grad_output: ``(batch,)`` upstream gradient of each log Z.
+        num_warps: warps of the backward scan (``None``: heuristic).
+
+    Returns:
+        ``(grad_cum (batch, T+1, C), grad_transition (C, C) or (K, C, C), grad_duration_bias
+        (K, C), grad_proj_start (batch, T, C) | None, grad_proj_end (batch, T, C) | None)`` in
+        the compute dtype. Shared-parameter gradients are summed over the batch; a sequence with
+        ``log Z = -inf`` contributes zeros, padding gets exact zeros. Deterministic.
+    """
+    inp = prepare_inputs(cum_scores, transition, duration_bias, lengths, K, proj_start, proj_end)
+    cum, trans, db, lengths, K, ps, pe = inp
+    _check_triton(cum)
+    state = StreamingForwardState(*forward_state)
+    B, T1, C = cum.shape
+    T = T1 - 1
+    dev, dt = cum.device, cum.dtype
+    kcc = trans.dim() == 3
+    if (state.window is None) != kcc:
+        raise ValueError(
+            "forward_state: expected the state launch_streaming_triton_kernel returned for this "
+            f"transition shape {tuple(trans.shape)}, got window={'None' if state.window is None else 'a tensor'}"
+        )
+    log_z = state.log_z
+    alive = log_z > float("-inf")
+    g = torch.where(alive, grad_output.to(dt), torch.zeros((), dtype=dt, device=dev)).contiguous()
+    ps_arg = ps if ps is not None else cum
+    pe_arg = pe if pe is not None else cum
+    rows = run_backward_scan(inp, state, num_warps)
+    first, wb, rb = rows
+    if kcc:
+        block_c, block_d, warps = _kcc_config(C, K, num_warps, dt)
+    else:
+        block_c = scan_config(C, K, num_warps, dt).block_c
+    budget = 2048 // (2 if dt == torch.float64 else 1)
+
+    # Normalise every marginal by the drift-corrected log Z (module docstring).
+    corr = measure_drift(inp, state, rows, num_warps)
+    lz = log_z[:, None] + interpolate_drift(corr, lengths, T, checkpoint_spacing(K))
+    lz = torch.where(alive[:, None], lz, torch.full_like(lz, float("inf"))).contiguous()
+
+    # ---- per-position gradients -------------------------------------------------------------
+    gcum = new_float((B, T1, C), dt, dev)
+    gps = new_float((B, T, C), dt, dev) if ps is not None else None
+    gpe = new_float((B, T, C), dt, dev) if pe is not None else None
+    block_t = max(2, min(_pow2_floor(1024 // block_c), _next_pow2(T1)))
+    _marginals_kernel[(B, triton.cdiv(T1, block_t))](
+        lengths, state.alpha, state.window if not kcc else state.alpha, state.shift,
+        first, wb, rb, lz, log_z, g, ps_arg, pe_arg,
+        gcum, gps if gps is not None else cum, gpe if gpe is not None else cum,
+        T, C,
+        KCC=kcc, HAS_PS=ps is not None, HAS_PE=pe is not None,
+        WANT_PS=gps is not None, WANT_PE=gpe is not None,
+        BLOCK_T=block_t, BLOCK_C=block_c, num_warps=4,
+    )  # fmt: skip
+
+    # ---- shared parameters: per-program partials, summed over programs in a fixed order ----
+    f64 = torch.float64
+    if not kcc:
+        sms = _num_sms(dev)
+        bs = max(2, min(8, _next_pow2(T)))
+        tc = max(2, min(block_c, _pow2_floor(budget // (bs * block_c))))
+        nct = triton.cdiv(C, tc)
+        nch = max(1, min(triton.cdiv(T, bs), triton.cdiv(4 * sms, B * nct)))
+        chunk = triton.cdiv(triton.cdiv(T, nch), bs) * bs
+        nch = triton.cdiv(T, chunk)
+        part_t = torch.zeros((B, nch, C, C), dtype=f64, device=dev)
+        _grad_trans_cc_kernel[(B, nch, nct)](
+            lengths, state.alpha, state.shift, first, rb, lz, trans, part_t,
+            T, C, chunk, nch,
+            BLOCK_S=bs, BLOCK_TC=tc, BLOCK_C=block_c, num_warps=4,
+        )  # fmt: skip
+        bd = max(2, min(_next_pow2(K), _pow2_floor(budget // (bs * block_c))))
+        ndt = triton.cdiv(K, bd)
+        nch = max(1, min(triton.cdiv(T, bs), triton.cdiv(4 * sms, B * ndt)))
+        chunk = triton.cdiv(triton.cdiv(T, nch), bs) * bs
+        nch = triton.cdiv(T, chunk)
+        part_d = torch.zeros((B, nch, K, C), dtype=f64, device=dev)
+        _grad_db_cc_kernel[(B, nch, ndt)](
+            lengths, cum, db, state.window, state.shift, wb, rb, lz, part_d,
+            T, K, C, chunk, nch,
+            BLOCK_S=bs, BLOCK_D=bd, BLOCK_C=block_c, num_warps=4,
+        )  # fmt: skip
+        per_seq_t = part_t.sum(dim=1)
+        per_seq_d = part_d.sum(dim=1)
+    else:
+        per_seq_t = torch.zeros((B, K, C, C), dtype=f64, device=dev)
+        per_seq_d = torch.zeros((B, K, C), dtype=f64, device=dev)
+        _grad_kcc_kernel[(B, triton.cdiv(K, block_d))](
+            lengths, cum, trans, db, ps_arg, state.alpha, state.shift, wb, rb, lz,
+            per_seq_t, per_seq_d, T, K, C,
+            HAS_PS=ps is not None, BLOCK_D=block_d, BLOCK_C=block_c, num_warps=warps,
+        )  # fmt: skip
+    g64 = g.to(f64)
+    grad_trans = (per_seq_t * g64.reshape(B, *([1] * (per_seq_t.dim() - 1)))).sum(dim=0).to(dt)
+    grad_db = (per_seq_d * g64[:, None, None]).sum(dim=0).to(dt)
+    return gcum, grad_trans, grad_db, gps, gpe

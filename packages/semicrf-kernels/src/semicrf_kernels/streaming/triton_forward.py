@@ -1,0 +1,758 @@
+"""Triton forward scan of the streaming semi-CRF (log and max semirings) and its launcher.
+
+One program per sequence walks the positions ``t = 1..L`` (its own length: padding is never
+read). The recurrence is the factorised one of ``docs/conventions.md`` section 1. For
+``(C, C)`` transitions every position ``s`` keeps one *window value* per label,
+
+    W[s, c] = A[s, c] + proj_start[s, c]          with A[s, c] = (+)_{c'} alpha[s, c'] + trans[c', c]
+
+and a step is
+
+    alpha[t, c] = proj_end[t-1, c] + (+)_{d=1..min(K, t)} (cum[t, c] - cum[t-d, c]) + W[t-d, c] + db[d-1, c]
+
+so it costs O(K C) for the window plus O(C^2) for ``A``. The same kernel, mirrored in time
+(``REVERSE``), is the backward scan (``gamma``/``beta``, see :mod:`.triton_backward`).
+
+**Temporal blocking.** Positions are processed in blocks of ``BLOCK_P``. For a block
+``[t0, t0 + P)`` the contributions of the window rows written *before* the block are computed
+for all ``P`` outputs at once, in one pass over the window (phase 1: a ``(P, BLOCK_S, C)`` tile
+per slice of window rows, independent of each other); the ``P`` positions are then finished one
+after the other using only in-register rows of the current block (phase 2). The window is read
+from global memory once per block instead of once per position, and there is one barrier per
+block.
+
+**Precision.** Every stored row is relative to a per-row float64 shift (``alpha[t] =
+alpha_n[t] + shift[t]``, ``max_c alpha_n[t, c] = 0``). Cumulative scores enter only through
+differences ``cum[t] - cum[s]`` of two nearby rows, so no float32 value grows with ``T``.
+Reductions are log-sum-exps guarded against all ``-inf`` slices (shift 0), so forbidden
+(``-inf``) transitions and durations never produce NaN.
+
+The ``(K, C, C)`` case (transition depending on the duration) cannot factorise the reduction
+over the previous label; :func:`_scan_kcc_forward_kernel` does O(K C^2) per position, one
+position at a time.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+
+from .._inputs import prepare_inputs
+from .._triton_support import HAS_TRITON
+
+__all__ = [
+    "ScanConfig",
+    "StreamingForwardState",
+    "launch_streaming_triton_kernel",
+    "scan_config",
+]
+
+if HAS_TRITON:
+    import triton
+    import triton.language as tl
+else:  # pragma: no cover - exercised only where triton is absent
+    triton = None
+    tl = None
+
+
+def _debug_fill() -> bool:
+    """``SEMICRF_KERNELS_DEBUG_FILL=1``: outputs start as NaN / sentinel so unwritten cells show."""
+    return os.environ.get("SEMICRF_KERNELS_DEBUG_FILL", "0") not in ("", "0")
+
+
+def new_float(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """An uninitialised float buffer, NaN-filled in debug-fill mode."""
+    if _debug_fill():
+        return torch.full(shape, math.nan, dtype=dtype, device=device)
+    return torch.empty(shape, dtype=dtype, device=device)
+
+
+def _next_pow2(n: int) -> int:
+    return 1 << max(0, int(n) - 1).bit_length()
+
+
+def _pow2_floor(n: int) -> int:
+    return 1 << (max(1, int(n)).bit_length() - 1)
+
+
+@dataclass(frozen=True)
+class ScanConfig:
+    """Tile sizes and warps of the scan kernels (all powers of two).
+
+    Attributes:
+        block_c: labels padded to a power of two (``>= 2``).
+        block_p: positions per temporal block.
+        block_s: window rows per phase-1 tile (``(K, C, C)`` kernels: durations per tile).
+        block_tc: previous labels per tile of the ``C x C`` reduction when the transition matrix
+            does not fit in registers.
+        trans_regs: keep the ``(C, C)`` transition matrix in registers for the whole scan.
+        num_warps: warps per program.
+    """
+
+    block_c: int
+    block_p: int
+    block_s: int
+    block_tc: int
+    trans_regs: bool
+    num_warps: int
+
+
+#: Optional overrides of :func:`scan_config`'s choices, for tuning (``benchmarks/``); keys are
+#: ``ScanConfig`` field names.
+CONFIG_OVERRIDE: dict[str, int | bool] = {}
+
+
+def scan_config(
+    C: int, K: int, num_warps: int | None = None, dtype: torch.dtype = torch.float32
+) -> ScanConfig:
+    """Choose tiles from ``(C, K)``: a fixed heuristic (no autotuning, so it runs interpreted).
+
+    Phase-1 tiles hold about ``1024 * num_warps`` elements (half in float64); the transition
+    matrix stays in registers up to ``C = 64``.
+
+    Args:
+        C: number of labels.
+        K: longest segment.
+        num_warps: warps per program; ``None`` picks 4, or 8 when a window (``K * C``) is large.
+        dtype: compute dtype (float32 or float64).
+    """
+    block_c = max(2, _next_pow2(C))
+    if num_warps is None:
+        num_warps = 8 if K * block_c >= 8192 or block_c >= 128 else 4
+    if num_warps < 1 or num_warps & (num_warps - 1):
+        raise ValueError(f"num_warps: expected a power of two in [1, 32], got {num_warps}")
+    budget = 1024 * num_warps // (2 if dtype == torch.float64 else 1)
+    block_p = 8 if block_c <= 32 else (4 if block_c <= 128 else 2)
+    block_s = max(2, min(_pow2_floor(budget // (block_p * block_c)), max(2, _next_pow2(K))))
+    trans_regs = block_c <= 64
+    block_tc = max(2, min(block_c, _pow2_floor(budget // block_c)))
+    cfg = ScanConfig(block_c, block_p, block_s, block_tc, trans_regs, num_warps)
+    if CONFIG_OVERRIDE:
+        cfg = ScanConfig(**{**cfg.__dict__, **CONFIG_OVERRIDE})
+    return cfg
+
+
+class StreamingForwardState(NamedTuple):
+    """What :func:`launch_streaming_triton_kernel` returns; element 0 is the partition.
+
+    Attributes:
+        partition: ``(batch,)`` log Z (``semiring="log"``) or Viterbi score (``"max"``) in the
+            compute dtype; ``-inf`` when no segmentation is allowed.
+        log_z: ``(batch,)`` float64, the same value before rounding to the compute dtype.
+        alpha: ``(batch, T+1, C)`` ``alpha[t] - shift[t]`` for ``t <= L`` (rows ``> L``
+            unspecified).
+        window: ``(batch, T+1, C)`` ``A[s] + proj_start[s] - shift[s]`` for ``s < L`` (the
+            ``(C, C)`` window value); ``None`` with ``(K, C, C)`` transitions.
+        shift: ``(batch, T+1)`` float64 per-row shift of ``alpha`` and ``window``.
+    """
+
+    partition: torch.Tensor
+    log_z: torch.Tensor
+    alpha: torch.Tensor
+    window: torch.Tensor | None
+    shift: torch.Tensor
+
+
+if HAS_TRITON:
+
+    @triton.jit
+    def _final_score(row_ptr, shift_ptr, score_ptr, final_ptr, offs_c, cmask, MAXSR: tl.constexpr):
+        """Store ``(+)_c row[c] + shift`` (and, for the max, the smallest best label)."""
+        fn = tl.load(row_ptr + offs_c, mask=cmask, other=float("-inf"))
+        if MAXSR:
+            fv = tl.max(fn, axis=0)
+            fl = tl.min(tl.where(fn == fv, offs_c, 1073741824), axis=0)
+            tl.store(final_ptr, fl.to(tl.int64))
+        else:
+            fm = tl.max(fn, axis=0)
+            fsafe = tl.where(fm == float("-inf"), 0.0, fm)
+            fv = fsafe + tl.log(tl.sum(tl.exp(fn - fsafe), axis=0))
+        tl.store(score_ptr, fv.to(tl.float64) + tl.load(shift_ptr))
+
+    @triton.jit
+    def _second_tiled(
+        row_ptr, trans_ptr, C, n_in, s_in, s_out, offs_c, cmask,
+        USE_MAX: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_TC: tl.constexpr,
+    ):  # fmt: skip
+        """``out[c] = (+)_{c'} first[c'] + M[c', c]`` (and the smallest best ``c'`` with the max),
+        streaming ``M`` and ``first`` (read back from ``row_ptr``) in tiles of ``BLOCK_TC``
+        previous labels: for ``C`` too large to keep ``M`` in registers."""
+        offs_tc = tl.arange(0, BLOCK_TC)
+        acc_v = tl.full([BLOCK_C], float("-inf"), row_ptr.dtype.element_ty)
+        acc_s = tl.zeros([BLOCK_C], row_ptr.dtype.element_ty)
+        acc_a = tl.zeros([BLOCK_C], tl.int32)
+        for k0 in range(0, n_in, BLOCK_TC):
+            cin = k0 + offs_tc
+            inm = cin < C
+            f = tl.load(row_ptr + cin, mask=inm, other=float("-inf"))
+            Mk = tl.load(
+                trans_ptr + cin[:, None] * s_in + offs_c[None, :] * s_out,
+                mask=inm[:, None] & cmask[None, :],
+                other=float("-inf"),
+            )
+            x = f[:, None] + Mk
+            if USE_MAX:
+                tv = tl.max(x, axis=0)
+                ta = tl.min(tl.where(x == tv[None, :], cin[:, None], 1073741824), axis=0)
+                # tiles come in increasing label order: ties keep the earlier (smaller) label
+                better = tv > acc_v
+                acc_a = tl.where(better, ta, acc_a)
+                acc_v = tl.where(better, tv, acc_v)
+            else:
+                tm = tl.max(x, axis=0)
+                nm = tl.maximum(acc_v, tm)
+                safe = tl.where(nm == float("-inf"), 0.0, nm)
+                acc_s = acc_s * tl.exp(acc_v - safe) + tl.sum(tl.exp(x - safe[None, :]), axis=0)
+                acc_v = nm
+        if USE_MAX:
+            out = acc_v
+        else:
+            safe = tl.where(acc_v == float("-inf"), 0.0, acc_v)
+            out = safe + tl.log(acc_s)
+        return out, acc_a
+
+    @triton.jit
+    def _scan_cc_kernel(
+        cum_ptr,  # (B, T+1, C)
+        trans_ptr,  # (C, C)
+        db_ptr,  # (K, C)
+        len_ptr,  # (B,) int64
+        ps_ptr,  # (B, T, C) or dummy
+        pe_ptr,  # (B, T, C) or dummy
+        first_ptr,  # out (B, T+1, C): alpha_n (forward) / gamma_n (reverse)
+        win_ptr,  # out (B, T+1, C): window values
+        shift_ptr,  # out (B, T+1) float64
+        score_ptr,  # out (B,) float64 (forward only)
+        final_ptr,  # out (B,) int64 best final label (forward max only)
+        bpd_ptr,  # out (B, T, C) int32 best duration per end t-1 (STORE_BP)
+        bpa_ptr,  # out (B, T, C) int32 best previous label per start s (STORE_BP)
+        T,
+        K,
+        C,
+        REVERSE: tl.constexpr,
+        MAXSR: tl.constexpr,
+        HAS_PS: tl.constexpr,
+        HAS_PE: tl.constexpr,
+        STORE_BP: tl.constexpr,
+        TRANS_REGS: tl.constexpr,
+        BLOCK_C: tl.constexpr,
+        BLOCK_P: tl.constexpr,
+        BLOCK_S: tl.constexpr,
+        BLOCK_TC: tl.constexpr,
+    ):
+        # Time runs over tau = 0..L. Forward: tau = t, window rows are starts s = tau' < tau.
+        # Reverse (the backward scan): tau = L - s, window rows are ends e = L - tau'. In both,
+        # a window row tau' contributes to tau through duration d = tau - tau'.
+        NEG: tl.constexpr = float("-inf")
+        BIG: tl.constexpr = 1073741824
+        b = tl.program_id(0).to(tl.int64)
+        L = tl.load(len_ptr + b)
+        DT = cum_ptr.dtype.element_ty
+        offs_c = tl.arange(0, BLOCK_C)
+        cmask = offs_c < C
+        offs_p = tl.arange(0, BLOCK_P)
+        offs_s = tl.arange(0, BLOCK_S)
+        cum_b = cum_ptr + b * (T + 1) * C
+        ps_b = ps_ptr + b * T * C
+        pe_b = pe_ptr + b * T * C
+        first_b = first_ptr + b * (T + 1) * C
+        win_b = win_ptr + b * (T + 1) * C
+        shift_b = shift_ptr + b * (T + 1)
+        bpd_b = bpd_ptr + b * T * C
+        bpa_b = bpa_ptr + b * T * C
+        # The reduction over the previous label reads M[c_in, c_out]: the transition forward,
+        # its transpose in reverse (beta[c'] = (+)_c trans[c', c] + gamma[c]).
+        if REVERSE:
+            s_in = 1
+            s_out = C
+        else:
+            s_in = C
+            s_out = 1
+        if TRANS_REGS:
+            M = tl.load(
+                trans_ptr + offs_c[:, None] * s_in + offs_c[None, :] * s_out,
+                mask=cmask[:, None] & cmask[None, :],
+                other=NEG,
+            )
+
+        # ---- tau = 0 ------------------------------------------------------------------------
+        zero64 = L.to(tl.float64) * 0.0
+        if REVERSE:
+            # s = L: beta[L] = 0 (every label may end the sequence), window = proj_end[L-1].
+            row0 = L
+            w0 = tl.zeros([BLOCK_C], DT)
+            if HAS_PE:
+                w0 += tl.load(pe_b + (L - 1) * C + offs_c, mask=cmask, other=0.0)
+        else:
+            # t = 0: alpha[0] = 0; A[0] = logsumexp_c' trans[c', c] (the start score, a
+            # log-sum-exp in every semiring).
+            row0 = L * 0
+            f0 = tl.where(cmask, 0.0, NEG).to(DT)
+            tl.store(first_b + offs_c, f0, mask=cmask)
+            if TRANS_REGS:
+                x0 = f0[:, None] + M
+                m0 = tl.max(x0, axis=0)
+                m0 = tl.where(m0 == NEG, 0.0, m0)
+                w0 = m0 + tl.log(tl.sum(tl.exp(x0 - m0[None, :]), axis=0))
+            else:
+                tl.debug_barrier()
+                w0, _a0 = _second_tiled(
+                    first_b, trans_ptr, C, C, s_in, s_out, offs_c, cmask, False, BLOCK_C, BLOCK_TC
+                )
+            if HAS_PS:
+                w0 += tl.load(ps_b + offs_c, mask=cmask, other=0.0)
+            if STORE_BP:
+                tl.store(bpa_b + offs_c, tl.full([BLOCK_C], -1, tl.int32), mask=cmask)
+        tl.store(win_b + row0 * C + offs_c, w0, mask=cmask)
+        tl.store(shift_b + row0, zero64)
+        r_ref = zero64
+
+        for tau0 in range(1, L + 1, BLOCK_P):
+            # Rows written by the previous block (other threads) must be visible.
+            tl.debug_barrier()
+            taus = tau0 + offs_p
+            pact = taus <= L
+            if REVERSE:
+                rows_cur = L - taus
+            else:
+                rows_cur = taus
+            cumcur = tl.load(
+                cum_b + rows_cur[:, None] * C + offs_c[None, :],
+                mask=pact[:, None] & cmask[None, :],
+                other=0.0,
+            )
+            # ---- phase 1: window rows before the block, for all P outputs at once ----------
+            if MAXSR:
+                acc_v = tl.full([BLOCK_P, BLOCK_C], NEG, DT)
+                acc_d = tl.full([BLOCK_P, BLOCK_C], BIG, tl.int64)
+            else:
+                acc_m = tl.full([BLOCK_P, BLOCK_C], NEG, DT)
+                acc_s = tl.zeros([BLOCK_P, BLOCK_C], DT)
+            lo = tl.maximum(tau0 - K, 0)
+            for r0 in range(lo, tau0, BLOCK_S):
+                r = r0 + offs_s
+                rvalid = r < tau0
+                if REVERSE:
+                    rows_w = L - r
+                else:
+                    rows_w = r
+                wmask = rvalid[:, None] & cmask[None, :]
+                w = tl.load(win_b + rows_w[:, None] * C + offs_c[None, :], mask=wmask, other=NEG)
+                cw = tl.load(cum_b + rows_w[:, None] * C + offs_c[None, :], mask=wmask, other=0.0)
+                sh = tl.load(shift_b + rows_w, mask=rvalid, other=0.0)
+                w = w + (sh - r_ref).to(DT)[:, None]
+                d = taus[:, None] - r[None, :]
+                dvalid = pact[:, None] & rvalid[None, :] & (d <= K)
+                m3 = dvalid[:, :, None] & cmask[None, None, :]
+                dbv = tl.load(
+                    db_ptr + (d - 1)[:, :, None] * C + offs_c[None, None, :], mask=m3, other=NEG
+                )
+                if REVERSE:
+                    diff = cw[None, :, :] - cumcur[:, None, :]
+                else:
+                    diff = cumcur[:, None, :] - cw[None, :, :]
+                x = tl.where(m3, diff + w[None, :, :] + dbv, NEG)
+                if MAXSR:
+                    tv = tl.max(x, axis=1)
+                    td = tl.min(tl.where(x == tv[:, None, :], d[:, :, None], BIG), axis=1)
+                    better = (tv > acc_v) | ((tv == acc_v) & (td < acc_d))
+                    acc_d = tl.where(better, td, acc_d)
+                    acc_v = tl.where(better, tv, acc_v)
+                else:
+                    tm = tl.max(x, axis=1)
+                    nm = tl.maximum(acc_m, tm)
+                    safe = tl.where(nm == NEG, 0.0, nm)
+                    acc_s = acc_s * tl.exp(acc_m - safe) + tl.sum(
+                        tl.exp(x - safe[:, None, :]), axis=1
+                    )
+                    acc_m = nm
+
+            # ---- phase 2: the P positions in order, with the block's own rows in registers ---
+            loc_w = tl.full([BLOCK_P, BLOCK_C], NEG, DT)
+            loc_sh = tl.zeros([BLOCK_P], tl.float64) + r_ref
+            r_last = r_ref
+            for i in tl.static_range(BLOCK_P):
+                tau = tau0 + i
+                act = tau <= L
+                if REVERSE:
+                    row = L - tau
+                else:
+                    row = tau
+                # Masks are built from tensor comparisons: the interpreter mistypes scalar & tensor.
+                cact = cmask & ((offs_c * 0 + tau) <= L)
+                rowv = offs_c * 0 + row
+                cur = tl.load(cum_b + row * C + offs_c, mask=cact, other=0.0)
+                jd = i - offs_p
+                jvalid = (offs_p < i) & (jd <= K)
+                jm = jvalid[:, None] & cmask[None, :]
+                dbl = tl.load(db_ptr + (jd - 1)[:, None] * C + offs_c[None, :], mask=jm, other=NEG)
+                if REVERSE:
+                    diffl = cumcur - cur[None, :]
+                else:
+                    diffl = cur[None, :] - cumcur
+                xl = tl.where(jm, diffl + loc_w + (loc_sh - r_ref).to(DT)[:, None] + dbl, NEG)
+                sel = offs_p[:, None] == i
+                if MAXSR:
+                    ov = tl.max(tl.where(sel, acc_v, NEG), axis=0)
+                    od = tl.min(tl.where(sel, acc_d, BIG), axis=0)
+                    lv = tl.max(xl, axis=0)
+                    ld = tl.min(tl.where(xl == lv[None, :], jd[:, None].to(tl.int64), BIG), axis=0)
+                    # block-local rows have the smaller durations: they win ties
+                    take = lv >= ov
+                    val = tl.where(take, lv, ov)
+                    best_d = tl.where(take, ld, od)
+                else:
+                    om = tl.max(tl.where(sel, acc_m, NEG), axis=0)
+                    osum = tl.sum(tl.where(sel, acc_s, 0.0), axis=0)
+                    lm = tl.max(xl, axis=0)
+                    mm = tl.maximum(om, lm)
+                    safe = tl.where(mm == NEG, 0.0, mm)
+                    tot = osum * tl.exp(om - safe) + tl.sum(tl.exp(xl - safe[None, :]), axis=0)
+                    val = safe + tl.log(tot)
+                if REVERSE:
+                    if HAS_PS:
+                        val += tl.load(ps_b + row * C + offs_c, mask=cact, other=0.0)
+                else:
+                    if HAS_PE:
+                        val += tl.load(pe_b + (row - 1) * C + offs_c, mask=cact, other=0.0)
+                val = tl.where(cmask, val, NEG)
+                mx = tl.max(val, axis=0)
+                mxs = tl.where(mx == NEG, 0.0, mx)
+                fn = val - mxs
+                r_t = r_ref + mxs.to(tl.float64)
+                tl.store(first_b + row * C + offs_c, fn, mask=cact)
+                tl.store(shift_b + row, r_t, mask=act)
+                if STORE_BP:
+                    tl.store(bpd_b + (row - 1) * C + offs_c, best_d.to(tl.int32), mask=cact)
+                # the window value of this row: (+)_{c_in} fn[c_in] + M[c_in, c] + proj
+                if TRANS_REGS:
+                    # (helpers are inlined: the interpreter pays heavily for each jit call)
+                    xs = fn[:, None] + M
+                    if MAXSR:
+                        sec = tl.max(xs, axis=0)
+                        arg = tl.min(tl.where(xs == sec[None, :], offs_c[:, None], BIG), axis=0)
+                    else:
+                        ms = tl.max(xs, axis=0)
+                        ms = tl.where(ms == NEG, 0.0, ms)
+                        sec = ms + tl.log(tl.sum(tl.exp(xs - ms[None, :]), axis=0))
+                else:
+                    tl.debug_barrier()
+                    # an inactive step (past L) reads nothing: its row was never written
+                    n_in = tl.where(tau <= L, C, 0)
+                    sec, arg = _second_tiled(
+                        first_b + row * C,
+                        trans_ptr,
+                        C,
+                        n_in,
+                        s_in,
+                        s_out,
+                        offs_c,
+                        cmask,
+                        MAXSR,
+                        BLOCK_C,
+                        BLOCK_TC,
+                    )
+                if REVERSE:
+                    if HAS_PE:
+                        sec += tl.load(
+                            pe_b + (row - 1) * C + offs_c, mask=cact & (rowv >= 1), other=0.0
+                        )
+                else:
+                    if HAS_PS:
+                        sec += tl.load(ps_b + row * C + offs_c, mask=cact & (rowv < T), other=0.0)
+                tl.store(win_b + row * C + offs_c, sec, mask=cact)
+                if STORE_BP:
+                    tl.store(bpa_b + row * C + offs_c, arg.to(tl.int32), mask=cact & (rowv < T))
+                loc_w = tl.where(sel, sec[None, :], loc_w)
+                loc_sh = tl.where(offs_p == i, r_t, loc_sh)
+                r_last = tl.where(act, r_t, r_last)
+            r_ref = r_last
+
+        if not REVERSE:
+            # (+)_c alpha[L, c], once, from the stored row L
+            tl.debug_barrier()
+            _final_score(
+                first_b + L * C, shift_b + L, score_ptr + b, final_ptr + b, offs_c, cmask, MAXSR
+            )
+
+    @triton.jit
+    def _scan_kcc_forward_kernel(
+        cum_ptr,  # (B, T+1, C)
+        trans_ptr,  # (K, C, C)
+        db_ptr,  # (K, C)
+        start_ptr,  # (K, C) logsumexp_c' trans[d, c', c] (max semiring's first segment)
+        len_ptr,  # (B,) int64
+        ps_ptr,
+        pe_ptr,
+        first_ptr,  # out (B, T+1, C) alpha_n
+        shift_ptr,  # out (B, T+1) float64
+        score_ptr,  # out (B,) float64
+        final_ptr,  # out (B,) int64
+        bpd_ptr,  # out (B, T, C) int32
+        bpl_ptr,  # out (B, T, C) int32 previous label of the best segment ending at t-1
+        T,
+        K,
+        C,
+        MAXSR: tl.constexpr,
+        HAS_PS: tl.constexpr,
+        HAS_PE: tl.constexpr,
+        STORE_BP: tl.constexpr,
+        BLOCK_C: tl.constexpr,
+        BLOCK_D: tl.constexpr,
+    ):
+        # alpha[t, c] = pe[t-1, c] + (+)_{d} [(+)_{c'} alpha[t-d, c'] + trans[d-1, c', c]]
+        #                                    + cum[t, c] - cum[t-d, c] + ps[t-d, c] + db[d-1, c]
+        NEG: tl.constexpr = float("-inf")
+        BIG: tl.constexpr = 1073741824
+        b = tl.program_id(0).to(tl.int64)
+        L = tl.load(len_ptr + b)
+        DT = cum_ptr.dtype.element_ty
+        offs_c = tl.arange(0, BLOCK_C)
+        cmask = offs_c < C
+        offs_d = tl.arange(0, BLOCK_D)
+        cum_b = cum_ptr + b * (T + 1) * C
+        ps_b = ps_ptr + b * T * C
+        pe_b = pe_ptr + b * T * C
+        first_b = first_ptr + b * (T + 1) * C
+        shift_b = shift_ptr + b * (T + 1)
+        zero64 = L.to(tl.float64) * 0.0
+        tl.store(first_b + offs_c, tl.where(cmask, 0.0, NEG).to(DT), mask=cmask)
+        tl.store(shift_b, zero64)
+        r_prev = zero64
+        cc_mask = cmask[:, None] & cmask[None, :]
+        for t in range(1, L + 1):
+            tl.debug_barrier()
+            cur = tl.load(cum_b + t * C + offs_c, mask=cmask, other=0.0)
+            if MAXSR:
+                acc_v = tl.full([BLOCK_C], NEG, DT)
+                acc_d = tl.full([BLOCK_C], BIG, tl.int64)
+                acc_l = tl.full([BLOCK_C], -1, tl.int64)
+            else:
+                acc_m = tl.full([BLOCK_C], NEG, DT)
+                acc_s = tl.zeros([BLOCK_C], DT)
+            dmax = tl.minimum(t, K)
+            for d0 in range(1, dmax + 1, BLOCK_D):
+                d = d0 + offs_d
+                dv = d <= dmax
+                s = t - d
+                m2 = dv[:, None] & cmask[None, :]
+                al = tl.load(first_b + s[:, None] * C + offs_c[None, :], mask=m2, other=NEG)
+                sh = tl.load(shift_b + s, mask=dv, other=0.0)
+                al = al + (sh - r_prev).to(DT)[:, None]
+                m3 = dv[:, None, None] & cc_mask[None, :, :]
+                tr = tl.load(
+                    trans_ptr
+                    + (d - 1)[:, None, None] * C * C
+                    + offs_c[None, :, None] * C
+                    + offs_c[None, None, :],
+                    mask=m3,
+                    other=NEG,
+                )
+                y = al[:, :, None] + tr  # (D, C_prev, C)
+                if MAXSR:
+                    rv = tl.max(y, axis=1)
+                    ra = tl.min(tl.where(y == rv[:, None, :], offs_c[None, :, None], BIG), axis=1)
+                    # the first segment sums its virtual start label out (log-sum-exp)
+                    st = tl.load(
+                        start_ptr + (d - 1)[:, None] * C + offs_c[None, :], mask=m2, other=NEG
+                    )
+                    first_seg = (s == 0)[:, None]
+                    rv = tl.where(first_seg, st + (sh - r_prev).to(DT)[:, None], rv)
+                    ra = tl.where(first_seg, -1, ra)
+                else:
+                    ym = tl.max(y, axis=1)
+                    ysafe = tl.where(ym == NEG, 0.0, ym)
+                    rv = ysafe + tl.log(tl.sum(tl.exp(y - ysafe[:, None, :]), axis=1))
+                cw = tl.load(cum_b + s[:, None] * C + offs_c[None, :], mask=m2, other=0.0)
+                x = rv + (cur[None, :] - cw)
+                x += tl.load(db_ptr + (d - 1)[:, None] * C + offs_c[None, :], mask=m2, other=NEG)
+                if HAS_PS:
+                    x += tl.load(ps_b + s[:, None] * C + offs_c[None, :], mask=m2, other=0.0)
+                x = tl.where(m2, x, NEG)
+                if MAXSR:
+                    tv = tl.max(x, axis=0)
+                    hit = x == tv[None, :]
+                    td = tl.min(tl.where(hit, d[:, None], BIG), axis=0)
+                    tlab = tl.max(tl.where(hit & (d[:, None] == td[None, :]), ra, -BIG), axis=0)
+                    better = tv > acc_v  # tiles in increasing duration: ties keep the smaller
+                    acc_d = tl.where(better, td, acc_d)
+                    acc_l = tl.where(better, tlab.to(tl.int64), acc_l)
+                    acc_v = tl.where(better, tv, acc_v)
+                else:
+                    tm = tl.max(x, axis=0)
+                    nm = tl.maximum(acc_m, tm)
+                    safe = tl.where(nm == NEG, 0.0, nm)
+                    acc_s = acc_s * tl.exp(acc_m - safe) + tl.sum(tl.exp(x - safe[None, :]), axis=0)
+                    acc_m = nm
+            if MAXSR:
+                val = acc_v
+            else:
+                safe = tl.where(acc_m == NEG, 0.0, acc_m)
+                val = safe + tl.log(acc_s)
+            if HAS_PE:
+                val += tl.load(pe_b + (t - 1) * C + offs_c, mask=cmask, other=0.0)
+            val = tl.where(cmask, val, NEG)
+            mx = tl.max(val, axis=0)
+            mxs = tl.where(mx == NEG, 0.0, mx)
+            fn = val - mxs
+            r_t = r_prev + mxs.to(tl.float64)
+            tl.store(first_b + t * C + offs_c, fn, mask=cmask)
+            tl.store(shift_b + t, r_t)
+            if STORE_BP:
+                tl.store(bpd_ptr + b * T * C + (t - 1) * C + offs_c, acc_d.to(tl.int32), mask=cmask)
+                tl.store(bpl_ptr + b * T * C + (t - 1) * C + offs_c, acc_l.to(tl.int32), mask=cmask)
+            r_prev = r_t
+        tl.debug_barrier()
+        _final_score(
+            first_b + L * C, shift_b + L, score_ptr + b, final_ptr + b, offs_c, cmask, MAXSR
+        )
+
+
+def _kcc_config(C: int, K: int, num_warps: int | None, dtype: torch.dtype) -> tuple[int, int, int]:
+    """``(block_c, block_d, num_warps)`` of the ``(K, C, C)`` kernels: ``(D, C, C)`` tiles."""
+    cfg = scan_config(C, K, num_warps, dtype)
+    budget = 1024 * cfg.num_warps // (2 if dtype == torch.float64 else 1)
+    block_d = max(2, min(_pow2_floor(budget // (cfg.block_c * cfg.block_c)), max(2, _next_pow2(K))))
+    return cfg.block_c, block_d, cfg.num_warps
+
+
+def start_scores(transition: torch.Tensor) -> torch.Tensor:
+    """``(K, C)`` start score ``logsumexp_{c'} transition[d, c', c]`` (``-inf`` if all forbidden)."""
+    m = transition.amax(dim=-2, keepdim=True)
+    m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
+    return (m + torch.log(torch.exp(transition - m).sum(dim=-2, keepdim=True))).squeeze(-2)
+
+
+def _check_semiring(semiring: str) -> None:
+    if semiring not in ("log", "max"):
+        raise ValueError(f"semiring: expected 'log' or 'max', got {semiring!r}")
+
+
+def _check_triton(cum_scores: torch.Tensor) -> None:
+    from .._triton_support import triton_available_for
+
+    if not triton_available_for(cum_scores):
+        raise ValueError(
+            "cum_scores: the Triton kernels need a CUDA tensor (or TRITON_INTERPRET=1 set before "
+            f"import, for CPU tensors) and triton installed; got a tensor on {cum_scores.device}"
+            f" with HAS_TRITON={HAS_TRITON}"
+        )
+
+
+def run_forward_scan(
+    cum: torch.Tensor,
+    trans: torch.Tensor,
+    db: torch.Tensor,
+    lengths: torch.Tensor,
+    K: int,
+    ps: torch.Tensor | None,
+    pe: torch.Tensor | None,
+    *,
+    maxsr: bool,
+    backpointers: bool,
+    num_warps: int | None,
+) -> tuple[torch.Tensor, ...]:
+    """Launch the forward scan on prepared inputs.
+
+    Returns:
+        ``(score64 (B,), final (B,) int64, alpha (B, T+1, C), window (B, T+1, C) | None,
+        shift (B, T+1) float64, bp_duration (B, T, C) int32 | None, bp_aux (B, T, C) int32 |
+        None)``; ``bp_aux`` is the best previous label per *start* with ``(C, C)`` transitions
+        and per *end* with ``(K, C, C)`` transitions.
+    """
+    B, T1, C = cum.shape
+    T = T1 - 1
+    dev = cum.device
+    dt = cum.dtype
+    alpha = new_float((B, T1, C), dt, dev)
+    shift = new_float((B, T1), torch.float64, dev)
+    score = new_float((B,), torch.float64, dev)
+    final = torch.full((B,), -1, dtype=torch.int64, device=dev)
+    if backpointers:
+        bpd = torch.full((B, T, C), -1, dtype=torch.int32, device=dev)
+        bpa = torch.full((B, T, C), -1, dtype=torch.int32, device=dev)
+    else:
+        bpd = bpa = torch.empty(1, dtype=torch.int32, device=dev)
+    ps_arg = ps if ps is not None else cum
+    pe_arg = pe if pe is not None else cum
+    if trans.dim() == 2:
+        cfg = scan_config(C, K, num_warps, dt)
+        window = new_float((B, T1, C), dt, dev)
+        _scan_cc_kernel[(B,)](
+            cum, trans, db, lengths, ps_arg, pe_arg,
+            alpha, window, shift, score, final, bpd, bpa,
+            T, K, C,
+            REVERSE=False, MAXSR=maxsr, HAS_PS=ps is not None, HAS_PE=pe is not None,
+            STORE_BP=backpointers, TRANS_REGS=cfg.trans_regs,
+            BLOCK_C=cfg.block_c, BLOCK_P=cfg.block_p, BLOCK_S=cfg.block_s, BLOCK_TC=cfg.block_tc,
+            num_warps=cfg.num_warps,
+        )  # fmt: skip
+    else:
+        block_c, block_d, warps = _kcc_config(C, K, num_warps, dt)
+        window = None
+        start = start_scores(trans).contiguous()
+        _scan_kcc_forward_kernel[(B,)](
+            cum, trans, db, start, lengths, ps_arg, pe_arg,
+            alpha, shift, score, final, bpd, bpa,
+            T, K, C,
+            MAXSR=maxsr, HAS_PS=ps is not None, HAS_PE=pe is not None, STORE_BP=backpointers,
+            BLOCK_C=block_c, BLOCK_D=block_d, num_warps=warps,
+        )  # fmt: skip
+    return (
+        score,
+        final,
+        alpha,
+        window,
+        shift,
+        bpd if backpointers else None,
+        bpa if backpointers else None,
+    )
+
+
+def launch_streaming_triton_kernel(
+    cum_scores: torch.Tensor,
+    transition: torch.Tensor,
+    duration_bias: torch.Tensor,
+    lengths: torch.Tensor,
+    K: int,
+    semiring: str = "log",
+    proj_start: torch.Tensor | None = None,
+    proj_end: torch.Tensor | None = None,
+    num_warps: int | None = 4,
+) -> StreamingForwardState:
+    """Streaming forward scan (Triton): log partition or Viterbi score, and the saved state.
+
+    Inputs are converted with ``prepare_inputs`` (a no-op for inputs the dispatcher already
+    prepared); they are not validated. Memory: O(batch T C); time O(T (K C + C^2)) per sequence
+    with ``(C, C)`` transitions, O(T K C^2) with ``(K, C, C)``.
+
+    Args:
+        cum_scores: ``(batch, T+1, C)`` cumulative scores, ``cum[:, 0] = 0``; CUDA (or CPU under
+            ``TRITON_INTERPRET=1``).
+        transition: ``(C, C)`` or ``(K, C, C)``, ``transition[c_prev, c]``; ``-inf`` forbids.
+        duration_bias: ``(K, C)``; row ``d - 1`` scores duration ``d``.
+        lengths: ``(batch,)`` integer lengths in ``[1, T]``.
+        K: longest segment.
+        semiring: ``"log"`` (log Z) or ``"max"`` (Viterbi score).
+        proj_start: optional ``(batch, T, C)`` score at each segment's first position.
+        proj_end: optional ``(batch, T, C)`` score at each segment's last position.
+        num_warps: warps per program; ``None`` lets :func:`scan_config` choose from ``(C, K)``.
+
+    Returns:
+        :class:`StreamingForwardState`; ``[0]`` is the ``(batch,)`` partition in the compute
+        dtype (float32, float64 for float64 ``cum_scores``), ``-inf`` where no segmentation is
+        allowed. Pass the whole tuple to ``launch_streaming_triton_backward``.
+    """
+    _check_semiring(semiring)
+    inp = prepare_inputs(cum_scores, transition, duration_bias, lengths, K, proj_start, proj_end)
+    _check_triton(inp.cum_scores)
+    score, _final, alpha, window, shift, _bpd, _bpa = run_forward_scan(
+        inp.cum_scores, inp.transition, inp.duration_bias, inp.lengths, inp.K,
+        inp.proj_start, inp.proj_end,
+        maxsr=semiring == "max", backpointers=False, num_warps=num_warps,
+    )  # fmt: skip
+    return StreamingForwardState(score.to(inp.cum_scores.dtype), score, alpha, window, shift)

@@ -1,0 +1,282 @@
+"""``UncertaintySemiMarkovCRFHead``: posterior marginals, exact entropy, uncertainty-weighted loss.
+
+Every quantity is exact for the head's model (conventions section 4), at any ``T`` with the
+streaming backend:
+
+* boundary marginal ``P(a segment starts at t)`` and position marginal ``P(label c at t)``:
+  gradients of ``log Z`` with respect to a zero start bonus and to the per-position scores the
+  model uses (one forward + backward of the kernels, Triton where available);
+* entropy of the segmentation distribution: ``log Z - E[score]`` from one streaming
+  forward/backward (``semicrf_kernels.streaming_marginals_pytorch``), or with the
+  ``EntropySemiring`` over the edge tensor (short ``T``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from semicrf_kernels import streaming_marginals_pytorch
+from semicrf_semirings import EntropySemiring, LogSemiring
+
+from .backends import build_edge_tensor, check_edge_memory, exact_sum
+from .head import REDUCTIONS, SemiMarkovCRFHead
+from .preprocess import ModelInputs, cumulative_scores, position_mask
+from .validation import check_choice
+
+__all__ = ["FOCUS_MODES", "UncertaintySemiMarkovCRFHead"]
+
+FOCUS_MODES = ("high_uncertainty", "boundary_regions")
+
+
+class UncertaintySemiMarkovCRFHead(SemiMarkovCRFHead):
+    """``SemiMarkovCRFHead`` plus exact posterior marginals, entropy and an uncertainty-weighted
+    loss. Same constructor and parameters; no extra state.
+
+    Marginals and ``compute_entropy_streaming`` are computed without building a graph back to the
+    encoder (they are returned detached); ``compute_entropy_exact`` is differentiable.
+    """
+
+    # ------------------------------------------------------------------ marginals
+    def _log_z_inputs(
+        self, hidden_states: torch.Tensor, lengths: torch.Tensor, backend: str
+    ) -> tuple[str, ModelInputs]:
+        backend = self._resolve_backend(backend)
+        self._check(hidden_states, lengths)
+        with torch.no_grad():
+            inputs = self._prepare(hidden_states, lengths)
+        return backend, inputs
+
+    def _gradient_of_log_z(
+        self,
+        inputs: ModelInputs,
+        lengths: torch.Tensor,
+        backend: str,
+        use_triton: bool,
+        wrt: str,
+    ) -> torch.Tensor:
+        """``d sum_b log Z_b / d x`` for ``x`` = the per-position scores (``wrt="scores"``) or
+        a zero bonus added to every segment start (``wrt="start"``); ``(batch, T, C)``."""
+        with torch.enable_grad():
+            scores = inputs.scores.detach().requires_grad_(wrt == "scores")
+            ps = None if inputs.proj_start is None else inputs.proj_start.detach()
+            if wrt == "start":
+                bonus = torch.zeros_like(scores, requires_grad=True)
+                ps = bonus if ps is None else ps + bonus
+            detached = ModelInputs(
+                scores=scores,
+                cum_scores=cumulative_scores(scores, scores.dtype),
+                transition=inputs.transition.detach(),
+                duration_bias=inputs.duration_bias.detach(),
+                proj_start=ps,
+                proj_end=None if inputs.proj_end is None else inputs.proj_end.detach(),
+            )
+            log_z = self._semiring_sum(detached, lengths, backend, LogSemiring, use_triton)
+            target = scores if wrt == "scores" else bonus
+            (grad,) = torch.autograd.grad(log_z.sum(), target)
+        return grad.detach()
+
+    def compute_boundary_marginals(
+        self,
+        hidden_states: torch.Tensor,
+        lengths: torch.Tensor,
+        backend: str = "auto",
+        normalize: bool = True,
+        *,
+        use_triton: bool = True,
+    ) -> torch.Tensor:
+        """``P(a segment starts at t)`` for every position.
+
+        Args:
+            hidden_states: ``(batch, T, hidden_dim)`` encoder output.
+            lengths: ``(batch,)`` integer valid lengths.
+            backend: ``"auto"``/``"streaming"`` (any ``T``), ``"exact"`` or
+                ``"binary_tree_sharded"`` (edge tensor); the same numbers.
+            normalize: clip the values into ``[0, 1]`` (they are probabilities already; this
+                only removes floating-point rounding). Kept for API compatibility.
+            use_triton: (keyword) let the kernels use Triton where available.
+
+        Returns:
+            ``(batch, T)`` float: 1 at ``t = 0``, 0 at padding; 0 everywhere for a sequence with
+            no allowed segmentation.
+        """
+        backend, inputs = self._log_z_inputs(hidden_states, lengths, backend)
+        grad = self._gradient_of_log_z(inputs, lengths, backend, use_triton, "start")
+        boundary = grad.sum(dim=-1)
+        boundary = torch.where(
+            position_mask(lengths, boundary.shape[1]), boundary, torch.zeros_like(boundary)
+        )
+        return boundary.clamp(0.0, 1.0) if normalize else boundary
+
+    def compute_position_marginals(
+        self,
+        hidden_states: torch.Tensor,
+        lengths: torch.Tensor,
+        *,
+        backend: str = "auto",
+        use_triton: bool = True,
+    ) -> torch.Tensor:
+        """``P(position t has label c)``, exactly.
+
+        It is the gradient of ``log Z`` with respect to the per-position scores the model uses
+        (after centering when it is on).
+
+        Args:
+            hidden_states: ``(batch, T, hidden_dim)`` encoder output.
+            lengths: ``(batch,)`` integer valid lengths.
+            backend: (keyword) as in :meth:`compute_boundary_marginals`.
+            use_triton: (keyword) let the kernels use Triton where available.
+
+        Returns:
+            ``(batch, T, C)`` float: rows sum to 1 at valid positions, 0 at padding (and 0 for a
+            sequence with no allowed segmentation).
+        """
+        backend, inputs = self._log_z_inputs(hidden_states, lengths, backend)
+        grad = self._gradient_of_log_z(inputs, lengths, backend, use_triton, "scores")
+        return grad.clamp(0.0, 1.0)
+
+    # ------------------------------------------------------------------ entropy
+    def compute_entropy_streaming(
+        self, hidden_states: torch.Tensor, lengths: torch.Tensor
+    ) -> torch.Tensor:
+        """Exact Shannon entropy (nats) of each sequence's segmentation distribution, any ``T``.
+
+        ``H = log Z - E[score]``: the score is linear in the per-position scores, duration
+        biases, between-segment transitions, boundary scores and start scores (each taken as
+        its own input), so ``E[score]`` is the sum of each input times its posterior marginal.
+        One streaming forward and backward in float64 (PyTorch), ``O(KC)`` state; not
+        differentiable.
+
+        Returns:
+            ``(batch,)`` float (0 for a sequence with no allowed segmentation).
+        """
+        _, inputs = self._log_z_inputs(hidden_states, lengths, "streaming")
+        f64 = torch.float64
+        marg = streaming_marginals_pytorch(
+            inputs.cum_scores.to(f64),
+            inputs.transition.to(f64),
+            inputs.duration_bias.to(f64),
+            lengths,
+            self.max_duration,
+            None if inputs.proj_start is None else inputs.proj_start.to(f64),
+            None if inputs.proj_end is None else inputs.proj_end.to(f64),
+            validate=self.validate,
+        )
+        # Rounding in log Z - E[score] can leave a tiny negative number for a near-deterministic
+        # distribution; entropy is >= 0.
+        return marg.entropy.clamp(min=0.0).to(inputs.cum_scores.dtype)
+
+    def compute_entropy_exact(
+        self, hidden_states: torch.Tensor, lengths: torch.Tensor
+    ) -> torch.Tensor:
+        """Exact entropy with the ``EntropySemiring`` over the ``(batch, T, K+1, C, C)`` edge tensor.
+
+        For short sequences (the edge tensor must fit ``edge_memory_threshold``);
+        differentiable. Equals :meth:`compute_entropy_streaming`.
+
+        Returns:
+            ``(batch,)`` float.
+        """
+        self._check(hidden_states, lengths)
+        inputs = self._prepare(hidden_states, lengths)
+        B, T1, C = inputs.cum_scores.shape
+        check_edge_memory(
+            B,
+            T1 - 1,
+            self.max_duration,
+            C,
+            inputs.cum_scores.dtype,
+            self.edge_memory_threshold,
+            "exact",
+        )
+        edge = build_edge_tensor(
+            inputs.cum_scores,
+            inputs.transition,
+            inputs.duration_bias,
+            self.max_duration,
+            inputs.proj_start,
+            inputs.proj_end,
+        )
+        return exact_sum(edge, lengths, EntropySemiring).to(inputs.cum_scores.dtype)
+
+    # ------------------------------------------------------------------ weighted loss
+    def sequence_uncertainty(
+        self,
+        hidden_states: torch.Tensor,
+        lengths: torch.Tensor,
+        focus_mode: str = "high_uncertainty",
+        *,
+        use_triton: bool = True,
+    ) -> torch.Tensor:
+        """Per-sequence uncertainty ``u`` in ``[0, 1]`` used by the weighted loss (detached).
+
+        * ``"high_uncertainty"``: the entropy rate relative to its largest possible value,
+          ``u = H / (L log(2C))``. A segmentation is fixed by each position's label and whether
+          a segment starts there (positions ``1..L-1``), so ``H <= L log C + (L-1) log 2``
+          and ``u <= 1``; ``u = 0`` for a certain prediction.
+        * ``"boundary_regions"``: how undecided the boundaries are,
+          ``u = mean_{0 < t < L} 4 p_t (1 - p_t)`` with ``p_t`` the boundary marginal (1 where
+          ``p_t = 1/2``); 0 when ``L = 1``.
+
+        Returns:
+            ``(batch,)`` float, detached.
+        """
+        check_choice(focus_mode, "focus_mode", FOCUS_MODES)
+        with torch.no_grad():
+            L = lengths.to(torch.float64)
+            if focus_mode == "high_uncertainty":
+                H = self.compute_entropy_streaming(hidden_states, lengths).to(torch.float64)
+                u = H / (L * math.log(2 * self.num_classes))
+            else:
+                p = self.compute_boundary_marginals(
+                    hidden_states, lengths, use_triton=use_triton
+                ).to(torch.float64)
+                inner = position_mask(lengths, p.shape[1])
+                inner[:, 0] = False
+                spread = torch.where(inner, 4 * p * (1 - p), torch.zeros_like(p)).sum(dim=1)
+                u = torch.where(L > 1, spread / (L - 1).clamp(min=1), torch.zeros_like(spread))
+        return u.clamp(0.0, 1.0)
+
+    def compute_loss_uncertainty_weighted(
+        self,
+        hidden_states: torch.Tensor,
+        lengths: torch.Tensor,
+        labels: torch.Tensor,
+        uncertainty_weight: float = 1.0,
+        focus_mode: str = "high_uncertainty",
+        use_triton: bool = False,
+        reduction: str = "mean",
+    ) -> torch.Tensor:
+        """NLL weighted per sequence by its uncertainty: ``(1 + w * u) * NLL``.
+
+        ``u`` (:meth:`sequence_uncertainty`, in ``[0, 1]``) is detached, so the gradient is the
+        NLL's gradient scaled per sequence; sequences the model is unsure about weigh up to
+        ``1 + w`` times more (active learning, hard-example focus).
+
+        Args:
+            hidden_states: ``(batch, T, hidden_dim)`` encoder output.
+            lengths: ``(batch,)`` integer valid lengths.
+            labels: ``(batch, T)`` integer gold labels.
+            uncertainty_weight: ``w >= 0``.
+            focus_mode: ``"high_uncertainty"`` or ``"boundary_regions"``.
+            use_triton: let the kernels use Triton where available.
+            reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+
+        Returns:
+            Scalar (``(batch,)`` for ``"none"``).
+        """
+        check_choice(focus_mode, "focus_mode", FOCUS_MODES)
+        check_choice(reduction, "reduction", REDUCTIONS)
+        if not (
+            isinstance(uncertainty_weight, (int, float))
+            and uncertainty_weight >= 0
+            and math.isfinite(uncertainty_weight)
+        ):
+            raise ValueError(
+                f"uncertainty_weight must be a finite number >= 0, got {uncertainty_weight!r}"
+            )
+        nll = self._nll(hidden_states, lengths, labels, None, use_triton, "auto")
+        u = self.sequence_uncertainty(hidden_states, lengths, focus_mode, use_triton=use_triton)
+        weighted = (1 + uncertainty_weight * u.to(nll.dtype)) * nll
+        return self._reduce(weighted, reduction)
