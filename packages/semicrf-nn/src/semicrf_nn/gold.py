@@ -336,8 +336,8 @@ def score_gold_vectorized(
         transition: ``(C, C)`` or ``(K, C, C)`` float, ``transition[c_prev, c]``.
         duration_bias: ``(K, C)`` float, row ``d-1`` for duration ``d``.
         max_duration: ``K``.
-        proj_start, proj_end: optional ``(batch, T, C)`` float boundary scores read at a
-            segment's first / last position.
+        proj_start: optional ``(batch, T, C)`` float score read at a segment's first position.
+        proj_end: optional ``(batch, T, C)`` float score read at a segment's last position.
         segments: explicit gold segments instead of ``labels`` (``segments[b]`` a list of
             ``Segment`` or ``(start, end, label)`` tiling ``[0, L)``); lets two adjacent segments
             share a label. Segments longer than ``K`` are split like runs.

@@ -220,7 +220,8 @@ class UncertaintySemiMarkovCRFHead(SemiMarkovCRFHead):
           ``p_t = 1/2``); 0 when ``L = 1``.
 
         Returns:
-            ``(batch,)`` float, detached.
+            ``(batch,)`` detached, float32 (float64 when ``hidden_states`` is float64); the
+            arithmetic is done in float64.
         """
         check_choice(focus_mode, "focus_mode", FOCUS_MODES)
         with torch.no_grad():
@@ -236,7 +237,8 @@ class UncertaintySemiMarkovCRFHead(SemiMarkovCRFHead):
                 inner[:, 0] = False
                 spread = torch.where(inner, 4 * p * (1 - p), torch.zeros_like(p)).sum(dim=1)
                 u = torch.where(L > 1, spread / (L - 1).clamp(min=1), torch.zeros_like(spread))
-        return u.clamp(0.0, 1.0)
+        out_dtype = torch.float64 if hidden_states.dtype == torch.float64 else torch.float32
+        return u.clamp(0.0, 1.0).to(out_dtype)
 
     def compute_loss_uncertainty_weighted(
         self,

@@ -31,9 +31,9 @@ class RegionSpec:
 
 
 REGIONS: dict[int, RegionSpec] = {
-    INTERGENIC: RegionSpec(45.0, 15, 80, (0.32, 0.18, 0.18, 0.32)),
-    EXON: RegionSpec(28.0, 8, 60, (0.20, 0.30, 0.30, 0.20)),
-    INTRON: RegionSpec(35.0, 12, 70, (0.27, 0.20, 0.23, 0.30)),
+    INTERGENIC: RegionSpec(45.0, 15, 80, (0.36, 0.14, 0.14, 0.36)),
+    EXON: RegionSpec(28.0, 8, 60, (0.14, 0.36, 0.36, 0.14)),
+    INTRON: RegionSpec(35.0, 12, 70, (0.22, 0.14, 0.40, 0.24)),
 }
 
 
