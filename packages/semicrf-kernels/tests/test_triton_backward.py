@@ -47,8 +47,10 @@ CASES = [
     (2, 6, 3, 9, [6, 1], False, True, 0.0),
     (2, 9, 3, 3, [9, 5], True, True, 0.2),
     (1, 6, 2, 8, None, True, False, 0.0),
+    (2, 1, 3, 2, None, False, True, 0.0),
 ]
-if ON_CUDA:
+if ON_CUDA:  # fewer small cases (each is a compilation), realistic sizes added
+    CASES = [CASES[0], CASES[4], CASES[6]]
     CASES += [
         (4, 300, 24, 32, None, False, True, 0.1),
         (2, 200, 130, 7, None, False, True, 0.0),
@@ -110,7 +112,7 @@ def test_gradients_match_pytorch_path_float64(make_inputs, rng, case):
         torch.testing.assert_close(g, g_ref, rtol=1e-9, atol=1e-10, msg=name)
 
 
-@pytest.mark.parametrize("case", [CASES[0], CASES[2], CASES[4], *CASES[6:]])
+@pytest.mark.parametrize("case", CASES[3:] if ON_CUDA else [CASES[0], CASES[2], CASES[4], CASES[6]])
 def test_float32_gradients_within_1e4_of_float64(make_inputs, rng, case):
     B, T, C, K, lengths, per_duration, proj, forbid = case
     inp32 = make_inputs(

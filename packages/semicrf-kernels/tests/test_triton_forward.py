@@ -42,9 +42,18 @@ SHAPES = [
     (2, 10, 5, 2, [10, 3]),
     (2, 6, 3, 9, [6, 1]),
     (3, 13, 4, 4, [13, 12, 5]),
+    (2, 1, 2, 3, None),
 ]
 if ON_CUDA:
-    SHAPES += [(4, 300, 24, 32, None), (2, 200, 130, 7, None), (2, 150, 24, 300, None)]
+    # Every tile configuration is a compilation on the GPU: the interpreter covers the small
+    # shapes; CUDA keeps two of them and adds realistic sizes.
+    SHAPES = [
+        SHAPES[4],
+        SHAPES[5],
+        (4, 300, 24, 32, None),
+        (2, 200, 130, 7, None),
+        (2, 150, 24, 300, None),
+    ]
 
 
 @pytest.fixture(autouse=True)
@@ -78,7 +87,10 @@ def test_matches_float64_reference(make_inputs, shape, per_duration, semiring):
     if per_duration and C > 64:
         pytest.skip("(K, C, C) at C > 64 is covered by the float32 test")
     inp = make_inputs(B, T, C, K, per_duration=per_duration, proj=True, lengths=lengths)
-    expected = reference_forward(*inp.args, semiring=semiring, **inp.kwargs)
+    if T <= 20:
+        expected = reference_forward(*inp.args, semiring=semiring, **inp.kwargs)
+    else:  # the scalar reference is too slow at GPU sizes: the float64 PyTorch path
+        expected = streaming_forward_pytorch(*inp.args, semiring, inp.proj_start, inp.proj_end)
     got = _triton(inp, semiring)
     assert got.dtype == torch.float64
     torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-10)
@@ -200,7 +212,9 @@ def test_state_is_what_backward_needs(make_inputs):
         torch.testing.assert_close(a.amax(dim=1), torch.zeros(L + 1, dtype=a.dtype))
         z = torch.logsumexp(a[L], 0) + shift[b, L].cpu()
         torch.testing.assert_close(z, log_z[b].cpu())
-    state3 = launch_streaming_triton_kernel(*make_inputs(2, 9, 3, 3, per_duration=True).args)
+    state3 = launch_streaming_triton_kernel(
+        *_on_device(make_inputs(2, 9, 3, 3, per_duration=True)).args
+    )
     assert state3.window is None
 
 

@@ -41,8 +41,10 @@ CASES = [
     (2, 10, 5, 2, [10, 3], False, True, 0.3),
     (2, 6, 3, 9, [6, 1], False, False, 0.0),
     (2, 9, 3, 3, [9, 5], True, True, 0.2),
+    (2, 1, 3, 2, None, False, True, 0.0),
 ]
-if ON_CUDA:
+if ON_CUDA:  # fewer small cases (each is a compilation), realistic sizes added
+    CASES = [CASES[0], CASES[4]]
     CASES += [(4, 300, 24, 32, None, False, True, 0.1), (2, 100, 130, 7, None, False, False, 0.0)]
 
 
@@ -100,7 +102,7 @@ def test_path_matches_reference_float64(make_inputs, case):
     _assert_same_path(got, streaming_viterbi_pytorch(*inp), 1e-10)
 
 
-@pytest.mark.parametrize("case", [CASES[0], CASES[2], CASES[4], *CASES[5:]])
+@pytest.mark.parametrize("case", CASES[2:] if ON_CUDA else [CASES[0], CASES[2], CASES[4], CASES[5]])
 def test_float32_path_matches_pytorch_path(make_inputs, case):
     B, T, C, K, lengths, per_duration, proj, forbid = case
     inp = make_inputs(

@@ -65,7 +65,7 @@ else:  # pragma: no cover
 
 if HAS_TRITON:
 
-    @triton.jit
+    @triton.jit(do_not_specialize=["T", "K"])
     def _scan_kcc_backward_kernel(
         cum_ptr,  # (B, T+1, C)
         trans_ptr,  # (K, C, C)
@@ -183,7 +183,7 @@ if HAS_TRITON:
             tl.store(lps_b + s * C + offs_c, safep + tl.log(sp) + rel, mask=cmask)
             r_prev = r_s
 
-    @triton.jit
+    @triton.jit(do_not_specialize=["T", "K", "SPACING", "J"])
     def _cut_mass_cc_kernel(
         cum_ptr, db_ptr, len_ptr, logz_ptr,
         wf_ptr, ra_ptr, wb_ptr, rb_ptr,  # forward / backward window values and shifts
@@ -240,7 +240,7 @@ if HAS_TRITON:
         val = tl.where(ok, tl.log(tl.where(ok, acc, 1.0)), 0.0)
         tl.store(out_ptr + b * J + j, tl.where(logz > NEG, val, 0.0))
 
-    @triton.jit
+    @triton.jit(do_not_specialize=["T", "K", "SPACING", "J"])
     def _cut_mass_kcc_kernel(
         cum_ptr, trans_ptr, db_ptr, len_ptr, logz_ptr, ps_ptr,
         alpha_ptr, ra_ptr, wb_ptr, rb_ptr, out_ptr,
@@ -297,7 +297,7 @@ if HAS_TRITON:
         val = tl.where(ok, tl.log(tl.where(ok, acc, 1.0)), 0.0)
         tl.store(out_ptr + b * J + j, tl.where(logz > NEG, val, 0.0))
 
-    @triton.jit
+    @triton.jit(do_not_specialize=["T"])
     def _marginals_kernel(
         len_ptr,
         alpha_ptr, wf_ptr, ra_ptr,  # forward rows
@@ -356,7 +356,7 @@ if HAS_TRITON:
         if WANT_PE:
             tl.store(gpe_ptr + prow, g * p_end, mask=((q >= 1) & inr)[:, None] & cmask[None, :])
 
-    @triton.jit
+    @triton.jit(do_not_specialize=["T", "CHUNK", "NCH"])
     def _grad_trans_cc_kernel(
         len_ptr, alpha_ptr, ra_ptr, first_ptr, rb_ptr, lz_ptr, trans_ptr,
         out_ptr,  # (B, NCH, C, C) float64 partial sums
@@ -404,7 +404,7 @@ if HAS_TRITON:
         o = ((b * NCH + ch) * C + cin)[:, None] * C + offs_c[None, :]
         tl.store(out_ptr + o, acc, mask=inm[:, None] & cmask[None, :])
 
-    @triton.jit
+    @triton.jit(do_not_specialize=["T", "K", "CHUNK", "NCH"])
     def _grad_db_cc_kernel(
         len_ptr, cum_ptr, db_ptr, wf_ptr, ra_ptr, wb_ptr, rb_ptr, lz_ptr,
         out_ptr,  # (B, NCH, K, C) float64 partial sums
@@ -452,7 +452,7 @@ if HAS_TRITON:
         o = ((b * NCH + ch) * K + (d - 1))[:, None] * C + offs_c[None, :]
         tl.store(out_ptr + o, acc, mask=dv[:, None] & cmask[None, :])
 
-    @triton.jit
+    @triton.jit(do_not_specialize=["T", "K"])
     def _grad_kcc_kernel(
         len_ptr, cum_ptr, trans_ptr, db_ptr, ps_ptr, alpha_ptr, ra_ptr, wb_ptr, rb_ptr, lz_ptr,
         gt_ptr,  # out (B, K, C, C) float64 partial per sequence
@@ -578,7 +578,7 @@ def run_backward_scan(inp, state: StreamingForwardState, num_warps: int | None) 
         cfg = scan_config(C, K, num_warps, dt)
         dummy_i = torch.empty(1, dtype=torch.int32, device=dev)
         _scan_cc_kernel[(B,)](
-            cum, trans, db, lengths, ps_arg, pe_arg,
+            cum, trans.t().contiguous(), db, lengths, ps_arg, pe_arg,
             first, wb, rb, state.log_z, lengths, dummy_i, dummy_i,
             T, K, C,
             REVERSE=True, MAXSR=False, HAS_PS=ps is not None, HAS_PE=pe is not None,
@@ -648,9 +648,14 @@ def launch_streaming_triton_backward(
     """Gradients of ``sum_b grad_output[b] * log Z[b]`` (Triton).
 
     Args:
-        cum_scores, transition, duration_bias, lengths, K, proj_start, proj_end: the inputs given
-            to :func:`launch_streaming_triton_kernel` (prepared again here, a no-op when already
-            prepared).
+        cum_scores: ``(batch, T+1, C)``, as given to :func:`launch_streaming_triton_kernel`
+            (every input is prepared again here, a no-op when already prepared).
+        transition: ``(C, C)`` or ``(K, C, C)``, as given to the forward.
+        duration_bias: ``(K, C)``, as given to the forward.
+        lengths: ``(batch,)`` integer, as given to the forward.
+        K: the longest segment.
+        proj_start: optional ``(batch, T, C)``, as given to the forward.
+        proj_end: optional ``(batch, T, C)``, as given to the forward.
         forward_state: the tuple :func:`launch_streaming_triton_kernel` returned for these
             inputs with ``semiring="log"``.
         grad_output: ``(batch,)`` upstream gradient of each log Z.

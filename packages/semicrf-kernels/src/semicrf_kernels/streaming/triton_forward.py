@@ -175,7 +175,7 @@ if HAS_TRITON:
 
     @triton.jit
     def _second_tiled(
-        row_ptr, trans_ptr, C, n_in, s_in, s_out, offs_c, cmask,
+        row_ptr, trans_ptr, C, n_in, offs_c, cmask,
         USE_MAX: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_TC: tl.constexpr,
     ):  # fmt: skip
         """``out[c] = (+)_{c'} first[c'] + M[c', c]`` (and the smallest best ``c'`` with the max),
@@ -190,7 +190,7 @@ if HAS_TRITON:
             inm = cin < C
             f = tl.load(row_ptr + cin, mask=inm, other=float("-inf"))
             Mk = tl.load(
-                trans_ptr + cin[:, None] * s_in + offs_c[None, :] * s_out,
+                trans_ptr + cin[:, None] * C + offs_c[None, :],
                 mask=inm[:, None] & cmask[None, :],
                 other=float("-inf"),
             )
@@ -215,10 +215,10 @@ if HAS_TRITON:
             out = safe + tl.log(acc_s)
         return out, acc_a
 
-    @triton.jit
+    @triton.jit(do_not_specialize=["T", "K"])
     def _scan_cc_kernel(
         cum_ptr,  # (B, T+1, C)
-        trans_ptr,  # (C, C)
+        trans_ptr,  # (C, C): transition (forward), its transpose (REVERSE)
         db_ptr,  # (K, C)
         len_ptr,  # (B,) int64
         ps_ptr,  # (B, T, C) or dummy
@@ -264,17 +264,14 @@ if HAS_TRITON:
         shift_b = shift_ptr + b * (T + 1)
         bpd_b = bpd_ptr + b * T * C
         bpa_b = bpa_ptr + b * T * C
-        # The reduction over the previous label reads M[c_in, c_out]: the transition forward,
-        # its transpose in reverse (beta[c'] = (+)_c trans[c', c] + gamma[c]).
-        if REVERSE:
-            s_in = 1
-            s_out = C
-        else:
-            s_in = C
-            s_out = 1
+        # The reduction over the previous label reads M[c_in, c_out] = trans_ptr[c_in * C + c_out]:
+        # the transition forward, its transpose (passed pre-transposed) in reverse, where
+        # beta[c'] = (+)_c trans[c', c] + gamma[c].
         if TRANS_REGS:
-            M = tl.load(
-                trans_ptr + offs_c[:, None] * s_in + offs_c[None, :] * s_out,
+            # Held transposed, MT[c_out, c_in]: the reduction over c_in then runs along the
+            # fastest axis (within a warp), and fn broadcasts along rows without a conversion.
+            MT = tl.load(
+                trans_ptr + offs_c[None, :] * C + offs_c[:, None],
                 mask=cmask[:, None] & cmask[None, :],
                 other=NEG,
             )
@@ -294,14 +291,14 @@ if HAS_TRITON:
             f0 = tl.where(cmask, 0.0, NEG).to(DT)
             tl.store(first_b + offs_c, f0, mask=cmask)
             if TRANS_REGS:
-                x0 = f0[:, None] + M
-                m0 = tl.max(x0, axis=0)
+                x0 = f0[None, :] + MT
+                m0 = tl.max(x0, axis=1)
                 m0 = tl.where(m0 == NEG, 0.0, m0)
-                w0 = m0 + tl.log(tl.sum(tl.exp(x0 - m0[None, :]), axis=0))
+                w0 = m0 + tl.log(tl.sum(tl.exp(x0 - m0[:, None]), axis=1))
             else:
                 tl.debug_barrier()
                 w0, _a0 = _second_tiled(
-                    first_b, trans_ptr, C, C, s_in, s_out, offs_c, cmask, False, BLOCK_C, BLOCK_TC
+                    first_b, trans_ptr, C, C, offs_c, cmask, False, BLOCK_C, BLOCK_TC
                 )
             if HAS_PS:
                 w0 += tl.load(ps_b + offs_c, mask=cmask, other=0.0)
@@ -370,8 +367,14 @@ if HAS_TRITON:
                         tl.exp(x - safe[:, None, :]), axis=1
                     )
                     acc_m = nm
+            if not MAXSR:
+                # one log value per (output, label): phase 2 then needs a single log-sum-exp
+                safe = tl.where(acc_m == NEG, 0.0, acc_m)
+                acc_v = safe + tl.log(acc_s)
 
             # ---- phase 2: the P positions in order, with the block's own rows in registers ---
+            # Row i of the (P, C) local tile holds the phase-1 result of output i; rows j < i the
+            # block's own window rows; rows j > i nothing (-inf).
             loc_w = tl.full([BLOCK_P, BLOCK_C], NEG, DT)
             loc_sh = tl.zeros([BLOCK_P], tl.float64) + r_ref
             r_last = r_ref
@@ -396,23 +399,16 @@ if HAS_TRITON:
                     diffl = cur[None, :] - cumcur
                 xl = tl.where(jm, diffl + loc_w + (loc_sh - r_ref).to(DT)[:, None] + dbl, NEG)
                 sel = offs_p[:, None] == i
+                xl = tl.where(sel, acc_v, xl)
                 if MAXSR:
-                    ov = tl.max(tl.where(sel, acc_v, NEG), axis=0)
-                    od = tl.min(tl.where(sel, acc_d, BIG), axis=0)
-                    lv = tl.max(xl, axis=0)
-                    ld = tl.min(tl.where(xl == lv[None, :], jd[:, None].to(tl.int64), BIG), axis=0)
-                    # block-local rows have the smaller durations: they win ties
-                    take = lv >= ov
-                    val = tl.where(take, lv, ov)
-                    best_d = tl.where(take, ld, od)
+                    val = tl.max(xl, axis=0)
+                    # durations: jd for the block's rows (the smaller ones, so they win ties)
+                    dd = tl.where(sel, acc_d, jd[:, None].to(tl.int64))
+                    best_d = tl.min(tl.where(xl == val[None, :], dd, BIG), axis=0)
                 else:
-                    om = tl.max(tl.where(sel, acc_m, NEG), axis=0)
-                    osum = tl.sum(tl.where(sel, acc_s, 0.0), axis=0)
                     lm = tl.max(xl, axis=0)
-                    mm = tl.maximum(om, lm)
-                    safe = tl.where(mm == NEG, 0.0, mm)
-                    tot = osum * tl.exp(om - safe) + tl.sum(tl.exp(xl - safe[None, :]), axis=0)
-                    val = safe + tl.log(tot)
+                    safe = tl.where(lm == NEG, 0.0, lm)
+                    val = safe + tl.log(tl.sum(tl.exp(xl - safe[None, :]), axis=0))
                 if REVERSE:
                     if HAS_PS:
                         val += tl.load(ps_b + row * C + offs_c, mask=cact, other=0.0)
@@ -431,14 +427,14 @@ if HAS_TRITON:
                 # the window value of this row: (+)_{c_in} fn[c_in] + M[c_in, c] + proj
                 if TRANS_REGS:
                     # (helpers are inlined: the interpreter pays heavily for each jit call)
-                    xs = fn[:, None] + M
+                    xs = fn[None, :] + MT
                     if MAXSR:
-                        sec = tl.max(xs, axis=0)
-                        arg = tl.min(tl.where(xs == sec[None, :], offs_c[:, None], BIG), axis=0)
+                        sec = tl.max(xs, axis=1)
+                        arg = tl.min(tl.where(xs == sec[:, None], offs_c[None, :], BIG), axis=1)
                     else:
-                        ms = tl.max(xs, axis=0)
+                        ms = tl.max(xs, axis=1)
                         ms = tl.where(ms == NEG, 0.0, ms)
-                        sec = ms + tl.log(tl.sum(tl.exp(xs - ms[None, :]), axis=0))
+                        sec = ms + tl.log(tl.sum(tl.exp(xs - ms[:, None]), axis=1))
                 else:
                     tl.debug_barrier()
                     # an inactive step (past L) reads nothing: its row was never written
@@ -448,8 +444,6 @@ if HAS_TRITON:
                         trans_ptr,
                         C,
                         n_in,
-                        s_in,
-                        s_out,
                         offs_c,
                         cmask,
                         MAXSR,
@@ -479,7 +473,7 @@ if HAS_TRITON:
                 first_b + L * C, shift_b + L, score_ptr + b, final_ptr + b, offs_c, cmask, MAXSR
             )
 
-    @triton.jit
+    @triton.jit(do_not_specialize=["T", "K"])
     def _scan_kcc_forward_kernel(
         cum_ptr,  # (B, T+1, C)
         trans_ptr,  # (K, C, C)

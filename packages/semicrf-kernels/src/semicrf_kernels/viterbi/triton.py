@@ -23,7 +23,7 @@ if HAS_TRITON:
     import triton
     import triton.language as tl
 
-    @triton.jit
+    @triton.jit(do_not_specialize=["B", "T"])
     def _traceback_kernel(
         bpd_ptr,  # (B, T, C) int32 best duration of the segment ending at t-1 with label c
         bpl_ptr,  # (B, T, C) int32 its previous label (-1: first segment)
@@ -89,16 +89,13 @@ def launch_streaming_triton_kernel_max_bp(
     """Viterbi scores and backpointers (Triton), inputs as ``launch_streaming_triton_kernel``.
 
     Returns:
-        ``(scores, bp_duration, bp_label, final_label)``:
-
-        * ``scores`` ``(batch,)`` compute dtype, ``-inf`` where no segmentation is allowed;
-        * ``bp_duration`` ``(batch, T, C)`` int32: ``bp_duration[b, t-1, c]`` is the duration of
-          the best segment with label ``c`` ending at position ``t-1`` (inclusive), ties to the
-          smaller; ``-1`` at padding (``t > L``);
-        * ``bp_label`` ``(batch, T, C)`` int32: that segment's previous label, ties to the
-          smaller; ``-1`` when it is the first segment, and at padding;
-        * ``final_label`` ``(batch,)`` int64: best last label (ties: the smaller), ``-1`` when
-          no segmentation is allowed.
+        ``(scores, bp_duration, bp_label, final_label)``. ``scores`` ``(batch,)`` compute dtype,
+        ``-inf`` where no segmentation is allowed. ``bp_duration`` ``(batch, T, C)`` int32:
+        ``bp_duration[b, t-1, c]`` is the duration of the best segment with label ``c`` ending at
+        position ``t-1`` (inclusive), ties to the smaller; ``-1`` at padding (``t > L``).
+        ``bp_label`` ``(batch, T, C)`` int32: that segment's previous label, ties to the smaller;
+        ``-1`` when it is the first segment, and at padding. ``final_label`` ``(batch,)`` int64:
+        best last label (ties: the smaller), ``-1`` when no segmentation is allowed.
     """
     inp = prepare_inputs(cum_scores, transition, duration_bias, lengths, K, proj_start, proj_end)
     _check_triton(inp.cum_scores)

@@ -1,0 +1,306 @@
+"""Benchmark the streaming semi-CRF kernels on a GPU (Triton vs the PyTorch path).
+
+    python benchmarks/bench_streaming.py                 # the target configurations
+    python benchmarks/bench_streaming.py --quick         # a small smoke run
+    python benchmarks/bench_streaming.py --sweep         # also try num_warps / tile variants
+    python benchmarks/bench_streaming.py --out DIR       # where the markdown table goes
+
+For every configuration ``B x T x K x C`` it times, with ``triton.testing.do_bench`` (median):
+the forward (log Z), the Viterbi score (max forward), the Viterbi decode with device
+traceback, and forward + backward; and it measures the peak memory of forward + backward
+(``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats``, inputs included). The
+PyTorch path is timed where it finishes in reasonable time. The table is printed and written to
+``<out>/streaming_<card>_<date>_<commit>.md`` (commit from ``git rev-parse --short HEAD`` or
+the ``GIT_COMMIT`` environment variable).
+
+Run from the repository root with the packages importable (``uv run`` or ``PYTHONPATH``, as
+``benchmarks/gpu_check.sh`` does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+
+@dataclass(frozen=True)
+class Config:
+    B: int
+    T: int
+    K: int
+    C: int
+    targets: dict  # what -> milliseconds
+    torch_path: str = ""  # empty: time the PyTorch path; else why not
+
+
+CONFIGS = [
+    Config(32, 1000, 32, 24, {"fwd": 0.7, "fwd+bwd": 2.5, "viterbi+tb": 2.0}),
+    Config(8, 10000, 100, 24, {"fwd": 10.0, "fwd+bwd": 40.0}),
+    Config(64, 512, 16, 8, {}),
+    Config(4, 2048, 64, 128, {"fwd+bwd": 20.0}),
+    Config(1, 100000, 200, 24, {}, "a Python step per position: about a minute"),
+    Config(1, 400000, 3000, 24, {"fwd+bwd": 5000.0}, "a Python step per position: many minutes"),
+]
+QUICK = [
+    Config(4, 200, 16, 8, {}),
+    Config(2, 500, 40, 24, {}),
+    Config(2, 300, 8, 130, {}),
+]
+
+
+def do_bench(fn, warmup: int = 25, rep: int = 100) -> float:
+    """Median milliseconds of ``fn`` (triton's ``do_bench`` across its 3.x signatures).
+
+    ``warmup`` and ``rep`` are milliseconds of running, as in triton; ``rep <= 0`` means a
+    long-running ``fn``: one warm-up call and the median of three timed calls instead (triton
+    would first run it five times just to estimate its duration).
+    """
+    if rep <= 0:
+        fn()
+        times = []
+        for _ in range(3):
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            torch.cuda.synchronize()
+            times.append(start.elapsed_time(end))
+        return sorted(times)[1]
+    from triton.testing import do_bench as bench
+
+    try:
+        return float(bench(fn, warmup=warmup, rep=rep, return_mode="median"))
+    except TypeError:  # older signatures: quantiles only
+        return float(bench(fn, warmup=warmup, rep=rep, quantiles=[0.5])[0])
+
+
+def make_inputs(cfg: Config, device: str, dtype: torch.dtype = torch.float32, seed: int = 0):
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    B, T, K, C = cfg.B, cfg.T, cfg.K, cfg.C
+    emissions = torch.randn(B, T, C, generator=g)
+    emissions -= emissions.mean(dim=1, keepdim=True)  # zero-centred, as the head does
+    cum = torch.zeros(B, T + 1, C, dtype=torch.float64)
+    cum[:, 1:] = emissions.double().cumsum(dim=1)
+    trans = 0.5 * torch.randn(C, C, generator=g)
+    db = 0.5 * torch.randn(K, C, generator=g)
+    lengths = torch.full((B,), T, dtype=torch.int64)
+    return (
+        cum.to(device, dtype),
+        trans.to(device, dtype),
+        db.to(device, dtype),
+        lengths.to(device),
+        K,
+    )
+
+
+def card_name() -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", torch.cuda.get_device_name()).strip("-")
+
+
+def commit() -> str:
+    env = os.environ.get("GIT_COMMIT")
+    if env:
+        return env
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        )
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def peak_memory(fn) -> float:
+    """Peak allocated MiB while ``fn`` runs (inputs already allocated count too)."""
+    torch.cuda.synchronize()
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
+    fn()
+    torch.cuda.synchronize()
+    return torch.cuda.max_memory_allocated() / 2**20
+
+
+def bench_config(cfg: Config, num_warps: int, torch_too: bool) -> dict:
+    from semicrf_kernels import semi_crf_streaming_forward, semi_crf_streaming_viterbi
+
+    cum, trans, db, lengths, K = make_inputs(cfg, "cuda")
+    leaves = [x.clone().requires_grad_(True) for x in (cum, trans, db)]
+
+    def fwd(use_triton=True):
+        with torch.no_grad():
+            return semi_crf_streaming_forward(
+                cum, trans, db, lengths, K, "log", use_triton, num_warps, validate=False
+            )
+
+    def vit_score(use_triton=True):
+        with torch.no_grad():
+            return semi_crf_streaming_forward(
+                cum, trans, db, lengths, K, "max", use_triton, num_warps, validate=False
+            )
+
+    def vit_tb(use_triton=True):
+        return semi_crf_streaming_viterbi(
+            cum, trans, db, lengths, K, use_triton, num_warps, validate=False
+        )
+
+    def fwd_bwd(use_triton=True):
+        for x in leaves:
+            x.grad = None
+        z = semi_crf_streaming_forward(
+            leaves[0],
+            leaves[1],
+            leaves[2],
+            lengths,
+            K,
+            "log",
+            use_triton,
+            num_warps,
+            validate=False,
+        )
+        z.sum().backward()
+
+    long_run = cfg.T * cfg.K * cfg.C * cfg.B > 1e9
+    rep = 0 if long_run else 100
+    warm = 0 if long_run else 25
+    row = {"config": f"{cfg.B}x{cfg.T}x{cfg.K}x{cfg.C}"}
+    t0 = time.time()
+    fwd()  # compile
+    fwd_bwd()
+    vit_tb()
+    torch.cuda.synchronize()
+    row["first_call_s"] = time.time() - t0
+    row["fwd"] = do_bench(fwd, warm, rep)
+    row["viterbi"] = do_bench(vit_score, warm, rep)
+    row["viterbi+tb"] = do_bench(vit_tb, warm, rep)
+    row["fwd+bwd"] = do_bench(fwd_bwd, warm, rep)
+    row["peak_mib"] = peak_memory(fwd_bwd)
+    inputs_mib = sum(x.numel() * x.element_size() for x in (cum, trans, db)) * 2 / 2**20
+    row["inputs_mib"] = inputs_mib
+    if torch_too and not cfg.torch_path:
+        row["torch_fwd"] = do_bench(lambda: fwd(False), 0, 0)
+        row["torch_fwd+bwd"] = do_bench(lambda: fwd_bwd(False), 0, 0)
+        row["torch_viterbi+tb"] = do_bench(lambda: vit_tb(False), 0, 0)
+    else:
+        row["torch_note"] = cfg.torch_path or "skipped (--no-torch)"
+    return row
+
+
+def check_targets(cfg: Config, row: dict) -> str:
+    notes = []
+    for what, limit in cfg.targets.items():
+        got = row.get(what)
+        if got is not None:
+            notes.append(f"{what} {'ok' if got <= limit else 'MISSED'} (<= {limit:g})")
+    if cfg.T == 400000:
+        notes.append(f"memory {'ok' if row['peak_mib'] <= 1024 else 'MISSED'} (<= 1 GiB)")
+    return "; ".join(notes)
+
+
+def fmt(x) -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, str):
+        return x
+    return f"{x:.3f}" if x < 100 else f"{x:.1f}"
+
+
+def sweep(cfg: Config) -> list[str]:
+    """Time forward and forward+backward for a few tile / warp choices."""
+    from semicrf_kernels.streaming import triton_forward
+
+    lines = [
+        f"### sweep {cfg.B}x{cfg.T}x{cfg.K}x{cfg.C}",
+        "",
+        "| override | num_warps | fwd ms | fwd+bwd ms |",
+        "|---|---|---|---|",
+    ]
+    variants = [{}]
+    for p in (4, 8, 16):
+        for s in (4, 8, 16, 32):
+            variants.append({"block_p": p, "block_s": s})
+    for override in variants:
+        for warps in (2, 4, 8):
+            triton_forward.CONFIG_OVERRIDE.clear()
+            triton_forward.CONFIG_OVERRIDE.update(override)
+            try:
+                row = bench_config(cfg, warps, torch_too=False)
+            except Exception as exc:  # a variant that does not compile is reported, not fatal
+                lines.append(f"| {override} | {warps} | failed: {type(exc).__name__} | |")
+                continue
+            lines.append(f"| {override} | {warps} | {fmt(row['fwd'])} | {fmt(row['fwd+bwd'])} |")
+            print(lines[-1], flush=True)
+    triton_forward.CONFIG_OVERRIDE.clear()
+    return lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small smoke configurations only")
+    parser.add_argument("--out", default="benchmarks/results", help="folder for the markdown table")
+    parser.add_argument("--num-warps", type=int, default=4, help="num_warps passed to the API")
+    parser.add_argument("--no-torch", action="store_true", help="do not time the PyTorch path")
+    parser.add_argument("--sweep", action="store_true", help="also sweep tiles and warps")
+    parser.add_argument("--only", default="", help="run only configs whose BxTxKxC contains this")
+    args = parser.parse_args()
+    if not torch.cuda.is_available():
+        print("bench_streaming: needs a CUDA GPU", file=sys.stderr)
+        return 1
+    import triton
+
+    configs = QUICK if args.quick else CONFIGS
+    configs = [c for c in configs if args.only in f"{c.B}x{c.T}x{c.K}x{c.C}"]
+    card = card_name()
+    date = datetime.date.today().isoformat()
+    sha = commit()
+    header = (
+        f"# Streaming semi-CRF benchmark\n\n{torch.cuda.get_device_name()}, torch {torch.__version__}, "
+        f"triton {triton.__version__}, commit {sha}, {date}; float32, zero-centred random "
+        f"emissions, all sequences full length, num_warps={args.num_warps}. Times are medians "
+        f"(ms) of `triton.testing.do_bench`; memory is the peak allocated during forward + "
+        f"backward, inputs included.\n"
+    )
+    lines = [
+        header,
+        "| B x T x K x C | fwd | viterbi score | viterbi + traceback | fwd+bwd | peak MiB (inputs) "
+        "| PyTorch fwd | PyTorch fwd+bwd | PyTorch viterbi+tb | first calls s | targets |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    print(header)
+    for cfg in configs:
+        try:
+            row = bench_config(cfg, args.num_warps, torch_too=not args.no_torch)
+        except torch.cuda.OutOfMemoryError as exc:
+            lines.append(f"| {cfg.B}x{cfg.T}x{cfg.K}x{cfg.C} | out of memory: {exc} |")
+            continue
+        note = row.get("torch_note", "")
+        line = (
+            f"| {row['config']} | {fmt(row['fwd'])} | {fmt(row['viterbi'])} | {fmt(row['viterbi+tb'])} "
+            f"| {fmt(row['fwd+bwd'])} | {fmt(row['peak_mib'])} ({fmt(row['inputs_mib'])}) "
+            f"| {fmt(row.get('torch_fwd', note))} | {fmt(row.get('torch_fwd+bwd', '-'))} "
+            f"| {fmt(row.get('torch_viterbi+tb', '-'))} | {fmt(row['first_call_s'])} "
+            f"| {check_targets(cfg, row)} |"
+        )
+        lines.append(line)
+        print(line, flush=True)
+    if args.sweep:
+        for cfg in configs:
+            lines += ["", *sweep(cfg)]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    name = f"streaming_{card}_{date}_{sha}{'_quick' if args.quick else ''}.md"
+    (out / name).write_text("\n".join(lines) + "\n")
+    print(f"\nwritten to {out / name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
