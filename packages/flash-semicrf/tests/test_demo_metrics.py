@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
+import torch
 
 from flash_semicrf.demo.metrics import boundaries, label_runs, segmentation_metrics
 
@@ -38,3 +41,52 @@ def test_mismatched_inputs() -> None:
         segmentation_metrics([[0]], [])
     with pytest.raises(ValueError, match="lengths differ"):
         segmentation_metrics([[0, 1]], [[0]])
+
+
+def _independent(gold, pred) -> dict[str, float]:
+    # Boundaries from torch.diff, regions as (start, end, label) from the boundary list.
+    tp = fp = fn = seg_hit = seg_total = pos_hit = pos_total = 0
+    for g, p in zip(gold, pred):
+        gt, pt = torch.tensor(g), torch.tensor(p)
+        gb = set((torch.diff(gt) != 0).nonzero()[:, 0].add(1).tolist())
+        pb = set((torch.diff(pt) != 0).nonzero()[:, 0].add(1).tolist())
+        tp, fp, fn = tp + len(gb & pb), fp + len(pb - gb), fn + len(gb - pb)
+
+        def regions(b, lab):
+            cuts = [0, *sorted(b), len(lab)]
+            return {(s, e - 1, lab[s]) for s, e in itertools.pairwise(cuts)}
+
+        gr = regions(gb, g)
+        seg_hit, seg_total = seg_hit + len(gr & regions(pb, p)), seg_total + len(gr)
+        pos_hit, pos_total = pos_hit + int((gt == pt).sum()), pos_total + len(g)
+    prec = tp / (tp + fp) if tp + fp else 0.0
+    rec = tp / (tp + fn) if tp + fn else 0.0
+    return {
+        "boundary_precision": prec,
+        "boundary_recall": rec,
+        "boundary_f1": 2 * prec * rec / (prec + rec) if prec + rec else 0.0,
+        "segment_accuracy": seg_hit / seg_total,
+        "position_accuracy": pos_hit / pos_total,
+    }
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_metrics_match_an_independent_computation(seed: int) -> None:
+    gen = torch.Generator().manual_seed(seed)
+    gold, pred = [], []
+    for _ in range(5):
+        n = int(torch.randint(1, 40, (1,), generator=gen))
+        # Sticky random labels: runs of several positions, as in a segmentation.
+        g = torch.randint(0, 3, (n,), generator=gen)
+        keep = torch.rand(n, generator=gen) < 0.7
+        for t in range(1, n):
+            if keep[t]:
+                g[t] = g[t - 1]
+        p = torch.where(
+            torch.rand(n, generator=gen) < 0.15, torch.randint(0, 3, (n,), generator=gen), g
+        )
+        gold.append(g.tolist())
+        pred.append(p.tolist())
+    got = segmentation_metrics(gold, pred)
+    for key, value in _independent(gold, pred).items():
+        assert got[key] == pytest.approx(value, abs=1e-12), key

@@ -1,4 +1,4 @@
-"""Segmentation metrics on per-position label sequences.
+"""Segmentation metrics on per-position label sequences (the demo's scores).
 
 A *boundary* is a position ``t`` in ``(0, L)`` where the label changes (the start of a new
 region); boundaries are matched exactly and counts are micro-averaged over sequences. Working
@@ -23,6 +23,7 @@ def label_runs(labels: Sequence[int]) -> list[tuple[int, int, int]]:
 
 
 def boundaries(labels: Sequence[int]) -> set[int]:
+    """Positions ``t`` in ``(0, len(labels))`` where the label changes (a new region starts)."""
     return {start for start, _, _ in label_runs(labels)[1:]}
 
 
