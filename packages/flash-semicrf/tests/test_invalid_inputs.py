@@ -4,8 +4,8 @@ One table row per (function, bad input): the call, the exception type (``ValueEr
 ``TypeError`` for a wrong type/dtype) and fragments that the message must contain: the
 argument's name, the expected value or shape and the actual one. Devices are tested with
 ``meta`` tensors (no second device needed). A second part checks that non-contiguous and
-expanded inputs give exactly the results of contiguous ones. Known gaps are ``xfail(strict)``
-rows whose reason names the owner's file.
+expanded inputs give exactly the results of contiguous ones. A gap found here is first an
+``xfail(strict)`` row whose reason names the owner's file, until it is fixed.
 """
 
 from __future__ import annotations
@@ -303,33 +303,17 @@ def test_case_ids_are_unique() -> None:
 
 
 # ----------------------------------------------------------------------------- known gaps
-@pytest.mark.xfail(
-    strict=True,
-    reason="core: check_edge/SemiMarkov never looks at values; NaN (or +inf) potentials give a "
-    "NaN (or +inf) log partition instead of a ValueError (semicrf_core/validation.py)",
-)
 @pytest.mark.parametrize("value", [math.nan, math.inf], ids=["nan", "plus_inf"])
 def test_semimarkov_rejects_nan_and_plus_inf_potentials(value: float) -> None:
     with pytest.raises(ValueError, match="log_potentials"):
         SemiMarkov().logpartition(_with(EDGE, (0, 1, 1, 0, 2), value))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="kernels: compute_edge_block_streaming validates with validate=False, so NaN "
-    "cum_scores give NaN edges silently (semicrf_kernels/edge_block.py)",
-)
 def test_edge_block_rejects_nan_scores() -> None:
     with pytest.raises(ValueError, match="cum_scores"):
         compute_edge_block_streaming(_with(CUM, (0, 2, 1), math.nan), TRANS, BIAS, 1, 2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="nn: the exact backends (build_edge_tensor) turn NaN transitions/duration biases into "
-    "NEG_INF, i.e. silently forbid them, while the streaming backend raises "
-    "(semicrf_nn/backends.py, head._semiring_sum skips parameter checks for them)",
-)
 @pytest.mark.parametrize("backend", ["exact", "binary_tree_sharded"])
 @pytest.mark.parametrize("parameter", ["transition_raw", "duration_dist.bias"])
 def test_exact_backends_reject_nan_parameters(backend: str, parameter: str) -> None:
@@ -338,33 +322,16 @@ def test_exact_backends_reject_nan_parameters(backend: str, parameter: str) -> N
         head(HIDDEN, LENGTHS, backend=backend)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core: BlockTriangularMatrix's block_indices range error does not say which value "
-    "was given (semicrf_core/block_triangular.py)",
-)
 def test_block_indices_error_names_the_actual_value() -> None:
     with pytest.raises(ValueError, match="got 5"):
         BlockTriangularMatrix(torch.zeros(1, C, C), torch.tensor([[0, 5]]), 3, C)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core: BandedMatrix accepts integer data; its products then fail inside torch.finfo "
-    "with a TypeError that does not name the argument (semicrf_core/banded_matrix.py)",
-)
 def test_banded_matrix_rejects_integer_data() -> None:
     with pytest.raises(TypeError, match="data"):
         BandedMatrix(torch.zeros(1, 4, 3, dtype=torch.long), 1, 1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="nn: the head checks hidden_states for NaN at every position, padding included, and "
-    "with validate=False a NaN at padding (a fully masked attention row) makes the projection's "
-    "weight gradient NaN (0 * NaN in the Linear backward): padding should be masked before the "
-    "projection (semicrf_nn/preprocess.py, head._check)",
-)
 @pytest.mark.parametrize("validate", [True, False])
 def test_nan_hidden_states_at_padding_change_nothing(validate: bool) -> None:
     head = _head(validate=validate)

@@ -48,6 +48,8 @@ class BandedMatrix:
     def __post_init__(self) -> None:
         if not isinstance(self.data, Tensor):
             raise TypeError(f"data must be a torch.Tensor, got {type(self.data).__name__}")
+        if not self.data.dtype.is_floating_point:
+            raise TypeError(f"data must be a floating-point tensor, got dtype {self.data.dtype}")
         _check_band("lu", self.lu)
         _check_band("ld", self.ld)
         if self.data.dim() != 3:
@@ -85,11 +87,13 @@ class BandedMatrix:
             `BandedMatrix` with `data (batch, n, lu+ld+1)`; entries off the band are dropped.
 
         Raises:
-            TypeError: if `dense` is not a tensor or a band is not an int.
+            TypeError: if `dense` is not a floating-point tensor or a band is not an int.
             ValueError: if `dense` is not square 2D/3D or a band is negative.
         """
         if not isinstance(dense, Tensor):
             raise TypeError(f"dense must be a torch.Tensor, got {type(dense).__name__}")
+        if not dense.dtype.is_floating_point:
+            raise TypeError(f"dense must be a floating-point tensor, got dtype {dense.dtype}")
         if dense.dim() == 2:
             dense = dense.unsqueeze(0)
         if dense.dim() != 3 or dense.shape[-1] != dense.shape[-2]:

@@ -94,8 +94,14 @@ class BlockTriangularMatrix:
                 f"values must be (*batch, num_blocks, C, C) = (..., {nb}, {self.C}, {self.C}), "
                 f"got {tuple(self.values.shape)}"
             )
-        if nb and (int(self.block_indices.min()) < 0 or int(self.block_indices.max()) >= self.K):
-            raise ValueError(f"block_indices must lie in [0, K={self.K})")
+        if nb:
+            outside = (self.block_indices < 0) | (self.block_indices >= self.K)
+            if bool(outside.any()):
+                row, col = (int(i) for i in outside.nonzero()[0])
+                raise ValueError(
+                    f"block_indices must lie in [0, K={self.K}), got "
+                    f"{int(self.block_indices[row, col])} at block_indices[{row}, {col}]"
+                )
 
     @property
     def num_blocks(self) -> int:

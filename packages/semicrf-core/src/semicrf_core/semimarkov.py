@@ -209,9 +209,10 @@ class SemiMarkov:
 
         Raises:
             TypeError: wrong types.
-            ValueError: wrong shapes (ndim, `C_dst != C_src`, `K < 2`), lengths outside
-                `[2, N]`, contradictory options, or `use_banded` with a semiring other than log
-                or max.
+            ValueError: wrong shapes (ndim, `C_dst != C_src`, `K < 2`), NaN or `+inf`
+                potentials, lengths outside `[2, N]` (these two value checks run in eager mode
+                only, not under `torch.compile`), contradictory options, or `use_banded` with a
+                semiring other than log or max.
         """
         _check_flag("force_grad", force_grad)
         edge, lens = self._prepare(log_potentials, lengths, force_grad)

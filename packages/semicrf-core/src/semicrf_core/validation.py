@@ -1,4 +1,9 @@
-"""Argument checks for `SemiMarkov`: clear `ValueError`/`TypeError`s instead of wrong answers."""
+"""Argument checks for `SemiMarkov`: clear `ValueError`/`TypeError`s instead of wrong answers.
+
+Type, dtype and shape checks read metadata and always run. Checks that read values (NaN/+inf
+potentials, the range of `lengths`) synchronise with the device: they run in eager mode and are
+skipped while tracing for `torch.compile` or capturing a CUDA graph (`value_checks_enabled`).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,45 @@ from torch import Tensor
 
 from semicrf_semirings import Semiring
 
-__all__ = ["check_edge", "check_lengths", "check_potentials", "check_semiring"]
+__all__ = [
+    "check_edge",
+    "check_lengths",
+    "check_potentials",
+    "check_semiring",
+    "check_values",
+    "value_checks_enabled",
+]
+
+
+def value_checks_enabled(tensor: Tensor) -> bool:
+    """False while tracing for `torch.compile` or capturing a CUDA graph (no host syncs there)."""
+    compiler = getattr(torch, "compiler", None)
+    is_compiling = getattr(compiler, "is_compiling", None)
+    if is_compiling is not None and is_compiling():
+        return False
+    if tensor.is_cuda and torch.cuda.is_current_stream_capturing():
+        return False
+    return True
+
+
+def check_values(x: Tensor, name: str = "log_potentials") -> None:
+    """Reject NaN and `+inf` in log-space potentials `x` (any shape); `-inf` forbids and is fine.
+
+    Eager mode only (see `value_checks_enabled`).
+
+    Raises:
+        ValueError: naming `name`, the bad value and the index of its first occurrence.
+    """
+    if not value_checks_enabled(x):
+        return
+    bad = torch.isnan(x) | (x == float("inf"))
+    if bool(bad.any()):
+        index = tuple(int(i) for i in bad.nonzero()[0])
+        value = x[index].item()
+        raise ValueError(
+            f"{name} must not contain NaN or +inf (use -inf, or a value <= -1e9, to forbid a "
+            f"segment), got {value} at index {index} of shape {tuple(x.shape)}"
+        )
 
 
 def check_semiring(semiring: object) -> type[Semiring]:
@@ -73,16 +116,20 @@ def check_potentials(
 
     Raises:
         TypeError, ValueError: as `check_edge`, or when list members differ in shape, dtype or
-            device.
+            device; ValueError for NaN or `+inf` values (eager mode only, `check_values`).
     """
     if isinstance(log_potentials, Tensor):
-        return [log_potentials], check_edge(log_potentials, name)
+        dims = check_edge(log_potentials, name)
+        check_values(log_potentials, name)
+        return [log_potentials], dims
     if not isinstance(log_potentials, (list, tuple)) or not log_potentials:
         raise TypeError(
             f"{name} must be a tensor (batch, N-1, K, C, C) or a non-empty list of them, got "
             f"{type(log_potentials).__name__}"
         )
     dims = [check_edge(x, f"{name}[{i}]") for i, x in enumerate(log_potentials)]
+    for i, x in enumerate(log_potentials):
+        check_values(x, f"{name}[{i}]")
     first = log_potentials[0]
     for i, x in enumerate(log_potentials[1:], start=1):
         if x.shape != first.shape or x.dtype != first.dtype or x.device != first.device:
@@ -106,7 +153,8 @@ def check_lengths(lengths: object, batch: int, N: int, device: torch.device) -> 
 
     Raises:
         TypeError: if `lengths` is not an integer tensor.
-        ValueError: on a wrong shape or a value outside `[2, N]`.
+        ValueError: on a wrong shape, or a value outside `[2, N]` (a value check: eager mode
+            only, see `value_checks_enabled`).
     """
     if lengths is None:
         return torch.full((batch,), N, dtype=torch.long, device=device)
@@ -119,7 +167,7 @@ def check_lengths(lengths: object, batch: int, N: int, device: torch.device) -> 
         raise TypeError(f"lengths must be an integer tensor, got dtype {lengths.dtype}")
     if lengths.shape != (batch,):
         raise ValueError(f"lengths must have shape (batch,)=({batch},), got {tuple(lengths.shape)}")
-    if batch:
+    if batch and value_checks_enabled(lengths):
         lo, hi = int(lengths.min()), int(lengths.max())
         if lo < 2 or hi > N:
             raise ValueError(

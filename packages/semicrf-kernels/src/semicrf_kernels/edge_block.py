@@ -7,7 +7,7 @@ import numbers
 import torch
 
 from ._inputs import compute_dtype, mask_forbidden
-from .validation import validate_streaming_inputs
+from .validation import validate_streaming_inputs, value_checks_enabled
 
 __all__ = ["compute_edge_block_streaming"]
 
@@ -42,6 +42,12 @@ def compute_edge_block_streaming(
 
     Returns:
         ``(batch, C_dst, C_src)`` float32 (float64 for float64 ``cum_scores``).
+
+    Raises:
+        TypeError, ValueError: wrong types, shapes, devices, ``start`` or ``k``; in eager mode
+            also NaN/Inf in the ``cum_scores`` rows ``start..start+k`` the segment spans or in
+            the projections it reads, and NaN/``+inf`` in ``transition`` / ``duration_bias``
+            (``-inf`` forbids). The value checks are skipped under ``torch.compile``.
     """
     for name, x, dims, meaning in (
         ("cum_scores", cum_scores, 3, "(batch, T+1, C)"),
@@ -66,6 +72,8 @@ def compute_edge_block_streaming(
         raise ValueError(f"k: expected a duration in [1, K] = [1, {K}], got {k}")
     if not 0 <= start <= T - k:
         raise ValueError(f"start: expected a position in [0, T - k] = [0, {T - k}], got {start}")
+    if value_checks_enabled(cum_scores):
+        _check_block_values(cum_scores, transition, duration_bias, start, k, proj_start, proj_end)
     dtype = compute_dtype(cum_scores)
     cum = cum_scores.to(dtype)
     seg = cum[:, start + k] - cum[:, start] + mask_forbidden(duration_bias.to(dtype))[k - 1]
@@ -76,3 +84,44 @@ def compute_edge_block_streaming(
     trans = mask_forbidden(transition.to(dtype))
     trans_k = trans[k - 1] if trans.dim() == 3 else trans
     return seg[:, :, None] + trans_k.transpose(0, 1)[None]
+
+
+def _check_block_values(
+    cum_scores: torch.Tensor,
+    transition: torch.Tensor,
+    duration_bias: torch.Tensor,
+    start: int,
+    k: int,
+    proj_start: torch.Tensor | None,
+    proj_end: torch.Tensor | None,
+) -> None:
+    """Value checks of what one block depends on (the rows of its segment, not all of T)."""
+    rows = cum_scores[:, start : start + k + 1]
+    finite = torch.isfinite(rows).all(dim=-1)
+    if not bool(finite.all()):
+        b, t = (~finite).nonzero()[0].tolist()
+        raise ValueError(
+            f"cum_scores: expected finite values in the rows [start, start + k] = "
+            f"[{start}, {start + k}] of the segment, got NaN/Inf at batch {b}, row {start + t}"
+        )
+    for name, proj, position in (
+        ("proj_start", proj_start, start),
+        ("proj_end", proj_end, start + k - 1),
+    ):
+        if proj is None:
+            continue
+        finite = torch.isfinite(proj[:, position]).all(dim=-1)
+        if not bool(finite.all()):
+            b = int((~finite).nonzero()[0, 0])
+            raise ValueError(
+                f"{name}: expected finite values at the segment's position {position}, got "
+                f"NaN/Inf at batch {b}"
+            )
+    for name, x in (("transition", transition), ("duration_bias", duration_bias)):
+        bad = torch.isnan(x) | (x == torch.inf)
+        if bool(bad.any()):
+            index = tuple(bad.nonzero()[0].tolist())
+            raise ValueError(
+                f"{name}: expected finite values or -inf (forbidden), got {x[index].item()} at "
+                f"index {index}"
+            )

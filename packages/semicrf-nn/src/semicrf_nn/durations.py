@@ -35,8 +35,8 @@ __all__ = [
 ]
 
 # NegBin: below this log r (r ~ 4.5e-5) the family has collapsed onto d = 1 and the gradient
-# with respect to log r all but vanishes; below _MIN_LOG_R, lgamma(r) is clamped so no value
-# ever overflows.
+# with respect to log r all but vanishes; log r is clamped at _MIN_LOG_R so that 1 / r stays
+# finite in float32.
 _WARN_LOG_R = -10.0
 _MIN_LOG_R = -60.0
 
@@ -146,7 +146,9 @@ class NegativeBinomialDuration(DurationDistribution):
 
     Numerics: a tiny ``r`` (``log_r < -10``) collapses the distribution onto ``d = 1`` and
     makes the gradient for ``log_r`` vanish; a ``UserWarning`` says so. ``log_r`` is clamped at
-    -60 inside the formula so values stay finite; a non-finite result also warns.
+    -60 inside the formula so values stay finite; a non-finite result also warns. The ratio
+    ``lgamma(d-1+r) - lgamma(r)`` is evaluated as ``sum_{j < d-1} (log_r + log1p(j / r))``, so
+    ``r`` is never formed and large ``r`` (``log_r`` of 10, 100 or more) keeps full precision.
     """
 
     def __init__(
@@ -164,14 +166,24 @@ class NegativeBinomialDuration(DurationDistribution):
 
     def forward(self) -> torch.Tensor:
         """Return ``(K, C)`` normalised log-probabilities of durations ``1..K``."""
-        d = self._durations(self.logit_p)
-        r = torch.exp(self.log_r.clamp(min=_MIN_LOG_R))[None, :]
-        logits = (
-            torch.lgamma(d - 1 + r)
-            - torch.lgamma(d)
-            + (d - 1) * F.logsigmoid(-self.logit_p)[None, :]
-        )
-        out = torch.log_softmax(logits, dim=0)
+        logit_p, log_r = self.logit_p, self.log_r
+        # A (K, C) table: evaluating it in float64 costs nothing and keeps the large values of
+        # a big r (logits ~ (d-1) log r) exact to the output dtype (MPS has no float64).
+        if logit_p.device.type != "mps":
+            logit_p, log_r = logit_p.double(), log_r.double()
+        d = self._durations(logit_p)
+        log_r = log_r.clamp(min=_MIN_LOG_R)[None, :]
+        # lgamma(d-1+r) - lgamma(r) = sum_{j < d-1} log(r + j), with log(r + j) written as
+        # log_r + log1p(j / r): r itself is never formed (it overflows float32 above log_r ~ 88)
+        # and no large lgamma values are subtracted (which loses the differences between
+        # durations once r >~ 1e4). The dropped lgamma(r) does not depend on d.
+        j = d[:-1] - 1  # (K-1, 1): 0..K-2
+        corrections = torch.log1p(j * torch.exp(-log_r))
+        rising = torch.cat([torch.zeros_like(log_r), torch.cumsum(corrections, dim=0)], dim=0)
+        # One rounding for the (large) per-step slope, then a single multiply per duration.
+        slope = log_r + F.logsigmoid(-logit_p)[None, :]
+        logits = (d - 1) * slope + rising - torch.lgamma(d)
+        out = torch.log_softmax(logits, dim=0).to(self.logit_p.dtype)
         if not is_tracing():
             min_log_r = float(self.log_r.detach().min())
             if min_log_r < _WARN_LOG_R:

@@ -20,7 +20,7 @@ from semicrf_semirings import LogSemiring, MaxSemiring, Semiring
 from .backends import build_edge_tensor, check_edge_memory, exact_sum
 from .durations import DurationDistribution, LearnedDuration, create_duration_distribution
 from .gold import describe_forbidden_gold, gold_segmentation, segments_to_tensors
-from .preprocess import ModelInputs, prepare_inputs
+from .preprocess import ModelInputs, position_mask, prepare_inputs
 from .segment import Segment, ViterbiResult
 from .validation import (
     check_choice,
@@ -28,6 +28,7 @@ from .validation import (
     check_hidden_states,
     check_labels,
     check_lengths,
+    check_log_weights,
     value_checks_enabled,
 )
 
@@ -212,7 +213,10 @@ class SemiMarkovCRFHead(nn.Module):
         B, T, _ = hidden_states.shape
         check_lengths(lengths, B, T, hidden_states.device, check_values=checking)
         if checking:
-            check_finite(hidden_states, "hidden_states")
+            # Padding is ignored (prepare_inputs zeroes it), so only valid positions must be finite.
+            valid = position_mask(lengths, T)[..., None]
+            zero = torch.zeros((), dtype=hidden_states.dtype, device=hidden_states.device)
+            check_finite(torch.where(valid, hidden_states, zero), "hidden_states")
         return checking
 
     def _prepare(self, hidden_states: torch.Tensor, lengths: torch.Tensor) -> ModelInputs:
@@ -230,6 +234,10 @@ class SemiMarkovCRFHead(nn.Module):
         )
         if value_checks_enabled(self.validate):
             check_finite(inputs.cum_scores, "emission scores (after projection)")
+            # Checked here for every backend: the exact ones would otherwise read NaN as a
+            # forbidden choice (build_edge_tensor) instead of failing like the streaming one.
+            check_log_weights(inputs.transition, "transition")
+            check_log_weights(inputs.duration_bias, "duration_bias")
         return inputs
 
     # ------------------------------------------------------------------ the semiring sum

@@ -151,10 +151,18 @@ def prepare_inputs(
         pi_start, pi_end: ``(C,)`` sequence-boundary scores or None.
 
     Returns:
-        :class:`ModelInputs` in the compute dtype (:func:`compute_dtype`).
+        :class:`ModelInputs` in the compute dtype (:func:`compute_dtype`). Nothing depends on
+        ``hidden_states`` at padding positions (``t >= lengths[b]``): they are set to 0 before
+        the projections, so their values (even NaN) change neither results nor gradients.
     """
     dtype = compute_dtype(hidden_states, transition)
     T = hidden_states.shape[1]
+    # Padding is zeroed before any projection: whatever the encoder left there (NaN from a
+    # fully masked attention row, say) would otherwise reach the weight gradient as 0 * NaN.
+    valid = position_mask(lengths, T)[..., None]
+    hidden_states = torch.where(
+        valid, hidden_states, torch.zeros((), dtype=hidden_states.dtype, device=valid.device)
+    )
     raw = hidden_states if projection is None else _linear(projection, hidden_states, dtype)
     if center:
         scores = center_scores(raw, lengths).to(dtype)

@@ -17,6 +17,7 @@ __all__ = [
     "check_hidden_states",
     "check_labels",
     "check_lengths",
+    "check_log_weights",
     "is_tracing",
     "value_checks_enabled",
 ]
@@ -82,6 +83,21 @@ def check_finite(x: torch.Tensor, name: str) -> None:
         n_nan = int(torch.isnan(x).sum())
         n_inf = int(torch.isinf(x).sum())
         raise ValueError(f"{name} must be finite, got {n_nan} NaN and {n_inf} infinite values")
+
+
+def check_log_weights(x: torch.Tensor, name: str) -> None:
+    """Raise ``ValueError`` on NaN or ``+inf`` in log-space weights (a value check).
+
+    For ``transition`` / ``duration_bias``: ``-inf`` (or ``<= NEG_INF / 2``) forbids a choice
+    and is allowed; the message matches the streaming kernels' so every backend says the same.
+    """
+    bad = torch.isnan(x) | (x == torch.inf)
+    if bool(bad.any()):
+        index = tuple(int(i) for i in bad.nonzero()[0])
+        raise ValueError(
+            f"{name}: expected finite values or -inf (forbidden), got {x[index].item()} at "
+            f"index {index}"
+        )
 
 
 def check_lengths(

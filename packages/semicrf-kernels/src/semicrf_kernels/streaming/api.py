@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import torch
 
+from .. import ops as _ops  # noqa: F401 - registers torch.ops.semicrf_kernels.*
 from .._inputs import prepare_inputs
-from .._triton_support import triton_available_for
 from ..validation import check_num_warps, validate_streaming_inputs
-from .pytorch import SemiCRFStreaming, streaming_forward_pytorch
 
 __all__ = ["semi_crf_streaming_forward"]
 
@@ -77,18 +76,8 @@ def semi_crf_streaming_forward(
             "got 'max'; the max semiring has no gradient: decode with semi_crf_streaming_viterbi "
             "or call under torch.no_grad()"
         )
-    if use_triton and triton_available_for(inp.cum_scores):
-        if needs_grad:
-            from .triton_autograd import SemiCRFStreamingTriton
-
-            return SemiCRFStreamingTriton.apply(*inp, num_warps)
-        from .triton_forward import launch_streaming_triton_kernel
-
-        return launch_streaming_triton_kernel(
-            inp.cum_scores, inp.transition, inp.duration_bias, inp.lengths, inp.K,
-            semiring=semiring, proj_start=inp.proj_start, proj_end=inp.proj_end,
-            num_warps=num_warps,
-        )[0]  # fmt: skip
-    if needs_grad:
-        return SemiCRFStreaming.apply(*inp)
-    return streaming_forward_pytorch(*inp[:5], semiring, inp.proj_start, inp.proj_end)
+    # One custom operator for both paths (it dispatches on the device), so torch.compile sees
+    # a single opaque node with a fake implementation and an autograd formula (see ops.py).
+    return torch.ops.semicrf_kernels.streaming_forward.default(
+        *inp[:5], inp.proj_start, inp.proj_end, semiring, bool(use_triton), int(num_warps)
+    )[0]

@@ -322,7 +322,10 @@ class SemiCRFStreaming(torch.autograd.Function):
             scaled = scaled * g.to(torch.float64).reshape(mask.shape)
             return scaled.sum(dim=0)
 
-        needs = ctx.needs_input_grad
+        # apply() may be called without the optional projections: needs_input_grad then has 5
+        # entries, and autograd wants exactly one gradient per argument given.
+        given = len(ctx.needs_input_grad)
+        needs = tuple(ctx.needs_input_grad) + (False,) * (7 - given)
         grads = [None] * 7
         if needs[0]:
             grads[0] = per_sequence(res.p_end - res.p_start)
@@ -337,7 +340,7 @@ class SemiCRFStreaming(torch.autograd.Function):
         for i, j in ((0, 0), (1, 1), (2, 2), (5, 3), (6, 4)):
             if grads[i] is not None:
                 grads[i] = grads[i].to(ctx.dtypes[j])
-        return tuple(grads)
+        return tuple(grads[:given])
 
 
 def streaming_forward_pytorch(

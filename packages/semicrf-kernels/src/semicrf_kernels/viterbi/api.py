@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import torch
 
+from .. import ops as _ops  # noqa: F401 - registers torch.ops.semicrf_kernels.*
 from .._inputs import prepare_inputs
-from .._triton_support import triton_available_for
 from ..validation import check_num_warps, validate_streaming_inputs
 from .path import ViterbiPath
-from .pytorch import streaming_viterbi_pytorch
 
 __all__ = ["semi_crf_streaming_viterbi"]
 
@@ -48,11 +47,9 @@ def semi_crf_streaming_viterbi(
         inp = prepare_inputs(
             cum_scores, transition, duration_bias, lengths, K, proj_start, proj_end
         )
-        if use_triton and triton_available_for(inp.cum_scores):
-            from .triton import semi_crf_streaming_viterbi_triton
-
-            return semi_crf_streaming_viterbi_triton(
-                inp.cum_scores, inp.transition, inp.duration_bias, inp.lengths, inp.K,
-                num_warps=num_warps, proj_start=inp.proj_start, proj_end=inp.proj_end,
-            )  # fmt: skip
-        return streaming_viterbi_pytorch(*inp)
+        # The custom operator dispatches to Triton or PyTorch (see ops.py); under
+        # torch.compile it is one opaque node.
+        fields = torch.ops.semicrf_kernels.streaming_viterbi.default(
+            *inp, bool(use_triton), int(num_warps)
+        )
+    return ViterbiPath(*fields)

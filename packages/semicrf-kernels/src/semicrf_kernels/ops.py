@@ -1,0 +1,366 @@
+"""The streaming kernels as ``torch.library`` custom operators (``torch.compile`` support).
+
+``torch.compile`` cannot trace a Triton launcher or a Python loop over positions without graph
+breaks, and an ``autograd.Function`` whose backward it cannot see forces one too. Registered as
+custom operators, the kernels are opaque nodes of the graph: ``torch.compile(fullgraph=True)``,
+``torch.export`` and AOT autograd see only their schema, their fake (meta) implementation,
+which gives output shapes and dtypes without computing anything, and their autograd formula.
+
+Three operators, each dispatching on the device like the public API (Triton where
+``use_triton`` and the kernels can run on the device, i.e. CUDA or the CPU under
+``TRITON_INTERPRET=1``; PyTorch otherwise), so eager results and gradients are those of
+:class:`~semicrf_kernels.SemiCRFStreaming` / ``SemiCRFStreamingTriton``:
+
+* ``torch.ops.semicrf_kernels.streaming_forward``: log Z (or the Viterbi score) and the saved
+  state the backward needs;
+* ``torch.ops.semicrf_kernels.streaming_backward``: gradients of ``sum_b g[b] log Z[b]``, tied
+  to the forward by ``register_autograd``;
+* ``torch.ops.semicrf_kernels.streaming_viterbi``: the best segmentation as the tensors of
+  :class:`~semicrf_kernels.ViterbiPath`.
+
+Every operator takes inputs in kernel form (``semicrf_kernels._inputs.prepare_inputs``: compute
+dtype, forbidden entries ``-inf``, ``int64`` lengths, contiguous); the public functions validate
+and prepare, then call them. They are not validated here. Absent optional outputs are empty
+``(0,)`` tensors, since a custom operator cannot return None on every supported torch.
+
+Only APIs of torch 2.4 are used (``custom_op``, ``register_fake``, ``register_autograd``); the
+annotations are real types (no ``from __future__ import annotations``) because torch 2.4 infers
+the schema from them.
+"""
+
+from typing import Optional  # torch 2.4 infers the schemas from typing.Optional
+
+import torch
+from torch import Tensor
+
+from ._inputs import KernelInputs, compute_dtype, prepare_inputs
+from ._triton_support import triton_available_for
+from .streaming.pytorch import _backward_scan, _forward_scan, _ForwardState, _working_inputs
+from .viterbi.pytorch import streaming_viterbi_pytorch
+
+__all__ = [
+    "streaming_backward_op",
+    "streaming_forward_op",
+    "streaming_viterbi_op",
+    "uses_triton",
+]
+
+_F64 = torch.float64
+
+
+def uses_triton(cum_scores: Tensor, use_triton: bool) -> bool:
+    """Whether the operators run the Triton kernels on ``cum_scores``' device (else PyTorch)."""
+    return bool(use_triton) and triton_available_for(cum_scores)
+
+
+def _empty(like: Tensor, dtype: torch.dtype) -> Tensor:
+    """The ``(0,)`` placeholder of an absent output."""
+    return like.new_empty((0,), dtype=dtype)
+
+
+def _prepared(
+    cum_scores: Tensor,
+    transition: Tensor,
+    duration_bias: Tensor,
+    lengths: Tensor,
+    K: int,
+    proj_start: Optional[Tensor],  # noqa: UP045
+    proj_end: Optional[Tensor],  # noqa: UP045
+) -> KernelInputs:
+    # A no-op (same tensors) for inputs already in kernel form, as the public API passes them.
+    return prepare_inputs(cum_scores, transition, duration_bias, lengths, K, proj_start, proj_end)
+
+
+# ---------------------------------------------------------------------------- forward
+@torch.library.custom_op("semicrf_kernels::streaming_forward", mutates_args=())
+def streaming_forward_op(
+    cum_scores: Tensor,
+    transition: Tensor,
+    duration_bias: Tensor,
+    lengths: Tensor,
+    K: int,
+    proj_start: Optional[Tensor],  # noqa: UP045
+    proj_end: Optional[Tensor],  # noqa: UP045
+    semiring: str,
+    use_triton: bool,
+    num_warps: int,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Streaming log partition (``semiring="log"``) or Viterbi score (``"max"``) and its state.
+
+    Args:
+        cum_scores: ``(batch, T+1, C)`` float32/float64 cumulative scores (kernel form).
+        transition: ``(C, C)`` or ``(K, C, C)``, forbidden entries ``-inf``.
+        duration_bias: ``(K, C)``, forbidden entries ``-inf``.
+        lengths: ``(batch,)`` int64 in ``[1, T]``.
+        K: longest segment.
+        proj_start: ``(batch, T, C)`` or None.
+        proj_end: ``(batch, T, C)`` or None.
+        semiring: ``"log"`` or ``"max"``.
+        use_triton: run the Triton kernels where they can run (see :func:`uses_triton`).
+        num_warps: warps per Triton program.
+
+    Returns:
+        ``(partition, log_z, alpha, window, shift)``: ``partition (batch,)`` in the compute dtype
+        (``-inf`` where no segmentation is allowed), then the state for
+        :func:`streaming_backward_op`. PyTorch path: ``log_z (batch,)`` float64, ``alpha
+        (batch, T+1, C)`` float64, ``window`` the ``(batch, T+1, C)`` float64 start part with
+        ``(C, C)`` transitions (``(0,)`` with ``(K, C, C)``), ``shift`` ``(0,)``. Triton path:
+        the fields of ``StreamingForwardState`` (``alpha``/``window`` in the compute dtype,
+        ``window`` ``(0,)`` with ``(K, C, C)``, ``shift (batch, T+1)`` float64).
+    """
+    inp = _prepared(cum_scores, transition, duration_bias, lengths, K, proj_start, proj_end)
+    dtype = inp.cum_scores.dtype
+    with torch.no_grad():
+        if uses_triton(inp.cum_scores, use_triton):
+            from .streaming.triton_forward import launch_streaming_triton_kernel
+
+            state = launch_streaming_triton_kernel(*inp[:5], semiring, *inp[5:], num_warps)
+            partition, log_z, alpha, window, shift = state
+        else:
+            scan = _forward_scan(_working_inputs(inp), semiring)
+            log_z, alpha, window = scan.log_z, scan.alpha, scan.start_part
+            partition = log_z.to(dtype)
+            shift = _empty(log_z, _F64)
+    if window is None:
+        window = _empty(alpha, alpha.dtype)
+    if partition.data_ptr() == log_z.data_ptr():
+        partition = partition.clone()  # custom-op outputs may not alias each other (float64)
+    return partition, log_z, alpha, window, shift
+
+
+@streaming_forward_op.register_fake
+def _streaming_forward_fake(
+    cum_scores, transition, duration_bias, lengths, K, proj_start, proj_end, semiring, use_triton,
+    num_warps,
+):  # fmt: skip
+    B, T1, C = cum_scores.shape
+    dtype = compute_dtype(cum_scores)
+    triton = uses_triton(cum_scores, use_triton)
+    state_dtype = dtype if triton else _F64
+    new = cum_scores.new_empty
+    window_shape = (B, T1, C) if transition.dim() == 2 else (0,)
+    return (
+        new((B,), dtype=dtype),
+        new((B,), dtype=_F64),
+        new((B, T1, C), dtype=state_dtype),
+        new(window_shape, dtype=state_dtype),
+        new((B, T1) if triton else (0,), dtype=_F64),
+    )
+
+
+# ---------------------------------------------------------------------------- backward
+def _pytorch_gradients(
+    inp: KernelInputs, log_z: Tensor, alpha: Tensor, window: Tensor, grad_output: Tensor
+) -> tuple[Tensor, Tensor, Tensor, Optional[Tensor], Optional[Tensor]]:  # noqa: UP045
+    """The PyTorch backward scan, assembled as ``SemiCRFStreaming.backward`` does (float64)."""
+    work = _working_inputs(inp)
+    start_part = window if inp.transition.dim() == 2 else None
+    res = _backward_scan(work, _ForwardState(log_z, alpha, start_part, None, None))
+    cum = work.cum_scores
+    zero = torch.zeros((), dtype=cum.dtype, device=cum.device)
+    g = torch.where(res.alive, grad_output.to(cum.dtype), zero)
+    alive3 = res.alive[:, None, None]
+    T = cum.shape[1] - 1
+
+    def per_sequence(x: Tensor) -> Tensor:
+        return torch.where(alive3, x, zero) * g[:, None, None]
+
+    def shared(marg: Tensor) -> Tensor:
+        mask = res.alive.reshape(-1, *([1] * (marg.dim() - 1)))
+        scaled = torch.where(mask, marg, torch.zeros((), dtype=marg.dtype, device=marg.device))
+        return (scaled * g.to(_F64).reshape(mask.shape)).sum(dim=0)
+
+    gps = per_sequence(res.p_start[:, :T]) if inp.proj_start is not None else None
+    gpe = per_sequence(res.p_end[:, 1:]) if inp.proj_end is not None else None
+    return (
+        per_sequence(res.p_end - res.p_start),
+        shared(res.trans_marg) + shared(res.first_marg),
+        shared(res.bias_marg),
+        gps,
+        gpe,
+    )
+
+
+@torch.library.custom_op("semicrf_kernels::streaming_backward", mutates_args=())
+def streaming_backward_op(
+    grad_output: Tensor,
+    cum_scores: Tensor,
+    transition: Tensor,
+    duration_bias: Tensor,
+    lengths: Tensor,
+    K: int,
+    proj_start: Optional[Tensor],  # noqa: UP045
+    proj_end: Optional[Tensor],  # noqa: UP045
+    log_z: Tensor,
+    alpha: Tensor,
+    window: Tensor,
+    shift: Tensor,
+    use_triton: bool,
+    num_warps: int,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Gradients of ``sum_b grad_output[b] * log Z[b]`` from the state of the forward operator.
+
+    The inputs from ``cum_scores`` to ``proj_end`` are those given to
+    :func:`streaming_forward_op` (with ``semiring="log"``); ``log_z``, ``alpha``, ``window`` and
+    ``shift`` are its outputs 1-4; ``use_triton`` and ``num_warps`` as given to it (the same path
+    runs).
+
+    Args:
+        grad_output: ``(batch,)`` upstream gradient of each log Z.
+        cum_scores: ``(batch, T+1, C)``.
+        transition: ``(C, C)`` or ``(K, C, C)``.
+        duration_bias: ``(K, C)``.
+        lengths: ``(batch,)`` int64.
+        K: longest segment.
+        proj_start: ``(batch, T, C)`` or None.
+        proj_end: ``(batch, T, C)`` or None.
+        log_z: ``(batch,)`` float64.
+        alpha: ``(batch, T+1, C)``.
+        window: ``(batch, T+1, C)`` or ``(0,)``.
+        shift: ``(batch, T+1)`` float64 or ``(0,)``.
+        use_triton: run the Triton kernels where they can run.
+        num_warps: warps per Triton program.
+
+    Returns:
+        ``(grad_cum (batch, T+1, C), grad_transition (C, C) | (K, C, C), grad_duration_bias
+        (K, C), grad_proj_start (batch, T, C), grad_proj_end (batch, T, C))``, each in its
+        input's dtype; a projection's gradient is ``(0,)`` when the projection is None. Shared
+        parameters' gradients are summed over the batch in a fixed order (deterministic); a
+        sequence with ``log Z = -inf`` contributes zeros, padding gets exact zeros.
+    """
+    inp = _prepared(cum_scores, transition, duration_bias, lengths, K, proj_start, proj_end)
+    with torch.no_grad():
+        if uses_triton(inp.cum_scores, use_triton):
+            from .streaming.triton_backward import launch_streaming_triton_backward
+            from .streaming.triton_forward import StreamingForwardState
+
+            partition = log_z.to(inp.cum_scores.dtype)
+            state = StreamingForwardState(
+                partition, log_z, alpha, window if inp.transition.dim() == 2 else None, shift
+            )
+            grads = launch_streaming_triton_backward(
+                *inp[:5], state, grad_output, *inp[5:], num_warps=num_warps
+            )
+        else:
+            grads = _pytorch_gradients(inp, log_z, alpha, window, grad_output)
+    originals = (cum_scores, transition, duration_bias, proj_start, proj_end)
+    out = []
+    for grad, x in zip(grads, originals):
+        out.append(_empty(cum_scores, cum_scores.dtype) if x is None else grad.to(x.dtype))
+    return tuple(out)
+
+
+@streaming_backward_op.register_fake
+def _streaming_backward_fake(
+    grad_output, cum_scores, transition, duration_bias, lengths, K, proj_start, proj_end, log_z,
+    alpha, window, shift, use_triton, num_warps,
+):  # fmt: skip
+    def like(x):
+        if x is None:
+            return cum_scores.new_empty((0,))
+        return torch.empty_like(x, memory_format=torch.contiguous_format)
+
+    return tuple(like(x) for x in (cum_scores, transition, duration_bias, proj_start, proj_end))
+
+
+def _setup_forward_context(ctx, inputs, output) -> None:
+    cum, trans, bias, lengths, K, ps, pe, semiring, use_triton, num_warps = inputs
+    _partition, log_z, alpha, window, shift = output
+    # Only the partition is differentiable; without these, autograd would also allocate zero
+    # gradients the size of the saved state ((batch, T+1, C)) for every backward.
+    ctx.mark_non_differentiable(log_z, alpha, window, shift)
+    ctx.set_materialize_grads(False)
+    ctx.save_for_backward(cum, trans, bias, lengths, ps, pe, log_z, alpha, window, shift)
+    ctx.K = K
+    ctx.semiring = semiring
+    ctx.use_triton = use_triton
+    ctx.num_warps = num_warps
+
+
+def _forward_backward(ctx, grad_partition, *_state_grads):
+    if grad_partition is None:  # only the (non-differentiable) state was used
+        return (None,) * 10
+    if ctx.semiring != "log":
+        raise RuntimeError(
+            "semicrf_kernels::streaming_forward: semiring 'max' has no gradient; decode with "
+            "semi_crf_streaming_viterbi or call under torch.no_grad()"
+        )
+    cum, trans, bias, lengths, ps, pe, log_z, alpha, window, shift = ctx.saved_tensors
+    gcum, gtrans, gbias, gps, gpe = torch.ops.semicrf_kernels.streaming_backward.default(
+        grad_partition, cum, trans, bias, lengths, ctx.K, ps, pe, log_z, alpha, window, shift,
+        ctx.use_triton, ctx.num_warps,
+    )  # fmt: skip
+    return (
+        gcum,
+        gtrans,
+        gbias,
+        None,
+        None,
+        gps if ps is not None else None,
+        gpe if pe is not None else None,
+        None,
+        None,
+        None,
+    )
+
+
+streaming_forward_op.register_autograd(_forward_backward, setup_context=_setup_forward_context)
+
+
+# ---------------------------------------------------------------------------- Viterbi
+@torch.library.custom_op("semicrf_kernels::streaming_viterbi", mutates_args=())
+def streaming_viterbi_op(
+    cum_scores: Tensor,
+    transition: Tensor,
+    duration_bias: Tensor,
+    lengths: Tensor,
+    K: int,
+    proj_start: Optional[Tensor],  # noqa: UP045
+    proj_end: Optional[Tensor],  # noqa: UP045
+    use_triton: bool,
+    num_warps: int,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Best segmentation of every sequence; never differentiable.
+
+    Args:
+        cum_scores: ``(batch, T+1, C)`` float32/float64 cumulative scores (kernel form).
+        transition: ``(C, C)`` or ``(K, C, C)``, forbidden entries ``-inf``.
+        duration_bias: ``(K, C)``, forbidden entries ``-inf``.
+        lengths: ``(batch,)`` int64 in ``[1, T]``.
+        K: longest segment.
+        proj_start: ``(batch, T, C)`` or None.
+        proj_end: ``(batch, T, C)`` or None.
+        use_triton: run the Triton kernels where they can run (see :func:`uses_triton`).
+        num_warps: warps per Triton program.
+
+    Returns:
+        The fields of :class:`~semicrf_kernels.ViterbiPath` in order: ``scores (batch,)``
+        (compute dtype), ``starts``, ``durations``, ``labels`` ``(batch, T)`` int64 (-1 after
+        the count), ``segment_scores (batch, T)`` (compute dtype), ``num_segments (batch,)``
+        int64.
+    """
+    inp = _prepared(cum_scores, transition, duration_bias, lengths, K, proj_start, proj_end)
+    with torch.no_grad():
+        if uses_triton(inp.cum_scores, use_triton):
+            from .viterbi.triton import semi_crf_streaming_viterbi_triton
+
+            path = semi_crf_streaming_viterbi_triton(*inp, num_warps=num_warps)
+        else:
+            path = streaming_viterbi_pytorch(*inp)
+    return tuple(path)
+
+
+@streaming_viterbi_op.register_fake
+def _streaming_viterbi_fake(
+    cum_scores, transition, duration_bias, lengths, K, proj_start, proj_end, use_triton, num_warps
+):
+    B, T1, _ = cum_scores.shape
+    dtype = compute_dtype(cum_scores)
+    new = cum_scores.new_empty
+    index = [new((B, T1 - 1), dtype=torch.int64) for _ in range(3)]
+    return (
+        new((B,), dtype=dtype),
+        *index,
+        new((B, T1 - 1), dtype=dtype),
+        new((B,), dtype=torch.int64),
+    )

@@ -1,0 +1,291 @@
+"""The custom operators of ``semicrf_kernels.ops``: schemas, fake implementations, autograd,
+``torch.compile(fullgraph=True)``, and that the public API through them computes exactly what the
+``autograd.Function`` paths compute.
+
+The CPU runs the PyTorch path here (no ``TRITON_INTERPRET``); ``test_triton_properties.py``
+checks the Triton path of the same operators under the interpreter. ``torch.compile`` uses the
+``aot_eager`` backend: it runs Dynamo, the fake implementations and AOT autograd (everything the
+operators take part in) without inductor's C++ build, which takes minutes on the CI's CPUs.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from semicrf_kernels import (
+    NEG_INF,
+    SemiCRFStreaming,
+    semi_crf_streaming_forward,
+    semi_crf_streaming_viterbi,
+)
+from semicrf_kernels._inputs import prepare_inputs
+from semicrf_kernels.brute_force import brute_force_streaming
+from semicrf_kernels.ops import uses_triton
+
+OPS = torch.ops.semicrf_kernels
+FLOATS = ("cum_scores", "transition", "duration_bias", "proj_start", "proj_end")
+needs_pytorch_path = pytest.mark.skipif(
+    uses_triton(torch.zeros(1), True),
+    reason="TRITON_INTERPRET is set: the CPU runs the Triton path (test_triton_properties.py)",
+)
+pytestmark = needs_pytorch_path
+
+
+def _leaves(inp, dtype=None):
+    """Fresh leaf copies of the float inputs, keyed by name (None stays None)."""
+    out = {}
+    for name in FLOATS:
+        x = getattr(inp, name)
+        if x is not None:
+            x = x.detach().clone().to(dtype or x.dtype).requires_grad_()
+        out[name] = x
+    return out
+
+
+def _grads(value: torch.Tensor, leaves: dict, weights: torch.Tensor) -> dict:
+    present = {k: v for k, v in leaves.items() if v is not None}
+    grads = torch.autograd.grad((value * weights).sum(), list(present.values()))
+    return dict(zip(present, grads))
+
+
+# ----------------------------------------------------------------------------- registration
+def test_the_three_operators_are_registered_with_their_schemas() -> None:
+    forward = str(OPS.streaming_forward.default._schema)
+    assert "Tensor? proj_start" in forward and "str semiring" in forward
+    assert forward.endswith("-> (Tensor, Tensor, Tensor, Tensor, Tensor)")
+    assert "Tensor grad_output" in str(OPS.streaming_backward.default._schema)
+    viterbi = str(OPS.streaming_viterbi.default._schema)
+    assert viterbi.endswith("-> (Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)")
+
+
+@pytest.mark.parametrize("per_duration", [False, True], ids=["CC", "KCC"])
+def test_opcheck_forward_with_autograd(make_inputs, per_duration: bool) -> None:
+    # opcheck compares the fake implementation with the real outputs (shapes, dtypes, strides),
+    # checks the schema, the autograd registration and AOT dispatch with dynamic shapes.
+    inp = make_inputs(2, 5, 3, 3, per_duration=per_duration, proj=True, forbid=0.2)
+    prepared = prepare_inputs(*inp.args, **inp.kwargs)
+    args = [
+        x.requires_grad_() if torch.is_tensor(x) and x.is_floating_point() else x for x in prepared
+    ]
+    tests = ("test_schema", "test_autograd_registration", "test_faketensor")
+    if per_duration:
+        tests += ("test_aot_dispatch_dynamic",)  # slow (it compiles); once is enough
+    torch.library.opcheck(OPS.streaming_forward.default, (*args, "log", True, 4), test_utils=tests)
+
+
+@pytest.mark.parametrize("per_duration", [False, True], ids=["CC", "KCC"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_opcheck_backward_and_viterbi(make_inputs, per_duration: bool, dtype) -> None:
+    inp = make_inputs(3, 6, 4, 2, per_duration=per_duration, proj=per_duration).to(dtype)
+    prepared = prepare_inputs(*inp.args, **inp.kwargs)
+    state = OPS.streaming_forward.default(*prepared, "log", True, 4)
+    grad_output = torch.rand(3, dtype=dtype)
+    tests = ("test_schema", "test_faketensor")
+    torch.library.opcheck(
+        OPS.streaming_backward.default,
+        (grad_output, *prepared, *state[1:], True, 4),
+        test_utils=tests,
+    )
+    torch.library.opcheck(OPS.streaming_viterbi.default, (*prepared, True, 4), test_utils=tests)
+
+
+# ----------------------------------------------------------------------------- eager equality
+@pytest.mark.parametrize(
+    "per_duration, proj, forbid", [(False, False, 0.0), (False, True, 0.3), (True, True, 0.3)]
+)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_api_equals_the_autograd_function_bitwise(
+    make_inputs, per_duration: bool, proj: bool, forbid: float, dtype
+) -> None:
+    """The API now runs the custom operator; values and gradients are those of
+    ``SemiCRFStreaming`` (the unchanged reference path), bit for bit."""
+    inp = make_inputs(3, 7, 3, 3, per_duration=per_duration, proj=proj, forbid=forbid).to(dtype)
+    weights = torch.rand(3, dtype=dtype)
+    a, b = _leaves(inp), _leaves(inp)
+    via_op = semi_crf_streaming_forward(
+        a["cum_scores"], a["transition"], a["duration_bias"], inp.lengths, inp.K,
+        proj_start=a["proj_start"], proj_end=a["proj_end"],
+    )  # fmt: skip
+    via_function = SemiCRFStreaming.apply(
+        b["cum_scores"], b["transition"], b["duration_bias"], inp.lengths, inp.K,
+        b["proj_start"], b["proj_end"],
+    )  # fmt: skip
+    assert via_op.dtype == dtype
+    assert torch.equal(via_op, via_function)
+    grads_op, grads_function = _grads(via_op, a, weights), _grads(via_function, b, weights)
+    for name in grads_op:
+        assert grads_op[name].dtype == dtype
+        assert torch.equal(grads_op[name], grads_function[name]), name
+
+
+def test_values_and_gradients_match_enumeration_through_the_op(make_inputs) -> None:
+    # d log Z / d emission[t, c] is P(position t has label c): an independent check of the
+    # operator's backward against brute-force marginals.
+    inp = make_inputs(3, 6, 3, 4, per_duration=True, proj=True, forbid=0.2)
+    emissions = (inp.cum_scores[:, 1:] - inp.cum_scores[:, :-1]).clone().requires_grad_()
+    cum = torch.nn.functional.pad(emissions.cumsum(dim=1), (0, 0, 1, 0))
+    log_z = semi_crf_streaming_forward(cum, *inp.args[1:], **inp.kwargs)
+    (grad,) = torch.autograd.grad(log_z.sum(), emissions)
+    bf = brute_force_streaming(*inp.args, **inp.kwargs)
+    torch.testing.assert_close(log_z, bf.log_partition, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(grad, bf.position_marginals, rtol=1e-9, atol=1e-10)
+
+
+def test_mixed_input_dtypes_get_gradients_in_their_own_dtype(make_inputs) -> None:
+    inp = make_inputs(2, 6, 3, 3, proj=True)
+    cum = inp.cum_scores.float().requires_grad_()
+    trans = inp.transition.double().requires_grad_()
+    bias = inp.duration_bias.to(torch.bfloat16).requires_grad_()
+    ps = inp.proj_start.half().requires_grad_()
+    log_z = semi_crf_streaming_forward(cum, trans, bias, inp.lengths, inp.K, proj_start=ps)
+    assert log_z.dtype == torch.float32
+    log_z.sum().backward()
+    for x in (cum, trans, bias, ps):
+        assert x.grad.dtype == x.dtype and bool(torch.isfinite(x.grad).all())
+
+
+def test_impossible_sequences_give_minus_inf_and_zero_gradients(make_inputs) -> None:
+    inp = make_inputs(3, 5, 3, 2, proj=True)
+    bias = inp.duration_bias.clone()
+    bias[:, :] = -torch.inf  # no duration allowed at all
+    bias[0, 1] = 0.5  # ...except duration 1 with label 1
+    trans = inp.transition.clone()
+    trans[1, 1] = NEG_INF  # and label 1 cannot follow itself: only L = 1 is possible
+    lengths = torch.tensor([1, 4, 5])
+    leaves = _leaves(inp._replace(transition=trans, duration_bias=bias))
+    log_z = semi_crf_streaming_forward(
+        leaves["cum_scores"], leaves["transition"], leaves["duration_bias"], lengths, inp.K,
+        proj_start=leaves["proj_start"], proj_end=leaves["proj_end"],
+    )  # fmt: skip
+    assert bool(torch.isfinite(log_z[0])) and log_z[1:].eq(-torch.inf).all()
+    grads = _grads(log_z, leaves, torch.ones(3, dtype=log_z.dtype))
+    for name, g in grads.items():
+        assert not bool(torch.isnan(g).any()), name
+    for name in ("cum_scores", "proj_start", "proj_end"):
+        assert bool((grads[name][1:] == 0).all()), name
+    path = semi_crf_streaming_viterbi(*inp.args[:1], trans, bias, lengths, inp.K, **inp.kwargs)
+    assert path.num_segments.tolist() == [1, 0, 0]
+    assert path.scores[1:].eq(-torch.inf).all()
+
+
+def test_max_semiring_through_the_operator_has_no_gradient(make_inputs) -> None:
+    inp = make_inputs(2, 5, 3, 3)
+    prepared = prepare_inputs(*inp.args)
+    cum = prepared.cum_scores.clone().requires_grad_()
+    out = OPS.streaming_forward.default(cum, *prepared[1:], "max", True, 4)
+    with pytest.raises(RuntimeError, match="semiring 'max' has no gradient"):
+        out[0].sum().backward()
+    best = semi_crf_streaming_forward(*inp.args, "max")
+    torch.testing.assert_close(out[0].detach(), best, rtol=0, atol=0)
+
+
+def test_only_the_partition_output_is_differentiable(make_inputs) -> None:
+    # The saved state is marked non-differentiable: backward never receives (or allocates)
+    # gradients the size of alpha for it.
+    inp = make_inputs(2, 6, 3, 3)
+    prepared = prepare_inputs(*inp.args)
+    cum = prepared.cum_scores.clone().requires_grad_()
+    out = OPS.streaming_forward.default(cum, *prepared[1:], "log", True, 4)
+    assert [x.requires_grad for x in out] == [True, False, False, False, False]
+    (grad,) = torch.autograd.grad(out[0].sum(), cum)
+    expected = semi_crf_streaming_forward(cum, *inp.args[1:])
+    assert torch.equal(grad, torch.autograd.grad(expected.sum(), cum)[0])
+
+
+# ----------------------------------------------------------------------------- layouts
+def test_non_contiguous_and_expanded_inputs_equal_contiguous_ones(make_inputs) -> None:
+    inp = make_inputs(3, 6, 5, 3, per_duration=True, proj=True)
+    # The same values in other layouts: transposed storage, stride-2 slices, expanded rows.
+    cum_t = inp.cum_scores.transpose(1, 2).contiguous().transpose(1, 2)
+    trans_t = inp.transition.transpose(1, 2).contiguous().transpose(1, 2)
+    bias_row = inp.duration_bias[:1]
+    bias_expanded = bias_row.expand(inp.K, -1)
+    ps_wide = torch.stack([inp.proj_start, torch.full_like(inp.proj_start, 7.0)], dim=-1)
+    ps_strided = ps_wide[..., 0]
+    lengths_strided = torch.stack([inp.lengths, inp.lengths * 0], dim=1)[:, 0]
+    assert not cum_t.is_contiguous() and not ps_strided.is_contiguous()
+    assert not lengths_strided.is_contiguous() and bias_expanded.stride(0) == 0
+
+    def run(cum, trans, bias, lengths, ps):
+        cum = cum.detach().requires_grad_()
+        log_z = semi_crf_streaming_forward(
+            cum, trans, bias, lengths, inp.K, proj_start=ps, proj_end=inp.proj_end
+        )
+        (grad,) = torch.autograd.grad(log_z.sum(), cum)
+        path = semi_crf_streaming_viterbi(
+            cum.detach(), trans, bias, lengths, inp.K, proj_start=ps, proj_end=inp.proj_end
+        )
+        return log_z, grad, path
+
+    strided = run(cum_t, trans_t, bias_expanded, lengths_strided, ps_strided)
+    dense = run(
+        inp.cum_scores, inp.transition, bias_expanded.contiguous(), inp.lengths, inp.proj_start
+    )
+    assert torch.equal(strided[0], dense[0]) and torch.equal(strided[1], dense[1])
+    for a, b in zip(strided[2], dense[2]):
+        assert torch.equal(a, b)
+
+
+def test_expanded_batch_gives_identical_sequences(make_inputs) -> None:
+    inp = make_inputs(1, 6, 3, 4)
+    B = 4
+    cum = inp.cum_scores.expand(B, -1, -1)
+    lengths = inp.lengths.expand(B)
+    log_z = semi_crf_streaming_forward(cum, inp.transition, inp.duration_bias, lengths, inp.K)
+    single = semi_crf_streaming_forward(*inp.args)
+    assert torch.equal(log_z, single.expand(B))
+
+
+# ----------------------------------------------------------------------------- torch.compile
+def _compiled(fn):
+    return torch.compile(fn, fullgraph=True, backend="aot_eager")
+
+
+def test_compiled_forward_and_gradients_equal_eager(make_inputs) -> None:
+    torch._dynamo.reset()
+
+    def loss(cum, trans, bias, ps, lengths):
+        log_z = semi_crf_streaming_forward(cum, trans, bias, lengths, 3, proj_start=ps)
+        return (log_z * torch.arange(1, log_z.shape[0] + 1)).sum()
+
+    compiled = _compiled(loss)
+    # A second shape exercises the fake implementations with symbolic sizes (recompiled
+    # dynamic after the first shape changes).
+    for B, T, C in ((3, 7, 3), (2, 9, 5), (4, 5, 3)):
+        inp = make_inputs(B, T, C, 3, proj=True, forbid=0.2).to(torch.float32)
+        args = [x.clone().requires_grad_() for x in (inp.cum_scores, inp.transition,
+                                                      inp.duration_bias, inp.proj_start)]  # fmt: skip
+        eager_args = [x.detach().clone().requires_grad_() for x in args]
+        value = compiled(*args, inp.lengths)
+        expected = loss(*eager_args, inp.lengths)
+        assert torch.equal(value, expected)
+        grads = torch.autograd.grad(value, args)
+        expected_grads = torch.autograd.grad(expected, eager_args)
+        for g, e in zip(grads, expected_grads):
+            assert torch.equal(g, e)
+
+
+def test_compiled_viterbi_and_max_score_equal_eager(make_inputs) -> None:
+    torch._dynamo.reset()
+
+    def decode(cum, trans, bias, lengths):
+        path = semi_crf_streaming_viterbi(cum, trans, bias, lengths, 4)
+        best = semi_crf_streaming_forward(cum, trans, bias, lengths, 4, "max")
+        return path.scores, path.starts, path.labels, path.segment_scores, best
+
+    inp = make_inputs(3, 8, 3, 4, per_duration=True, forbid=0.2)
+    with torch.no_grad():
+        got = _compiled(decode)(*inp.args[:4])
+        expected = decode(*inp.args[:4])
+    for a, b in zip(got, expected):
+        assert torch.equal(a, b)
+
+
+def test_autograd_function_without_projection_arguments(make_inputs) -> None:
+    inp = make_inputs(2, 5, 3, 3)
+    cum = inp.cum_scores.clone().requires_grad_()
+    SemiCRFStreaming.apply(
+        cum, inp.transition, inp.duration_bias, inp.lengths, inp.K
+    ).sum().backward()
+    assert cum.grad is not None
