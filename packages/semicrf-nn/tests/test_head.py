@@ -467,3 +467,15 @@ def test_value_checks_can_be_switched_off() -> None:
     with pytest.raises(ValueError, match="3D"):
         head(torch.randn(5, 3), torch.tensor([5]))
     assert torch.isfinite(head(torch.randn(1, 5, 3), torch.tensor([5]))["partition"]).all()
+
+
+@pytest.mark.parametrize("num_warps", [3, 6, 64])
+def test_num_warps_must_be_a_power_of_two(num_warps: int) -> None:
+    with pytest.raises(
+        ValueError, match=f"num_warps must be a power of two in \\[1, 32\\], got {num_warps}"
+    ):
+        SemiMarkovCRFHead(3, 4, num_warps=num_warps)
+
+
+def test_num_warps_power_of_two_accepted() -> None:
+    assert SemiMarkovCRFHead(3, 4, num_warps=8).num_warps == 8

@@ -61,7 +61,7 @@ class SemiMarkovCRFHead(nn.Module):
             accepted by :func:`create_duration_distribution` or a ``DurationDistribution``.
         edge_memory_threshold: bytes the exact backends may use for their
             ``(batch, T, K+1, C, C)`` edge tensor; above it they raise ``ValueError``.
-        num_warps: Triton kernel parallelism (2-8), passed to the kernels.
+        num_warps: Triton warps per program, a power of two in ``[1, 32]`` (2-8 recommended).
         center_emissions: (keyword) zero-center the emission scores per sequence and label
             over the valid positions. A model choice (it changes the distribution unless all
             labels have the same mean); it keeps cumulative sums small at large ``T``.
@@ -107,6 +107,9 @@ class SemiMarkovCRFHead(nn.Module):
         if hidden_dim is not None:
             _check_int("hidden_dim", hidden_dim, 1)
         _check_int("num_warps", num_warps, 1)
+        if num_warps > 32 or num_warps & (num_warps - 1):
+            # Triton needs a power of two; failing here beats failing at the first GPU call.
+            raise ValueError(f"num_warps must be a power of two in [1, 32], got {num_warps}")
         if not (
             isinstance(init_scale, (int, float)) and math.isfinite(init_scale) and init_scale >= 0
         ):
