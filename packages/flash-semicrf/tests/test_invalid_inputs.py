@@ -209,13 +209,14 @@ for _method in ("forward", "compute_loss", "decode", "decode_with_traceback"):
         Case(f"head.{_method}-duration_nan", _head_call(_method, _head_with("duration_dist.bias", (0, 1), math.nan)), ValueError, ("duration_bias", "finite values or -inf", "nan")),
         Case(f"head.{_method}-pi_start_inf", _head_call(_method, _head_with("pi_start", (0,), math.inf)), ValueError, ("proj_start", "finite", "position 0")),
         Case(f"head.{_method}-projection_inf", _head_call(_method, _head_with("projection.weight", (0, 0), math.inf)), ValueError, ("emission scores", "finite", "NaN")),
-        Case(f"head.{_method}-num_warps", _head_call(_method, _head(num_warps=3)), ValueError, ("num_warps", "power of two", "3")),
     ]  # fmt: skip
 for _method in ("forward", "compute_loss", "decode"):
     HEAD_CASES.append(
         Case(f"head.{_method}-backend", _head_call(_method, backend="fast"), ValueError, ("backend", "'streaming'", "'fast'"))
     )  # fmt: skip
 HEAD_CASES += [
+    # Caught when the head is built, not at its first (GPU) call.
+    Case("head.init-num_warps", lambda: _head(num_warps=3), ValueError, ("num_warps", "power of two", "3")),
     Case("head.compute_loss-labels_range", _head_call("compute_loss", labels=_with(LABELS, (0, 1), 5).long()), ValueError, ("labels", "[0, 3)", "labels[0, 1] = 5")),
     Case("head.compute_loss-labels_negative", _head_call("compute_loss", labels=_with(LABELS, (1, 2), -1).long()), ValueError, ("labels", "[0, 3)", "labels[1, 2] = -1")),
     Case("head.compute_loss-labels_shape", _head_call("compute_loss", labels=LABELS[:, :4]), ValueError, ("labels", "(2, 5)", "(2, 4)")),
