@@ -16,6 +16,7 @@ import torch
 from semicrf_kernels import (
     NEG_INF,
     SemiCRFStreaming,
+    cumulative_scores,
     semi_crf_streaming_forward,
     semi_crf_streaming_viterbi,
 )
@@ -289,3 +290,91 @@ def test_autograd_function_without_projection_arguments(make_inputs) -> None:
         cum, inp.transition, inp.duration_bias, inp.lengths, inp.K
     ).sum().backward()
     assert cum.grad is not None
+
+
+# ----------------------------------------------------------------------------- cumulative scores
+def _prefix_sums_by_loop(scores: torch.Tensor) -> torch.Tensor:
+    """Independent reference: running float64 sums with an explicit loop over positions."""
+    B, T, C = scores.shape
+    out = torch.zeros(B, T + 1, C, dtype=torch.float64)
+    for t in range(T):
+        out[:, t + 1] = out[:, t] + scores[:, t].double()
+    return out
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+@pytest.mark.parametrize(("B", "T", "C"), [(1, 1, 1), (3, 7, 5), (2, 13, 3)])
+def test_cumulative_scores_values_and_gradient(B: int, T: int, C: int, dtype) -> None:
+    gen = torch.Generator().manual_seed(1000 * T + C)
+    scores = torch.randn(B, T, C, generator=gen).to(dtype).requires_grad_()
+    cum = cumulative_scores(scores)
+    assert cum.shape == (B, T + 1, C) and cum.dtype == torch.float64
+    # Eager results are bitwise those of the float64 torch.cumsum the head used before the op.
+    expected = torch.nn.functional.pad(torch.cumsum(scores.detach().double(), 1), (0, 0, 1, 0))
+    assert torch.equal(cum, expected)
+    # A loop adds in the same order as a sequential scan but cumsum may pair differently.
+    torch.testing.assert_close(cum, _prefix_sums_by_loop(scores.detach()), rtol=1e-14, atol=1e-14)
+    grad_cum = torch.randn(B, T + 1, C, generator=gen, dtype=torch.float64)
+    (grad,) = torch.autograd.grad(cum, scores, grad_cum)
+    assert grad.dtype == dtype
+    # d cum[t'] / d scores[t] = 1 for t' > t: the suffix sum of grad_cum over rows t+1..T.
+    suffix = torch.stack([grad_cum[:, t + 1 :].sum(dim=1) for t in range(T)], dim=1)
+    torch.testing.assert_close(grad, suffix.to(dtype), rtol=1e-12, atol=1e-12)
+
+
+def test_cumulative_scores_gradcheck_and_gradgradcheck() -> None:
+    gen = torch.Generator().manual_seed(7)
+    scores = torch.randn(2, 6, 3, generator=gen, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(cumulative_scores, (scores,))
+    assert torch.autograd.gradgradcheck(cumulative_scores, (scores,))
+
+
+def test_cumulative_scores_non_contiguous_input() -> None:
+    gen = torch.Generator().manual_seed(8)
+    base = torch.randn(3, 5, 9, generator=gen)
+    scores = base.transpose(0, 2)[:, :, ::2]  # (9, 5, 2), strided
+    assert not scores.is_contiguous()
+    assert torch.equal(cumulative_scores(scores), cumulative_scores(scores.contiguous()))
+
+
+@pytest.mark.skipif(not hasattr(torch.library, "opcheck"), reason="torch.library.opcheck absent")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_opcheck_cumulative_scores(dtype) -> None:
+    gen = torch.Generator().manual_seed(9)
+    scores = torch.randn(2, 5, 3, generator=gen).to(dtype).requires_grad_()
+    tests = ("test_schema", "test_autograd_registration", "test_faketensor")
+    torch.library.opcheck(OPS.cumulative_scores.default, (scores,), test_utils=tests)
+    grad_cum = torch.randn(2, 6, 3, generator=gen, dtype=torch.float64).requires_grad_()
+    torch.library.opcheck(
+        OPS.cumulative_scores_backward.default, (grad_cum, dtype), test_utils=tests
+    )
+
+
+def test_cumulative_scores_compiles_without_graph_break() -> None:
+    def loss(scores: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        return (cumulative_scores(scores) * weights).sum()
+
+    compiled = _compiled(loss)
+    gen = torch.Generator().manual_seed(10)
+    for B, T, C in [(2, 7, 3), (3, 11, 5)]:  # the second shape runs the fake symbolically
+        weights = torch.randn(B, T + 1, C, generator=gen, dtype=torch.float64)
+        scores = torch.randn(B, T, C, generator=gen).requires_grad_()
+        value = compiled(scores, weights)
+        (grad,) = torch.autograd.grad(value, scores)
+        ref_scores = scores.detach().clone().requires_grad_()
+        ref = loss(ref_scores, weights)
+        (ref_grad,) = torch.autograd.grad(ref, ref_scores)
+        assert torch.equal(value, ref) and torch.equal(grad, ref_grad)
+
+
+@pytest.mark.parametrize(
+    ("bad", "error", "match"),
+    [
+        ([[1.0]], TypeError, "scores: expected a torch.Tensor"),
+        (torch.zeros(2, 3), ValueError, r"scores: expected shape \(batch, T, C\), got \(2, 3\)"),
+        (torch.zeros(2, 3, 4, dtype=torch.int64), ValueError, "floating dtype, got torch.int64"),
+    ],
+)
+def test_cumulative_scores_rejects_bad_input(bad, error, match: str) -> None:
+    with pytest.raises(error, match=match):
+        cumulative_scores(bad)

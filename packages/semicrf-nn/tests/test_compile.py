@@ -165,18 +165,17 @@ def test_exact_backend_loss_compiles_without_graph_break() -> None:
     close(fn(x, lengths, labels), model.crf.compute_loss(model.encoder(x), lengths, labels))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="nn: compute_boundary_marginals (and compute_position_marginals) differentiate log Z "
-    "inside the method (UncertaintySemiMarkovCRFHead._gradient_of_log_z): Dynamo rejects its "
-    "torch.zeros_like(..., requires_grad=True) and cannot trace torch.autograd.grad (torch <= "
-    "2.15 without the opt-in trace_autograd_ops). Fix: a compilable marginals entry point in "
-    "semicrf_kernels that calls the streaming_forward/streaming_backward custom ops directly "
-    "(grad_output = 1) for the streaming backend",
-)
 def test_boundary_marginals_compile_without_graph_break() -> None:
     model = Tagger(UncertaintySemiMarkovCRFHead)
     x, lengths, _ = batch(3, 6, 9)
     h = model.encoder(x).detach()
     fn = compiled(model.crf.compute_boundary_marginals)
     close(fn(h, lengths), model.crf.compute_boundary_marginals(h, lengths))
+
+
+def test_position_marginals_compile_without_graph_break() -> None:
+    model = Tagger(UncertaintySemiMarkovCRFHead)
+    x, lengths, _ = batch(3, 6, 10)
+    h = model.encoder(x).detach()
+    fn = compiled(model.crf.compute_position_marginals)
+    close(fn(h, lengths), model.crf.compute_position_marginals(h, lengths))

@@ -8,6 +8,7 @@ import pytest
 import torch
 from _nn_helpers import H, brute, make_batch
 
+from semicrf_kernels import cumulative_scores, semi_crf_streaming_forward
 from semicrf_nn import UncertaintySemiMarkovCRFHead
 
 OPTIONS = [
@@ -184,3 +185,44 @@ def test_uncertainty_errors() -> None:
     small = UncertaintySemiMarkovCRFHead(3, 3, hidden_dim=H, edge_memory_threshold=100).double()
     with pytest.raises(ValueError, match="edge_memory_threshold"):
         small.compute_entropy_exact(hidden, lengths)
+
+
+def _marginals_by_autograd(head, hidden, lengths):
+    """Reference: differentiate the public streaming log Z with torch.autograd, as the head did
+    before its streaming marginals called the kernels' operators directly."""
+    with torch.no_grad():
+        inputs = head._prepare(hidden, lengths)
+    out = {}
+    for wrt in ("scores", "start"):
+        scores = inputs.scores.detach().requires_grad_(wrt == "scores")
+        ps = inputs.proj_start
+        bonus = torch.zeros_like(scores, requires_grad=True)
+        if wrt == "start":
+            ps = bonus if ps is None else ps + bonus
+        log_z = semi_crf_streaming_forward(
+            cumulative_scores(scores).to(scores.dtype),
+            inputs.transition,
+            inputs.duration_bias,
+            lengths,
+            head.max_duration,
+            proj_start=ps,
+            proj_end=inputs.proj_end,
+        )
+        (out[wrt],) = torch.autograd.grad(log_z.sum(), scores if wrt == "scores" else bonus)
+    valid = torch.arange(hidden.shape[1])[None, :] < lengths[:, None]
+    boundary = torch.where(valid, out["start"].sum(-1), torch.zeros(()).to(out["start"]))
+    return boundary.clamp(0.0, 1.0), out["scores"].clamp(0.0, 1.0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("name", ["plain", "K_gt_T", "duration_dependent", "boundaries"])
+def test_streaming_marginals_equal_autograd_bitwise(name: str, dtype) -> None:
+    _, C, K, T, kwargs = OPTIONS[IDS.index(name)]
+    head = make_uhead(C, K, **kwargs).to(dtype)
+    hidden, lengths = make_batch(3, T + 2, H, seed=11 + len(name))
+    hidden = hidden.to(dtype)
+    boundary, position = _marginals_by_autograd(head, hidden, lengths)
+    got_boundary = head.compute_boundary_marginals(hidden, lengths, backend="streaming")
+    got_position = head.compute_position_marginals(hidden, lengths, backend="streaming")
+    assert got_boundary.dtype == dtype and got_position.dtype == dtype
+    assert torch.equal(got_boundary, boundary) and torch.equal(got_position, position)

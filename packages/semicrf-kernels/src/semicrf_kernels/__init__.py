@@ -14,6 +14,7 @@ from . import streaming as _streaming
 from ._triton_support import HAS_TRITON
 from .constants import NEG_INF
 from .edge_block import compute_edge_block_streaming
+from .ops import cumulative_scores
 from .streaming import (
     SemiCRFStreaming,
     StreamingMarginals,
@@ -32,6 +33,7 @@ __all__ = [
     "ViterbiPath",
     "__version__",
     "compute_edge_block_streaming",
+    "cumulative_scores",
     "score_path_segments",
     "semi_crf_streaming_forward",
     "semi_crf_streaming_viterbi",

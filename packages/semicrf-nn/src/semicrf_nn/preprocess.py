@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from semicrf_kernels import cumulative_scores as kernel_cumulative_scores
+
 __all__ = [
     "ModelInputs",
     "center_scores",
@@ -66,6 +68,10 @@ def center_scores(scores: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
 def cumulative_scores(scores: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """Prefix sums ``cum[:, 0] = 0``, ``cum[:, t] = sum_{t' < t} scores[:, t']``.
 
+    Computed by the ``semicrf_kernels::cumulative_scores`` custom operator, so that
+    ``torch.compile`` sees one opaque node (Inductor's CUDA code generation of a float64 cumsum
+    over positions fails on torch 2.11); eagerly it is the same float64 ``torch.cumsum``.
+
     Args:
         scores: ``(batch, T, C)`` float per-position scores (padding should be 0).
         dtype: dtype of the result (the sum itself is accumulated in float64).
@@ -73,8 +79,7 @@ def cumulative_scores(scores: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     Returns:
         ``(batch, T+1, C)`` cumulative scores.
     """
-    csum = torch.cumsum(scores.to(torch.float64), dim=1)
-    return F.pad(csum, (0, 0, 1, 0)).to(dtype)
+    return kernel_cumulative_scores(scores).to(dtype)
 
 
 def sequence_boundary_scores(

@@ -27,6 +27,9 @@ from .validation import check_choice
 
 __all__ = ["FOCUS_MODES", "UncertaintySemiMarkovCRFHead"]
 
+# Registered by importing semicrf_kernels (its streaming API imports semicrf_kernels.ops).
+ops = torch.ops.semicrf_kernels
+
 FOCUS_MODES = ("high_uncertainty", "boundary_regions")
 
 
@@ -58,6 +61,8 @@ class UncertaintySemiMarkovCRFHead(SemiMarkovCRFHead):
     ) -> torch.Tensor:
         """``d sum_b log Z_b / d x`` for ``x`` = the per-position scores (``wrt="scores"``) or
         a zero bonus added to every segment start (``wrt="start"``); ``(batch, T, C)``."""
+        if backend == "streaming":
+            return self._streaming_gradient_of_log_z(inputs, lengths, use_triton, wrt)
         with torch.enable_grad():
             scores = inputs.scores.detach().requires_grad_(wrt == "scores")
             ps = None if inputs.proj_start is None else inputs.proj_start.detach()
@@ -76,6 +81,37 @@ class UncertaintySemiMarkovCRFHead(SemiMarkovCRFHead):
             target = scores if wrt == "scores" else bonus
             (grad,) = torch.autograd.grad(log_z.sum(), target)
         return grad.detach()
+
+    def _streaming_gradient_of_log_z(
+        self, inputs: ModelInputs, lengths: torch.Tensor, use_triton: bool, wrt: str
+    ) -> torch.Tensor:
+        """:meth:`_gradient_of_log_z` for the streaming backend without ``torch.autograd``.
+
+        Calls the kernels' forward and backward operators directly with ``grad_output = 1``,
+        so ``torch.compile`` traces it as one graph. The operators and casts are those autograd
+        runs for the same gradient, so the results are bitwise the same.
+        """
+        scores = inputs.scores.detach()
+        ps = None if inputs.proj_start is None else inputs.proj_start.detach()
+        if wrt == "start" and ps is None:
+            # The gradient with respect to a start bonus is the start projection's gradient;
+            # adding a zero projection changes no value.
+            ps = torch.zeros_like(scores)
+        pe = None if inputs.proj_end is None else inputs.proj_end.detach()
+        with torch.no_grad():
+            cum = cumulative_scores(scores, scores.dtype)
+            K, warps = self.max_duration, self.num_warps
+            trans, bias = inputs.transition.detach(), inputs.duration_bias.detach()
+            partition, log_z, alpha, window, shift = ops.streaming_forward.default(
+                cum, trans, bias, lengths, K, ps, pe, "log", bool(use_triton), int(warps)
+            )
+            grad_cum, _, _, grad_ps, _ = ops.streaming_backward.default(
+                torch.ones_like(partition), cum, trans, bias, lengths, K, ps, pe, log_z, alpha,
+                window, shift, bool(use_triton), int(warps),
+            )  # fmt: skip
+            if wrt == "start":
+                return grad_ps
+            return ops.cumulative_scores_backward.default(grad_cum, scores.dtype)
 
     def compute_boundary_marginals(
         self,
