@@ -7,7 +7,7 @@ import numbers
 import torch
 
 from ._inputs import compute_dtype, mask_forbidden
-from .validation import validate_streaming_inputs, value_checks_enabled
+from .validation import check_log_weights, validate_streaming_inputs, value_checks_enabled
 
 __all__ = ["compute_edge_block_streaming"]
 
@@ -117,11 +117,5 @@ def _check_block_values(
                 f"{name}: expected finite values at the segment's position {position}, got "
                 f"NaN/Inf at batch {b}"
             )
-    for name, x in (("transition", transition), ("duration_bias", duration_bias)):
-        bad = torch.isnan(x) | (x == torch.inf)
-        if bool(bad.any()):
-            index = tuple(bad.nonzero()[0].tolist())
-            raise ValueError(
-                f"{name}: expected finite values or -inf (forbidden), got {x[index].item()} at "
-                f"index {index}"
-            )
+    check_log_weights(transition, "transition")
+    check_log_weights(duration_bias, "duration_bias")

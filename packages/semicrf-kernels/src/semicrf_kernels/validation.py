@@ -14,6 +14,7 @@ import torch
 
 __all__ = [
     "check_K",
+    "check_log_weights",
     "check_num_warps",
     "validate_streaming_inputs",
     "value_checks_enabled",
@@ -177,14 +178,24 @@ def validate_streaming_inputs(
                 f"{name}: expected finite values at valid positions, got NaN/Inf at batch {b}, "
                 f"position {t}"
             )
-    for name, x in (("transition", trans), ("duration_bias", bias)):
-        bad = torch.isnan(x) | (x == torch.inf)
-        if bool(bad.any()):
-            index = tuple(bad.nonzero()[0].tolist())
-            raise ValueError(
-                f"{name}: expected finite values or -inf (forbidden), got {x[index].item()} at "
-                f"index {index}"
-            )
+    check_log_weights(trans, "transition")
+    check_log_weights(bias, "duration_bias")
+
+
+def check_log_weights(x: torch.Tensor, name: str) -> None:
+    """Raise ``ValueError`` on NaN or ``+inf`` in log-space weights (a value check).
+
+    For ``transition`` / ``duration_bias``: ``-inf`` (or anything ``<= NEG_INF / 2``) forbids a
+    choice and is allowed. Every entry point (streaming, edge blocks, the heads' exact backends)
+    calls this one check, so they all say the same thing.
+    """
+    bad = torch.isnan(x) | (x == torch.inf)
+    if bool(bad.any()):
+        index = tuple(bad.nonzero()[0].tolist())
+        raise ValueError(
+            f"{name}: expected finite values or -inf (forbidden), got {x[index].item()} at "
+            f"index {index}"
+        )
 
 
 def check_num_warps(num_warps: object) -> int:

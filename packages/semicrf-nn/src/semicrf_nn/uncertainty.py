@@ -20,7 +20,6 @@ import torch
 from semicrf_kernels import streaming_marginals_pytorch
 from semicrf_semirings import EntropySemiring, LogSemiring
 
-from .backends import build_edge_tensor, check_edge_memory, exact_sum
 from .head import REDUCTIONS, SemiMarkovCRFHead
 from .preprocess import ModelInputs, cumulative_scores, position_mask
 from .validation import check_choice
@@ -216,25 +215,8 @@ class UncertaintySemiMarkovCRFHead(SemiMarkovCRFHead):
         """
         self._check(hidden_states, lengths)
         inputs = self._prepare(hidden_states, lengths)
-        B, T1, C = inputs.cum_scores.shape
-        check_edge_memory(
-            B,
-            T1 - 1,
-            self.max_duration,
-            C,
-            inputs.cum_scores.dtype,
-            self.edge_memory_threshold,
-            "exact",
-        )
-        edge = build_edge_tensor(
-            inputs.cum_scores,
-            inputs.transition,
-            inputs.duration_bias,
-            self.max_duration,
-            inputs.proj_start,
-            inputs.proj_end,
-        )
-        return exact_sum(edge, lengths, EntropySemiring).to(inputs.cum_scores.dtype)
+        entropy = self._semiring_sum(inputs, lengths, "exact", EntropySemiring, use_triton=False)
+        return entropy.to(inputs.cum_scores.dtype)
 
     # ------------------------------------------------------------------ weighted loss
     def sequence_uncertainty(

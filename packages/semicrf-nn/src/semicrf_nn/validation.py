@@ -11,6 +11,8 @@ from collections.abc import Sequence
 
 import torch
 
+from semicrf_kernels.validation import check_log_weights
+
 __all__ = [
     "check_choice",
     "check_finite",
@@ -83,21 +85,6 @@ def check_finite(x: torch.Tensor, name: str) -> None:
         n_nan = int(torch.isnan(x).sum())
         n_inf = int(torch.isinf(x).sum())
         raise ValueError(f"{name} must be finite, got {n_nan} NaN and {n_inf} infinite values")
-
-
-def check_log_weights(x: torch.Tensor, name: str) -> None:
-    """Raise ``ValueError`` on NaN or ``+inf`` in log-space weights (a value check).
-
-    For ``transition`` / ``duration_bias``: ``-inf`` (or ``<= NEG_INF / 2``) forbids a choice
-    and is allowed; the message matches the streaming kernels' so every backend says the same.
-    """
-    bad = torch.isnan(x) | (x == torch.inf)
-    if bool(bad.any()):
-        index = tuple(int(i) for i in bad.nonzero()[0])
-        raise ValueError(
-            f"{name}: expected finite values or -inf (forbidden), got {x[index].item()} at "
-            f"index {index}"
-        )
 
 
 def check_lengths(
