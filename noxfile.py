@@ -1,6 +1,7 @@
 """Developer tasks for the flash-semicrf workspace.
 
-`uv run nox` runs the default sessions (lint, layers, one test session per package, build).
+`uv run nox` runs the default sessions (lint, layers, one test session per package, the optional
+Lightning integration, build, docs).
 Every test session gets its own environment holding only that package and the layers beneath
 it, installed from the committed lock (`uv sync --locked --package ...`), so an accidental
 import of a higher layer fails there.
@@ -34,6 +35,7 @@ nox.options.sessions = [
     "lint",
     "layers",
     *(f"tests-{short}" for short in PACKAGES),
+    "tests-lightning",
     "build",
     "docs",
 ]
@@ -84,6 +86,22 @@ def _make_test_session(short: str) -> None:
 
 for _short in PACKAGES:
     _make_test_session(_short)
+
+
+@nox.session(name="tests-lightning", tags=["tests"])
+def tests_lightning(session: nox.Session) -> None:
+    """The optional Lightning integration: its module and Lightning's DDP on two CPU processes."""
+    _sync(session, "flash-semicrf", "test", extras=("lightning",))
+    env = {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}
+    session.run(
+        "pytest",
+        str(ROOT / "packages" / "semicrf-nn" / "tests" / "test_lightning.py"),
+        str(ROOT / "packages" / "flash-semicrf" / "tests" / "test_distributed_examples.py"),
+        "-k",
+        "lightning",
+        *session.posargs,
+        env=env,
+    )
 
 
 @nox.session

@@ -2,10 +2,15 @@
 # Run the GPU test suites and the benchmarks from source, in one call, on a GPU machine
 # that has python3 with torch and triton but no package registry (and maybe no nox).
 #
-#   bash benchmarks/gpu_check.sh [quick|tests|bench|all]     (default: all)
+#   bash benchmarks/gpu_check.sh [quick|tests|bench|all|reliability]     (default: all)
 #
-# pytest/hypothesis, when missing there, are installed from wheels in .whl/ (see
-# docs/development.md for how to fetch them on a machine that has a registry).
+# tests: every package's suite on CUDA; bench: bench_streaming.py + check_precision.py; quick:
+# tests + a small benchmark; reliability: benchmarks/gpu_reliability.py (compile, CUDA graphs,
+# precision, DDP and Lightning on every visible GPU; extra arguments via RELIABILITY_ARGS).
+# "all" (tests + bench) needs about 15 minutes: split it where a call is limited to 10.
+#
+# pytest/hypothesis, when missing there, are installed from wheels in .whl/, and Lightning from
+# .whl/lightning/ (see docs/development.md for how to fetch them on a machine with a registry).
 # Results go to $OUT (if set) and to benchmarks/results/.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +29,14 @@ if ! python3 -c "import pytest, hypothesis" 2>/dev/null; then
     else
         echo "pytest/hypothesis missing and no .whl/ folder: tests skipped" >&2
     fi
+fi
+
+if [[ "$MODE" == "reliability" && -d .whl/lightning ]] && ! python3 -c "import lightning" 2>/dev/null; then
+    # --no-deps with the names listed: torch, fsspec, packaging come from the machine's python.
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
+        --find-links .whl/lightning --target /tmp/site-lightning \
+        lightning lightning-utilities pytorch-lightning torchmetrics tqdm pyyaml \
+        && export PYTHONPATH="$PYTHONPATH:/tmp/site-lightning"
 fi
 
 python3 - <<'PY'
@@ -46,6 +59,10 @@ fi
 if [[ "$MODE" == "all" || "$MODE" == "bench" ]]; then
     run python3 benchmarks/bench_streaming.py --out "$RESULTS"
     [[ -f benchmarks/check_precision.py ]] && run python3 benchmarks/check_precision.py --out "$RESULTS"
+fi
+if [[ "$MODE" == "reliability" ]]; then
+    # shellcheck disable=SC2086
+    run python3 benchmarks/gpu_reliability.py --out "$RESULTS" ${RELIABILITY_ARGS:-}
 fi
 if [[ "$MODE" == "quick" ]]; then
     run python3 benchmarks/bench_streaming.py --quick --out "$RESULTS"

@@ -2,19 +2,23 @@
 
     python benchmarks/gpu_reliability.py                 # (a)-(d), T up to 1e5
     python benchmarks/gpu_reliability.py --long          # precision also at T = 4e5
-    python benchmarks/gpu_reliability.py --skip-ddp      # no torchrun runs
+    python benchmarks/gpu_reliability.py --skip-ddp      # no multi-process runs ((d), (e))
     python benchmarks/gpu_reliability.py --smoke         # tiny sizes, runs on a CPU (dry run)
 
-(a) ``torch.compile`` (inductor, ``fullgraph=True``) of an encoder + ``SemiMarkovCRFHead`` loss
-    and of ``decode``: values and gradients against eager.
+(a) ``torch.compile`` (inductor, ``fullgraph=True``) of an encoder + ``UncertaintySemiMarkovCRFHead``
+    loss, of ``decode`` and of the boundary marginals: values and gradients against eager.
 (b) CUDA graphs: the streaming forward + backward and ``semi_crf_streaming_viterbi`` captured in
-    ``torch.cuda.CUDAGraph`` objects on static inputs (``validate=False``), replayed on new
-    inputs copied into them, against eager runs on those inputs.
+    ``torch.cuda.CUDAGraph`` objects on static inputs (``validate=False``), and a whole model
+    (encoder + head: loss, gradients of every parameter, ``decode``; the head left at its default
+    ``validate=True``, which capture turns off), replayed on new inputs copied into them, against
+    eager runs on those inputs.
 (c) Precision of the Triton kernels: float32 against float64 on the same (float32-rounded)
     inputs at T = 1e3, 1e4, 1e5 (and 4e5 with ``--long``): log Z (relative), gradients
     (max-norm relative, per tensor) and the Viterbi score (relative).
 (d) DDP throughput of ``examples/distributed/ddp_train.py`` under torchrun on 1 GPU and, when
     two are visible, on 2 GPUs.
+(e) The same with Lightning's ``strategy="ddp"`` (``examples/distributed/lightning_ddp.py``), when
+    ``lightning`` can be imported (``benchmarks/gpu_check.sh`` installs it from ``.whl/lightning``).
 
 Prints a markdown report and writes it to ``$OUT/reliability_<card>_<date>.md`` when ``$OUT``
 is set (else to ``benchmarks/results/``). Exits with status 1 if a check fails.
@@ -37,7 +41,7 @@ import torch
 from torch import nn
 
 from semicrf_kernels import semi_crf_streaming_forward, semi_crf_streaming_viterbi
-from semicrf_nn import SemiMarkovCRFHead
+from semicrf_nn import UncertaintySemiMarkovCRFHead
 
 ROOT = Path(__file__).resolve().parents[1]
 FAILURES: list[str] = []
@@ -84,7 +88,7 @@ class Tagger(nn.Module):
     def __init__(self, C: int, K: int, F: int, H: int) -> None:
         super().__init__()
         self.encoder = nn.Sequential(nn.Linear(F, H), nn.GELU(), nn.Linear(H, H))
-        self.crf = SemiMarkovCRFHead(C, K, hidden_dim=H, use_boundary_projections=True)
+        self.crf = UncertaintySemiMarkovCRFHead(C, K, hidden_dim=H, use_boundary_projections=True)
 
     def loss(self, x, lengths, labels):
         return self.crf.compute_loss(self.encoder(x), lengths, labels)
@@ -92,18 +96,26 @@ class Tagger(nn.Module):
     def decode(self, x, lengths):
         return self.crf.decode(self.encoder(x), lengths)
 
+    def boundaries(self, x, lengths):
+        return self.crf.compute_boundary_marginals(self.encoder(x), lengths)
+
+
+def tagging_batch(B: int, T: int, C: int, F: int, device, seed: int):
+    """Features, lengths (the first at T) and constant-run labels of one batch."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(B, T, F, generator=g)
+    lengths = torch.randint(T // 2, T + 1, (B,), generator=g)
+    lengths[0] = T
+    labels = ((torch.arange(T) // 7)[None] + torch.arange(B)[:, None] + seed) % C
+    return x.to(device), lengths.to(device), labels.to(device)
+
 
 def check_compile(device, smoke: bool) -> list[str]:
     backend = "aot_eager" if device.type == "cpu" else "inductor"
     B, T, C, K, F, H = (3, 12, 3, 4, 5, 8) if smoke else (8, 512, 12, 32, 64, 128)
     torch.manual_seed(0)
     model = Tagger(C, K, F, H).to(device)
-    x = torch.randn(B, T, F, device=device)
-    lengths = torch.randint(T // 2, T + 1, (B,), device=device)
-    lengths[0] = T
-    labels = (
-        (torch.arange(T, device=device) // 7)[None] + torch.arange(B, device=device)[:, None]
-    ) % C
+    x, lengths, labels = tagging_batch(B, T, C, F, device, seed=0)
     params = list(model.parameters())
     start = time.perf_counter()
     loss_c = torch.compile(model.loss, fullgraph=True, backend=backend)(x, lengths, labels)
@@ -116,8 +128,11 @@ def check_compile(device, smoke: bool) -> list[str]:
     with torch.no_grad():
         dec_c = torch.compile(model.decode, fullgraph=True, backend=backend)(x, lengths)
         dec_e = model.decode(x, lengths)
+        marg_c = torch.compile(model.boundaries, fullgraph=True, backend=backend)(x, lengths)
+        marg_e = model.boundaries(x, lengths)
     d_dec = rel(dec_c, dec_e)
-    ok = d_loss <= 1e-5 and d_grad <= 1e-4 and d_dec <= 1e-5
+    d_marg = rel(marg_c, marg_e)
+    ok = d_loss <= 1e-5 and d_grad <= 1e-4 and d_dec <= 1e-5 and d_marg <= 1e-4
     return [
         "## (a) torch.compile of the head",
         "",
@@ -129,6 +144,7 @@ def check_compile(device, smoke: bool) -> list[str]:
         f"| loss | {d_loss:.2e} | 1e-5 | {verdict(d_loss <= 1e-5, 'compile loss')} |",
         f"| gradients (worst tensor) | {d_grad:.2e} | 1e-4 | {verdict(d_grad <= 1e-4, 'compile grads')} |",
         f"| decode (Viterbi scores) | {d_dec:.2e} | 1e-5 | {verdict(d_dec <= 1e-5, 'compile decode')} |",
+        f"| boundary marginals | {d_marg:.2e} | 1e-4 | {verdict(d_marg <= 1e-4, 'compile marginals')} |",
         "",
         f"compile: {'pass' if ok else 'FAIL'}",
         "",
@@ -199,6 +215,68 @@ def check_cuda_graphs(device, smoke: bool) -> list[str]:
         *head,
         f"Static inputs B={B}, T={T}, C={C}, K={K} (float32), captured once, replayed on 3 new "
         "input sets (new scores and lengths copied in); compared with eager runs on them.",
+        "",
+        "| captured | worst relative difference to eager | tolerance | result |",
+        "| --- | ---: | ---: | --- |",
+        *rows,
+        "",
+    ]
+
+
+def check_model_cuda_graph(device, smoke: bool) -> list[str]:
+    """Capture a whole model: encoder + head loss, the gradients of every parameter, decode."""
+    head = ["### (b2) A model with the head, captured whole", ""]
+    if device.type != "cuda":
+        return [*head, "skipped: needs CUDA", ""]
+    B, T, C, K, F, H = (2, 64, 4, 8, 5, 16) if smoke else (8, 1000, 12, 32, 64, 128)
+    torch.manual_seed(0)
+    model = Tagger(C, K, F, H).to(device)  # validate=True: capture itself turns the checks off
+    params = list(model.parameters())
+    static_x, static_lengths, static_labels = tagging_batch(B, T, C, F, device, seed=1)
+
+    def step(x, lengths, labels):
+        loss = model.loss(x, lengths, labels)
+        grads = torch.autograd.grad(loss, params)
+        with torch.no_grad():
+            scores = model.decode(x, lengths)
+        return (loss.detach(), *grads, scores)
+
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            step(static_x, static_lengths, static_labels)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        captured = step(static_x, static_lengths, static_labels)
+
+    worst = {"loss": 0.0, "parameter gradients (worst)": 0.0, "decode (Viterbi scores)": 0.0}
+    for seed in (2, 3, 4):
+        x, lengths, labels = tagging_batch(B, T, C, F, device, seed=seed)
+        lengths = lengths.flip(0)
+        static_x.copy_(x)
+        static_lengths.copy_(lengths)
+        static_labels.copy_(labels)
+        graph.replay()
+        torch.cuda.synchronize()
+        eager = step(x, lengths, labels)
+        diffs = [rel(a, b) for a, b in zip(captured, eager)]
+        worst["loss"] = max(worst["loss"], diffs[0])
+        worst["parameter gradients (worst)"] = max(
+            worst["parameter gradients (worst)"], *diffs[1:-1]
+        )
+        worst["decode (Viterbi scores)"] = max(worst["decode (Viterbi scores)"], diffs[-1])
+    rows = [
+        f"| {name} | {value:.2e} | 1e-6 | {verdict(value <= 1e-6, 'model cuda graph ' + name)} |"
+        for name, value in worst.items()
+    ]
+    return [
+        *head,
+        f"Encoder (2 linear layers, hidden {H}) + `UncertaintySemiMarkovCRFHead` (boundary "
+        f"projections, default `validate=True`), B={B}, T={T}, C={C}, K={K}: `compute_loss`, "
+        f"`torch.autograd.grad` of all {len(params)} parameter tensors and `decode` captured in "
+        "one graph, replayed on 3 new batches (new features, lengths and labels copied in).",
         "",
         "| captured | worst relative difference to eager | tolerance | result |",
         "| --- | ---: | ---: | --- |",
@@ -297,6 +375,52 @@ def check_ddp(device, smoke: bool) -> list[str]:
     return [*lines, ""]
 
 
+# ----------------------------------------------------------------------------- (e) Lightning
+def check_lightning(device, smoke: bool) -> list[str]:
+    lines = ['## (e) Lightning `strategy="ddp"` (`examples/distributed/lightning_ddp.py`)', ""]
+    try:
+        import lightning  # noqa: F401
+    except ImportError:
+        return [*lines, "skipped: `lightning` is not installed", ""]
+    gpus = torch.cuda.device_count() if device.type == "cuda" else 0
+    sizes = ["--train-size", "32", "--val-size", "8", "--seq-len", "60", "--max-duration", "12"]
+    if not smoke:
+        sizes = ["--train-size", "960", "--val-size", "64", "--seq-len", "400", "--max-duration", "80"]  # fmt: skip
+    sizes += ["--epochs", "2", "--batch-size", "8", "--warmup-steps", "1" if smoke else "5"]
+    counts = [1, 2] if (gpus >= 2 or device.type == "cpu") else [1]
+    lines += [
+        f"`lightning_ddp.py {' '.join(sizes)}`, accelerator {'gpu' if gpus else 'cpu'}; time "
+        "inside training steps (forward, backward with the all-reduce, optimizer step).",
+        "",
+        "| devices | sequences/s (all ranks) | scaling | parameters in sync | val boundary F1 |",
+        "| ---: | ---: | ---: | --- | ---: |",
+    ]
+    base = None
+    for n in counts:
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "lightning.json"
+            cmd = [
+                sys.executable, str(ROOT / "examples/distributed/lightning_ddp.py"),
+                "--devices", str(n), "--accelerator", "gpu" if gpus else "cpu",
+                *sizes, "--json", str(out),
+            ]  # fmt: skip
+            run = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, cwd=tmp)
+            if run.returncode != 0 or not out.exists():
+                FAILURES.append(f"lightning {n} devices")
+                lines.append(f"| {n} | **FAIL** (exit {run.returncode}) | | | |")
+                print(run.stdout[-2000:], run.stderr[-3000:], file=sys.stderr)
+                continue
+            result = json.loads(out.read_text())
+        speed = result["sequences_per_second"] or 0.0
+        base = base or speed
+        sync = verdict(result["parameters_in_sync"], f"lightning sync {n}")
+        f1 = result["validation"].get("val/boundary_f1", float("nan"))
+        lines.append(f"| {n} | {speed:.1f} | {speed / base:.2f}x | {sync} | {f1:.3f} |")
+    if len(counts) == 1:
+        lines.append("| 2 | n/a (one GPU visible) | | | |")
+    return [*lines, ""]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--long", action="store_true", help="precision also at T = 4e5")
@@ -318,10 +442,12 @@ def main() -> None:
     sections = [
         lambda: check_compile(device, args.smoke),
         lambda: check_cuda_graphs(device, args.smoke),
+        lambda: check_model_cuda_graph(device, args.smoke),
         lambda: check_precision(device, args.smoke, args.long),
     ]
     if not args.skip_ddp:
         sections.append(lambda: check_ddp(device, args.smoke))
+        sections.append(lambda: check_lightning(device, args.smoke))
     for section in sections:
         try:
             lines = section()

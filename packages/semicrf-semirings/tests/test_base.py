@@ -87,3 +87,18 @@ def test_log_softmax_minus_inf_rows():
     torch.testing.assert_close(out[2], torch.log_softmax(x[2].detach(), -1))
     torch.where(torch.isfinite(out), out, 0.0).sum().backward()
     assert torch.isfinite(x.grad).all()
+
+
+def test_logsumexp_gradient_under_torch_func_equals_autograd():
+    # torch.func.grad (and so torch.compile of code that uses it) needs the Function's
+    # setup_context form; the rows that are all -inf must still get a zero gradient.
+    x = torch.randn(4, 5, dtype=torch.float64)
+    x[1] = -float("inf")
+    x[2, :3] = -float("inf")
+    w = torch.randn(4, dtype=torch.float64)
+    expected = torch.autograd.grad((logsumexp(x.requires_grad_(), 1) * w).sum(), x)[0]
+    got = torch.func.grad(lambda t: (logsumexp(t, 1) * w).sum())(x.detach())
+    assert torch.equal(got, expected)
+    assert torch.equal(got[1], torch.zeros(5, dtype=torch.float64))
+    batched = torch.func.vmap(lambda row: logsumexp(row, 0))(x.detach())
+    assert torch.equal(batched, logsumexp(x.detach(), 1))

@@ -62,23 +62,37 @@ class UncertaintySemiMarkovCRFHead(SemiMarkovCRFHead):
         a zero bonus added to every segment start (``wrt="start"``); ``(batch, T, C)``."""
         if backend == "streaming":
             return self._streaming_gradient_of_log_z(inputs, lengths, use_triton, wrt)
-        with torch.enable_grad():
-            scores = inputs.scores.detach().requires_grad_(wrt == "scores")
-            ps = None if inputs.proj_start is None else inputs.proj_start.detach()
+        scores = inputs.scores.detach()
+        cum = cumulative_scores(scores, scores.dtype)
+        fixed_ps = None if inputs.proj_start is None else inputs.proj_start.detach()
+
+        def log_z_sum(x: torch.Tensor) -> torch.Tensor:
+            # x: the cumulative scores (wrt="scores") or a zero bonus on every segment start.
+            ps = fixed_ps
             if wrt == "start":
-                bonus = torch.zeros_like(scores, requires_grad=True)
-                ps = bonus if ps is None else ps + bonus
+                ps = x if ps is None else ps + x
             detached = ModelInputs(
                 scores=scores,
-                cum_scores=cumulative_scores(scores, scores.dtype),
+                cum_scores=x if wrt == "scores" else cum,
                 transition=inputs.transition.detach(),
                 duration_bias=inputs.duration_bias.detach(),
                 proj_start=ps,
                 proj_end=None if inputs.proj_end is None else inputs.proj_end.detach(),
             )
-            log_z = self._semiring_sum(detached, lengths, backend, LogSemiring, use_triton)
-            target = scores if wrt == "scores" else bonus
-            (grad,) = torch.autograd.grad(log_z.sum(), target)
+            return self._semiring_sum(detached, lengths, backend, LogSemiring, use_triton).sum()
+
+        x0 = cum if wrt == "scores" else torch.zeros_like(scores)
+        if backend == "exact":
+            # torch.func.grad is traced by torch.compile (fullgraph); torch.autograd.grad is not.
+            grad = torch.func.grad(log_z_sum)(x0)
+        else:
+            # The sharded semiring's checkpointed products call torch.autograd inside their own
+            # backward, which torch.func cannot transform: this backend stays eager-only.
+            with torch.enable_grad():
+                x = x0.detach().requires_grad_()
+                (grad,) = torch.autograd.grad(log_z_sum(x), x)
+        if wrt == "scores":
+            grad = ops.cumulative_scores_backward.default(grad, scores.dtype)
         return grad.detach()
 
     def _streaming_gradient_of_log_z(

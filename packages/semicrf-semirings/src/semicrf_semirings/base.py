@@ -30,11 +30,19 @@ __all__ = [
 class _LogSumExp(torch.autograd.Function):
     """`torch.logsumexp` whose gradient is 0 (not NaN) where every reduced input is `-inf`."""
 
+    # forward/setup_context kept apart (and a generated vmap rule) so that torch.func
+    # transforms (grad, vmap) and torch.compile can trace through it.
+    generate_vmap_rule = True
+
     @staticmethod
-    def forward(ctx, x: Tensor, dim: int) -> Tensor:  # type: ignore[override]
+    def forward(x: Tensor, dim: int) -> Tensor:  # type: ignore[override]
+        return torch.logsumexp(x, dim)
+
+    @staticmethod
+    def setup_context(ctx, inputs: tuple[Tensor, int], output: Tensor) -> None:  # type: ignore[override]
+        x, dim = inputs
         ctx.dim = dim
         ctx.save_for_backward(x)
-        return torch.logsumexp(x, dim)
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
