@@ -17,6 +17,8 @@
     (max-norm relative, per tensor) and the Viterbi score (relative).
 (d) DDP throughput of ``examples/distributed/ddp_train.py`` under torchrun on 1 GPU and, when
     two are visible, on 2 GPUs.
+(f) Mixed precision: training steps of the model of (a) under ``torch.autocast(dtype=bfloat16)``
+    next to the same steps in float32: dtypes, finiteness, losses and gradients to bf16 precision.
 (e) The same with Lightning's ``strategy="ddp"`` (``examples/distributed/lightning_ddp.py``), when
     ``lightning`` can be imported (``benchmarks/gpu_check.sh`` installs it from ``.whl/lightning``).
 
@@ -391,6 +393,64 @@ def check_ddp(device, smoke: bool) -> list[str]:
     return [*lines, ""]
 
 
+# ----------------------------------------------------------------------------- (f) autocast
+def check_autocast(device, smoke: bool) -> list[str]:
+    """bf16 autocast training steps next to float32 ones (same start, same batches)."""
+    B, T, C, K, F, H = (3, 40, 3, 6, 5, 16) if smoke else (8, 1000, 12, 32, 64, 128)
+    steps = 3 if smoke else 20
+    torch.manual_seed(0)
+    models = {"float32": Tagger(C, K, F, H).to(device)}
+    models["bf16"] = Tagger(C, K, F, H).to(device)
+    models["bf16"].load_state_dict(models["float32"].state_dict())
+    losses: dict[str, list[float]] = {name: [] for name in models}
+    first_grads: dict[str, list[torch.Tensor]] = {}
+    dtypes_ok = finite = True
+    for name, model in models.items():
+        opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+        for step in range(steps):
+            x, lengths, labels = tagging_batch(B, T, C, F, device, seed=100)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=name == "bf16"):
+                loss = model.loss(x, lengths, labels)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            grads = [p.grad for p in model.parameters()]
+            dtypes_ok &= loss.dtype == torch.float32 and all(
+                g.dtype == torch.float32 for g in grads
+            )
+            finite &= bool(torch.isfinite(loss)) and all(
+                bool(torch.isfinite(g).all()) for g in grads
+            )
+            if step == 0:
+                first_grads[name] = [g.detach().clone() for g in grads]
+            losses[name].append(float(loss))
+            opt.step()
+    d_loss0 = abs(losses["bf16"][0] - losses["float32"][0]) / abs(losses["float32"][0])
+    scale = max(float(g.abs().max()) for g in first_grads["float32"])
+    d_grad0 = max(
+        float((a - b).abs().max()) / scale
+        for a, b in zip(first_grads["bf16"], first_grads["float32"])
+    )
+    d_last = abs(losses["bf16"][-1] - losses["float32"][-1]) / abs(losses["float32"][-1])
+    bf16_eps = 2.0**-8
+    return [
+        "## (f) Mixed precision (`torch.autocast`, bfloat16)",
+        "",
+        f"Model of (a), B={B}, T={T}, C={C}, K={K}; {steps} AdamW steps from the same start on one "
+        "batch, one run under autocast bf16 (encoder and projections in bf16, the head's "
+        "sums in float32/float64), one in float32.",
+        "",
+        "| check | value | expected | result |",
+        "| --- | ---: | --- | --- |",
+        f"| loss and gradients float32 | {dtypes_ok} | True | {verdict(dtypes_ok, 'autocast dtypes')} |",
+        f"| losses and gradients finite | {finite} | True | {verdict(finite, 'autocast finite')} |",
+        f"| first loss, relative difference | {d_loss0:.1e} | <= 4 eps(bf16) = 1.6e-2 | {verdict(d_loss0 <= 4 * bf16_eps, 'autocast loss')} |",
+        f"| first gradients, error / largest entry | {d_grad0:.1e} | <= 4 eps(bf16) | {verdict(d_grad0 <= 4 * bf16_eps, 'autocast grads')} |",
+        f"| loss after {steps} steps: bf16 / float32 | {losses['bf16'][-1]:.4f} / {losses['float32'][-1]:.4f} (rel. {d_last:.1e}) | (information) | - |",
+        f"| loss first -> last (bf16) | {losses['bf16'][0]:.4f} -> {losses['bf16'][-1]:.4f} | decreasing | {verdict(losses['bf16'][-1] < losses['bf16'][0], 'autocast training')} |",
+        "",
+    ]
+
+
 # ----------------------------------------------------------------------------- (e) Lightning
 def check_lightning(device, smoke: bool) -> list[str]:
     lines = ['## (e) Lightning `strategy="ddp"` (`examples/distributed/lightning_ddp.py`)', ""]
@@ -444,7 +504,7 @@ def main() -> None:
     p.add_argument("--smoke", action="store_true", help="tiny sizes; runs without a GPU")
     p.add_argument("--out", default=os.environ.get("OUT"), help="folder of the report")
     p.add_argument(
-        "--only", default="abcde", help="sections to run, e.g. 'a' or 'ab' (default: all)"
+        "--only", default="abcdef", help="sections to run, e.g. 'a' or 'ab' (default: all)"
     )
     args = p.parse_args()
     if not torch.cuda.is_available() and not args.smoke:
@@ -455,7 +515,7 @@ def main() -> None:
         f"# Reliability on {card_name()} ({date})",
         "",
         f"`benchmarks/gpu_reliability.py{' --long' if args.long else ''}"
-        f"{'' if args.only == 'abcde' else ' --only ' + args.only}` at commit "
+        f"{'' if args.only == 'abcdef' else ' --only ' + args.only}` at commit "
         f"{os.environ.get('GIT_COMMIT', 'unknown')}: torch "
         f"{torch.__version__}, device {torch.cuda.get_device_name() if device.type == 'cuda' else 'cpu'}.",
         "",
@@ -468,6 +528,7 @@ def main() -> None:
         "c": lambda: check_precision(device, args.smoke, args.long),
         "d": lambda: check_ddp(device, args.smoke),
         "e": lambda: check_lightning(device, args.smoke),
+        "f": lambda: check_autocast(device, args.smoke),
     }
     chosen = [key for key in sections if key in args.only and not (args.skip_ddp and key in "de")]
     for key in chosen:
@@ -484,7 +545,7 @@ def main() -> None:
     text = "\n".join(report) + "\n"
     out_dir = Path(args.out) if args.out else ROOT / "benchmarks" / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
-    suffix = "" if args.only == "abcde" else f"_{''.join(chosen)}"
+    suffix = "" if args.only == "abcdef" else f"_{''.join(chosen)}"
     path = out_dir / f"reliability_{card_name()}_{date}{suffix}.md"
     path.write_text(text)
     print(f"\nwritten to {path}")
