@@ -14,22 +14,27 @@ PyTorch path is timed where it finishes in reasonable time. The table is printed
 the ``GIT_COMMIT`` environment variable).
 
 Run from the repository root with the packages importable (``uv run`` or ``PYTHONPATH``, as
-``benchmarks/gpu_check.sh`` does).
+``benchmarks/gpu_check.sh`` does). Inputs, timing, card name and commit come from
+``flash_semicrf.bench``, shared with ``flash-semicrf bench`` (which draws its transition and
+duration bias at scale 0.1, this script at 0.5).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
-import os
-import re
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+
+from flash_semicrf.bench import card_name, git_commit, make_inputs, time_cuda
+
+#: Inputs of every configuration: float32, transition and duration bias of scale 0.5.
+DTYPE = torch.float32
+SCALE = 0.5
 
 
 @dataclass(frozen=True)
@@ -57,68 +62,6 @@ QUICK = [
 ]
 
 
-def do_bench(fn, warmup: int = 25, rep: int = 100) -> float:
-    """Median milliseconds of ``fn`` (triton's ``do_bench`` across its 3.x signatures).
-
-    ``warmup`` and ``rep`` are milliseconds of running, as in triton; ``rep <= 0`` means a
-    long-running ``fn``: one warm-up call and the median of three timed calls instead (triton
-    would first run it five times just to estimate its duration).
-    """
-    if rep <= 0:
-        fn()
-        times = []
-        for _ in range(3):
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            fn()
-            end.record()
-            torch.cuda.synchronize()
-            times.append(start.elapsed_time(end))
-        return sorted(times)[1]
-    from triton.testing import do_bench as bench
-
-    try:
-        return float(bench(fn, warmup=warmup, rep=rep, return_mode="median"))
-    except TypeError:  # older signatures: quantiles only
-        return float(bench(fn, warmup=warmup, rep=rep, quantiles=[0.5])[0])
-
-
-def make_inputs(cfg: Config, device: str, dtype: torch.dtype = torch.float32, seed: int = 0):
-    g = torch.Generator(device="cpu").manual_seed(seed)
-    B, T, K, C = cfg.B, cfg.T, cfg.K, cfg.C
-    emissions = torch.randn(B, T, C, generator=g)
-    emissions -= emissions.mean(dim=1, keepdim=True)  # zero-centred, as the head does
-    cum = torch.zeros(B, T + 1, C, dtype=torch.float64)
-    cum[:, 1:] = emissions.double().cumsum(dim=1)
-    trans = 0.5 * torch.randn(C, C, generator=g)
-    db = 0.5 * torch.randn(K, C, generator=g)
-    lengths = torch.full((B,), T, dtype=torch.int64)
-    return (
-        cum.to(device, dtype),
-        trans.to(device, dtype),
-        db.to(device, dtype),
-        lengths.to(device),
-        K,
-    )
-
-
-def card_name() -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "-", torch.cuda.get_device_name()).strip("-")
-
-
-def commit() -> str:
-    env = os.environ.get("GIT_COMMIT")
-    if env:
-        return env
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-        )
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def peak_memory(fn) -> float:
     """Peak allocated MiB while ``fn`` runs (inputs already allocated count too)."""
     torch.cuda.synchronize()
@@ -132,7 +75,8 @@ def peak_memory(fn) -> float:
 def bench_config(cfg: Config, num_warps: int, torch_too: bool) -> dict:
     from semicrf_kernels import semi_crf_streaming_forward, semi_crf_streaming_viterbi
 
-    cum, trans, db, lengths, K = make_inputs(cfg, "cuda")
+    K = cfg.K
+    cum, trans, db, lengths = make_inputs(cfg.B, cfg.T, K, cfg.C, "cuda", dtype=DTYPE, scale=SCALE)
     leaves = [x.clone().requires_grad_(True) for x in (cum, trans, db)]
 
     def fwd(use_triton=True):
@@ -169,8 +113,6 @@ def bench_config(cfg: Config, num_warps: int, torch_too: bool) -> dict:
         z.sum().backward()
 
     long_run = cfg.T * cfg.K * cfg.C * cfg.B > 1e9
-    rep = 0 if long_run else 100
-    warm = 0 if long_run else 25
     row = {"config": f"{cfg.B}x{cfg.T}x{cfg.K}x{cfg.C}"}
     t0 = time.time()
     fwd()  # compile
@@ -178,17 +120,17 @@ def bench_config(cfg: Config, num_warps: int, torch_too: bool) -> dict:
     vit_tb()
     torch.cuda.synchronize()
     row["first_call_s"] = time.time() - t0
-    row["fwd"] = do_bench(fwd, warm, rep)
-    row["viterbi"] = do_bench(vit_score, warm, rep)
-    row["viterbi+tb"] = do_bench(vit_tb, warm, rep)
-    row["fwd+bwd"] = do_bench(fwd_bwd, warm, rep)
+    row["fwd"] = time_cuda(fwd, long_run)
+    row["viterbi"] = time_cuda(vit_score, long_run)
+    row["viterbi+tb"] = time_cuda(vit_tb, long_run)
+    row["fwd+bwd"] = time_cuda(fwd_bwd, long_run)
     row["peak_mib"] = peak_memory(fwd_bwd)
     inputs_mib = sum(x.numel() * x.element_size() for x in (cum, trans, db)) * 2 / 2**20
     row["inputs_mib"] = inputs_mib
     if torch_too and not cfg.torch_path:
-        row["torch_fwd"] = do_bench(lambda: fwd(False), 0, 0)
-        row["torch_fwd+bwd"] = do_bench(lambda: fwd_bwd(False), 0, 0)
-        row["torch_viterbi+tb"] = do_bench(lambda: vit_tb(False), 0, 0)
+        row["torch_fwd"] = time_cuda(lambda: fwd(False), long=True)
+        row["torch_fwd+bwd"] = time_cuda(lambda: fwd_bwd(False), long=True)
+        row["torch_viterbi+tb"] = time_cuda(lambda: vit_tb(False), long=True)
     else:
         row["torch_note"] = cfg.torch_path or "skipped (--no-torch)"
     return row
@@ -260,10 +202,11 @@ def main() -> int:
     configs = [c for c in configs if args.only in f"{c.B}x{c.T}x{c.K}x{c.C}"]
     card = card_name()
     date = datetime.date.today().isoformat()
-    sha = commit()
+    sha = git_commit()
+    dtype = str(DTYPE).removeprefix("torch.")
     header = (
         f"# Streaming semi-CRF benchmark\n\n{torch.cuda.get_device_name()}, torch {torch.__version__}, "
-        f"triton {triton.__version__}, commit {sha}, {date}; float32, zero-centred random "
+        f"triton {triton.__version__}, commit {sha}, {date}; {dtype}, zero-centred random "
         f"emissions, all sequences full length, num_warps={args.num_warps}. Times are medians "
         f"(ms) of `triton.testing.do_bench`; memory is the peak allocated during forward + "
         f"backward, inputs included.\n"

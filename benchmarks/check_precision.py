@@ -21,8 +21,7 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_streaming import card_name, commit
+from flash_semicrf.bench import card_name, git_commit
 
 NAMES = ("cum_scores", "transition", "duration_bias", "proj_start", "proj_end")
 
@@ -97,7 +96,7 @@ def main() -> int:
     Ts = [1000, 10000, 100000] + ([400000] if args.long else [])
     lines = [
         f"# Float32 precision of the Triton kernels\n\n{torch.cuda.get_device_name()}, commit "
-        f"{commit()}, {datetime.date.today().isoformat()}; B={args.B}, K={args.K}, C={args.C}, "
+        f"{git_commit()}, {datetime.date.today().isoformat()}; B={args.B}, K={args.K}, C={args.C}, "
         "projections on, zero-centred emissions; float32 kernels vs float64 kernels on the same "
         "inputs. Targets: log Z 1e-5, gradients 1e-4 (max-norm relative).\n",
         "| T | log Z | grad cum | grad trans | grad db | grad proj_start | grad proj_end "
@@ -125,7 +124,7 @@ def main() -> int:
         torch.cuda.empty_cache()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    name = f"precision_{card_name()}_{datetime.date.today().isoformat()}_{commit()}.md"
+    name = f"precision_{card_name()}_{datetime.date.today().isoformat()}_{git_commit()}.md"
     (out / name).write_text("\n".join(lines) + "\n")
     print(f"\nwritten to {out / name}")
     return 0

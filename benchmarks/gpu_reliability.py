@@ -42,6 +42,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from flash_semicrf.bench import git_commit
 from semicrf_kernels import semi_crf_streaming_forward, semi_crf_streaming_viterbi
 from semicrf_nn import UncertaintySemiMarkovCRFHead
 
@@ -170,6 +171,21 @@ def check_compile(device, smoke: bool) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- (b) CUDA graphs
+def capture(fn, warmups: int = 3) -> tuple[torch.cuda.CUDAGraph, object]:
+    """Warm ``fn`` up on a side stream (Triton JIT, allocator), then capture one call of it;
+    the graph and the (static) outputs of the captured call."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(warmups):
+            fn()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = fn()
+    return graph, out
+
+
 def check_cuda_graphs(device, smoke: bool) -> list[str]:
     head = ["## (b) CUDA graph capture", ""]
     if device.type != "cuda":
@@ -190,18 +206,8 @@ def check_cuda_graphs(device, smoke: bool) -> list[str]:
             )
         )
 
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):  # warm-up: Triton JIT and allocator, off the capture
-        for _ in range(3):
-            forward_backward()
-            viterbi()
-    torch.cuda.current_stream().wait_stream(side)
-    graph_fb, graph_v = torch.cuda.CUDAGraph(), torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph_fb):
-        out_fb = forward_backward()
-    with torch.cuda.graph(graph_v):
-        out_v = viterbi()
+    graph_fb, out_fb = capture(forward_backward)
+    graph_v, out_v = capture(viterbi)
 
     rows = []
     worst = {"forward + backward": 0.0, "viterbi": 0.0}
@@ -259,15 +265,7 @@ def check_model_cuda_graph(device, smoke: bool) -> list[str]:
             scores = model.decode(x, lengths)
         return (loss.detach(), *grads, scores)
 
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        for _ in range(3):
-            step(static_x, static_lengths, static_labels)
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        captured = step(static_x, static_lengths, static_labels)
+    graph, captured = capture(lambda: step(static_x, static_lengths, static_labels))
 
     worst = {"loss": 0.0, "parameter gradients (worst)": 0.0, "decode (Viterbi scores)": 0.0}
     for seed in (2, 3, 4):
@@ -353,6 +351,22 @@ def check_precision(device, smoke: bool, long: bool) -> list[str]:
     return [*lines, ""]
 
 
+def run_for_json(cmd: list[str], what: str) -> dict | None:
+    """Run a launcher that writes its measurements to the path after ``--json`` (appended
+    here, in a temporary folder that is also the working directory); the JSON, or ``None``
+    (counted as a failure, output printed) if it failed."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "result.json"
+        run = subprocess.run(
+            [*cmd, "--json", str(out)], capture_output=True, text=True, timeout=1800, cwd=tmp
+        )
+        if run.returncode == 0 and out.exists():
+            return json.loads(out.read_text())
+    FAILURES.append(what)
+    print(run.stdout[-2000:], run.stderr[-3000:], file=sys.stderr)
+    return None
+
+
 # ----------------------------------------------------------------------------- (d) DDP
 def check_ddp(device, smoke: bool) -> list[str]:
     lines = ["## (d) DDP throughput (`examples/distributed/ddp_train.py`)", ""]
@@ -370,20 +384,15 @@ def check_ddp(device, smoke: bool) -> list[str]:
     ]
     base = None
     for n in counts:
-        with tempfile.TemporaryDirectory() as tmp:
-            out = Path(tmp) / "ddp.json"
-            cmd = [
-                sys.executable, "-m", "torch.distributed.run", "--standalone",
-                f"--nproc_per_node={n}", str(ROOT / "examples/distributed/ddp_train.py"),
-                *sizes, "--json", str(out), "--device", "cuda" if gpus else "cpu",
-            ]  # fmt: skip
-            run = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
-            if run.returncode != 0 or not out.exists():
-                FAILURES.append(f"ddp {n} processes")
-                lines.append(f"| {n} | **FAIL** (exit {run.returncode}) | | |")
-                print(run.stdout[-2000:], run.stderr[-2000:], file=sys.stderr)
-                continue
-            result = json.loads(out.read_text())
+        cmd = [
+            sys.executable, "-m", "torch.distributed.run", "--standalone",
+            f"--nproc_per_node={n}", str(ROOT / "examples/distributed/ddp_train.py"),
+            *sizes, "--device", "cuda" if gpus else "cpu",
+        ]  # fmt: skip
+        result = run_for_json(cmd, f"ddp {n} processes")
+        if result is None:
+            lines.append(f"| {n} | **FAIL** | | |")
+            continue
         speed = result["sequences_per_second"]
         base = base or speed
         sync = verdict(result["parameters_in_sync"], f"ddp sync {n}")
@@ -473,20 +482,14 @@ def check_lightning(device, smoke: bool) -> list[str]:
     ]
     base = None
     for n in counts:
-        with tempfile.TemporaryDirectory() as tmp:
-            out = Path(tmp) / "lightning.json"
-            cmd = [
-                sys.executable, str(ROOT / "examples/distributed/lightning_ddp.py"),
-                "--devices", str(n), "--accelerator", "gpu" if gpus else "cpu",
-                *sizes, "--json", str(out),
-            ]  # fmt: skip
-            run = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, cwd=tmp)
-            if run.returncode != 0 or not out.exists():
-                FAILURES.append(f"lightning {n} devices")
-                lines.append(f"| {n} | **FAIL** (exit {run.returncode}) | | | |")
-                print(run.stdout[-2000:], run.stderr[-3000:], file=sys.stderr)
-                continue
-            result = json.loads(out.read_text())
+        cmd = [
+            sys.executable, str(ROOT / "examples/distributed/lightning_ddp.py"),
+            "--devices", str(n), "--accelerator", "gpu" if gpus else "cpu", *sizes,
+        ]  # fmt: skip
+        result = run_for_json(cmd, f"lightning {n} devices")
+        if result is None:
+            lines.append(f"| {n} | **FAIL** | | | |")
+            continue
         speed = result["sequences_per_second"] or 0.0
         base = base or speed
         sync = verdict(result["parameters_in_sync"], f"lightning sync {n}")
@@ -516,7 +519,7 @@ def main() -> None:
         "",
         f"`benchmarks/gpu_reliability.py{' --long' if args.long else ''}"
         f"{'' if args.only == 'abcdef' else ' --only ' + args.only}` at commit "
-        f"{os.environ.get('GIT_COMMIT', 'unknown')}: torch "
+        f"{git_commit()}: torch "
         f"{torch.__version__}, device {torch.cuda.get_device_name() if device.type == 'cuda' else 'cpu'}.",
         "",
     ]

@@ -6,6 +6,11 @@ PyTorch path where it finishes in reasonable time; on the CPU a small suite time
 path. Columns: forward (log semiring, no gradient), Viterbi score, Viterbi with device traceback
 (the tensor path ``semi_crf_streaming_viterbi``), forward+backward, and the peak memory of
 forward+backward above the inputs.
+
+The module is also the one home of the helpers that the GPU scripts in ``benchmarks/`` share
+(``bench_streaming.py``, ``check_precision.py``, ``gpu_reliability.py``): :func:`make_inputs`
+(random streaming-kernel inputs), :func:`time_cuda` (median milliseconds of a CUDA call),
+:func:`git_commit` and :func:`card_name` (what a results file is named after).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import platform
+import re
 import statistics
 import subprocess
 import time
@@ -51,20 +57,59 @@ class Row:
     note: str = ""
 
 
-def make_inputs(B: int, T: int, K: int, C: int, device: torch.device, seed: int = 0):
-    """Zero-centred random scores as ``cum_scores (B, T+1, C)`` float32, plus parameters."""
+def make_inputs(
+    B: int,
+    T: int,
+    K: int,
+    C: int,
+    device: torch.device | str,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float32,
+    scale: float = 0.1,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Random inputs of the streaming kernels: zero-centred scores, full-length sequences.
+
+    Everything is drawn on the CPU from one ``torch.Generator`` seeded with ``seed`` (so the
+    values do not depend on ``device``), in this order: the per-position scores, the transition,
+    the duration bias. The scores are centred over time per sequence and label (as the CRF head
+    does) and summed in float64, so ``cum_scores[:, -1]`` is about 0; every tensor is then cast
+    once to ``dtype`` and moved to ``device``.
+
+    Args:
+        B: Batch size.
+        T: Sequence length; every sequence has length ``T``.
+        K: Maximum segment duration.
+        C: Number of labels.
+        device: Where the returned tensors live.
+        seed: Seed of the CPU generator.
+        dtype: Floating dtype of ``cum_scores``, ``transition`` and ``duration_bias``.
+        scale: Standard deviation of ``transition`` and ``duration_bias`` (drawn in float32 as
+            ``scale * randn``, then cast). ``flash-semicrf bench`` uses 0.1,
+            ``benchmarks/bench_streaming.py`` 0.5.
+
+    Returns:
+        ``(cum_scores, transition, duration_bias, lengths)``:
+
+        * ``cum_scores``: ``(batch, T+1, C)``, ``dtype``; prefix sums over time of standard-normal
+          scores centred over time, with ``cum_scores[:, 0] == 0``.
+        * ``transition``: ``(C, C)``, ``dtype``; ``transition[c_prev, c]``, the score of a
+          segment of label ``c`` after one of label ``c_prev``.
+        * ``duration_bias``: ``(K, C)``, ``dtype``; ``duration_bias[d-1, c]``, the score of a
+          segment of label ``c`` and duration ``d``.
+        * ``lengths``: ``(batch,)``, int64; all equal to ``T``.
+    """
     gen = torch.Generator(device="cpu").manual_seed(seed)
     scores = torch.randn(B, T, C, generator=gen)
     scores -= scores.mean(dim=1, keepdim=True)
     cum = torch.zeros(B, T + 1, C, dtype=torch.float64)
     cum[:, 1:] = scores.double().cumsum(dim=1)
-    transition = 0.1 * torch.randn(C, C, generator=gen)
-    duration_bias = 0.1 * torch.randn(K, C, generator=gen)
+    transition = scale * torch.randn(C, C, generator=gen)
+    duration_bias = scale * torch.randn(K, C, generator=gen)
     lengths = torch.full((B,), T, dtype=torch.long)
     return (
-        cum.float().to(device),
-        transition.to(device),
-        duration_bias.to(device),
+        cum.to(device=device, dtype=dtype),
+        transition.to(device=device, dtype=dtype),
+        duration_bias.to(device=device, dtype=dtype),
         lengths.to(device),
     )
 
@@ -79,22 +124,40 @@ def _time_cpu(fn: Callable[[], object], reps: int = 3) -> float:
     return 1e3 * statistics.median(times)
 
 
-def _time_cuda(fn: Callable[[], object], long: bool) -> float:
-    if not long:
-        import triton.testing
+def time_cuda(
+    fn: Callable[[], object], long: bool = False, warmup: int = 25, rep: int = 100
+) -> float:
+    """Median milliseconds of one call of ``fn`` on the current CUDA device.
 
-        return float(triton.testing.do_bench(fn, warmup=25, rep=100, return_mode="median"))
-    # Seconds-long calls: a warm-up and the median of three event-timed runs.
-    fn()
-    times = []
-    for _ in range(3):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
+    Args:
+        fn: The call to time; it must launch its work on the current CUDA stream.
+        long: ``fn`` runs for seconds: one warm-up call, then the median of three calls timed with
+            CUDA events (``triton.testing.do_bench`` would first run it five times just to
+            estimate its duration). ``warmup`` and ``rep`` are then ignored.
+        warmup: Milliseconds of warm-up runs, as in ``triton.testing.do_bench``.
+        rep: Milliseconds of timed runs, as in ``triton.testing.do_bench``.
+
+    Returns:
+        The median time of one call, in milliseconds.
+    """
+    if long:
         fn()
-        end.record()
-        torch.cuda.synchronize()
-        times.append(start.elapsed_time(end))
-    return statistics.median(times)
+        times = []
+        for _ in range(3):
+            start = torch.cuda.Event(enable_timing=True)
+            end = torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            torch.cuda.synchronize()
+            times.append(start.elapsed_time(end))
+        return statistics.median(times)
+    from triton.testing import do_bench
+
+    try:
+        return float(do_bench(fn, warmup=warmup, rep=rep, return_mode="median"))
+    except TypeError:  # older triton 3.x signatures: quantiles only
+        return float(do_bench(fn, warmup=warmup, rep=rep, quantiles=[0.5])[0])
 
 
 def _fwd_bwd(api, cum, trans, db, lengths, K, use_triton):
@@ -119,7 +182,7 @@ def bench_config(B: int, T: int, K: int, C: int, device: torch.device) -> Row:
     long = B * T * (K + C) > 50_000_000
 
     def timer(fn):
-        return _time_cuda(fn, long) if cuda else _time_cpu(fn)
+        return time_cuda(fn, long) if cuda else _time_cpu(fn)
 
     def fwd(use_triton: bool, semiring: str = "log"):
         def run():
@@ -164,16 +227,39 @@ def _fmt(x: float | None) -> str:
     return "-" if x is None else (f"{x:.3f}" if x < 10 else f"{x:.1f}")
 
 
-def _commit() -> str:
-    if os.environ.get("GIT_COMMIT"):
-        return os.environ["GIT_COMMIT"]
+def git_commit() -> str:
+    """The commit that results are recorded against.
+
+    Returns:
+        ``$GIT_COMMIT`` when set and non-empty, else ``git rev-parse --short HEAD`` run in the
+        current directory, else ``"unknown"`` (no git, or not a checkout).
+    """
+    env = os.environ.get("GIT_COMMIT")
+    if env:
+        return env
     try:
         out = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
         )
-        return out.stdout.strip()
+        return out.stdout.strip() or "unknown"
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+
+
+def card_name(device: torch.device | str | None = None) -> str:
+    """The device's name as it goes into a results file name.
+
+    Args:
+        device: A CPU or CUDA device; ``None`` means the current CUDA device.
+
+    Returns:
+        ``"cpu"`` for a CPU device, else the CUDA device's name with every run of characters
+        other than ASCII letters and digits replaced by ``-`` (``"NVIDIA-H100-80GB-HBM3"``).
+    """
+    if device is not None and torch.device(device).type == "cpu":
+        return "cpu"
+    name = torch.cuda.get_device_name(device)
+    return re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-")
 
 
 def format_table(rows: list[Row], device: torch.device) -> str:
@@ -189,7 +275,7 @@ def format_table(rows: list[Row], device: torch.device) -> str:
     except ImportError:
         triton_version = "absent"
     head = [
-        f"device: {card}; date: {_dt.date.today().isoformat()}; commit: {_commit()}; "
+        f"device: {card}; date: {_dt.date.today().isoformat()}; commit: {git_commit()}; "
         f"torch {torch.__version__}; triton {triton_version}",
         "",
         "Times in ms (median). Peak: memory of forward+backward above the inputs, MiB.",
@@ -233,7 +319,6 @@ def run_bench(quick: bool = False, device: str = "auto", out: str | None = None)
     if out is not None:
         folder = Path(out)
         folder.mkdir(parents=True, exist_ok=True)
-        card = (torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu").replace(" ", "-")
-        name = f"streaming_{card}_{_dt.date.today().isoformat()}_{_commit()}.md"
+        name = f"streaming_{card_name(dev)}_{_dt.date.today().isoformat()}_{git_commit()}.md"
         (folder / name).write_text("# Streaming kernels benchmark\n\n" + table + "\n")
     return table
