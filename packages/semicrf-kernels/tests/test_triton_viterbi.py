@@ -14,8 +14,9 @@ import torch
 
 from semicrf_kernels._triton_support import HAS_TRITON, triton_interpret_enabled
 from semicrf_kernels.brute_force import brute_force_streaming
+from semicrf_kernels.constants import NEG_INF
 from semicrf_kernels.reference import reference_viterbi
-from semicrf_kernels.viterbi.path import ViterbiPath
+from semicrf_kernels.viterbi.path import ViterbiPath, score_path_segments
 from semicrf_kernels.viterbi.pytorch import streaming_viterbi_pytorch
 
 ON_CUDA = torch.cuda.is_available() and not triton_interpret_enabled()
@@ -31,6 +32,7 @@ pytestmark = [
 if HAS_TRITON:
     from semicrf_kernels.viterbi.triton import (
         launch_streaming_triton_kernel_max_bp,
+        segment_scores_triton,
         semi_crf_streaming_viterbi_triton,
     )
 
@@ -199,3 +201,62 @@ def test_padding_is_never_read(make_inputs, per_duration):
         pe[b, L:] = math.nan
     got = _decode(inp._replace(cum_scores=cum, proj_start=ps, proj_end=pe))
     _assert_same_path(got, _decode(inp), 0.0)
+
+
+def _random_segmentations(rng: torch.Generator, lengths: torch.Tensor, T: int, C: int, K: int):
+    """Random tilings of ``[0, L)`` (durations in ``[1, K]``), padded with garbage after the
+    count, as ``(starts, durations, labels, num)`` with ``N = T`` slots."""
+    B = len(lengths)
+    starts = torch.randint(-5, T + 5, (B, T), generator=rng)  # garbage after the count
+    durations = torch.randint(-3, K + 3, (B, T), generator=rng)
+    labels = torch.randint(-2, C + 2, (B, T), generator=rng)
+    num = torch.zeros(B, dtype=torch.int64)
+    for b, L in enumerate(lengths.tolist()):
+        s, n = 0, 0
+        while s < L:
+            d = int(torch.randint(1, min(K, L - s) + 1, (1,), generator=rng))
+            starts[b, n], durations[b, n] = s, d
+            labels[b, n] = int(torch.randint(0, C, (1,), generator=rng))
+            s, n = s + d, n + 1
+        num[b] = n
+    return starts, durations, labels, num
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize(
+    "B, T, C, K, per_duration, proj, forbid",
+    [
+        (3, 9, 3, 3, False, True, 0.3),
+        (2, 7, 5, 9, True, False, 0.2),
+        (2, 1, 1, 1, False, True, 0.0),
+        (4, 40, 6, 5, True, True, 0.0),
+    ]
+    + ([(3, 700, 24, 32, False, True, 0.1)] if ON_CUDA else []),
+)
+def test_segment_scores_kernel_matches_reference(
+    rng, make_inputs, dtype, B, T, C, K, per_duration, proj, forbid
+):
+    inp = make_inputs(B, T, C, K, per_duration=per_duration, proj=proj, forbid=forbid).to(dtype)
+    # Forbidden duration biases too, both as NEG_INF and as -inf.
+    bias = inp.duration_bias.clone()
+    bias[0, 0], bias[-1, -1] = NEG_INF, -torch.inf
+    inp = inp._replace(duration_bias=bias)
+    segs = _random_segmentations(rng, inp.lengths, T, C, K)
+    expected = score_path_segments(
+        inp.cum_scores, inp.transition, inp.duration_bias, *segs, inp.proj_start, inp.proj_end
+    )
+    got = segment_scores_triton(
+        *_device_args([inp.cum_scores, inp.transition, inp.duration_bias, *segs]),
+        *_device_args([inp.proj_start, inp.proj_end]),
+    ).cpu()
+    assert got.dtype == expected.dtype == dtype
+    # -inf exactly where the reference has it; elsewhere one rounding of each of the (at most
+    # six) terms, each bounded by the largest finite magnitude involved.
+    assert torch.equal(torch.isneginf(got), torch.isneginf(expected))
+    assert not torch.isnan(got).any()
+    finite = torch.isfinite(expected)
+    terms = [inp.cum_scores, inp.transition, inp.duration_bias, inp.proj_start, inp.proj_end]
+    finite_abs = [x[torch.isfinite(x)].abs() for x in terms if x is not None]
+    scale = 2 * max(float(m.max()) if m.numel() else 0.0 for m in finite_abs)
+    eps = torch.finfo(dtype).eps
+    torch.testing.assert_close(got[finite], expected[finite], rtol=0, atol=8 * eps * scale)

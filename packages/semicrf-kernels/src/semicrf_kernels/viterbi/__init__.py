@@ -18,7 +18,11 @@ __all__ = [
 ]
 
 # Triton launchers, imported on first use so this package imports without Triton.
-_TRITON_NAMES = ("launch_streaming_triton_kernel_max_bp", "semi_crf_streaming_viterbi_triton")
+_TRITON_NAMES = (
+    "launch_streaming_triton_kernel_max_bp",
+    "segment_scores_triton",
+    "semi_crf_streaming_viterbi_triton",
+)
 if HAS_TRITON:
     __all__ += list(_TRITON_NAMES)
 
