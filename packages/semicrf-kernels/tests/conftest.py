@@ -10,6 +10,8 @@ parametrisation, yet a failure reproduces. Use the ``make_inputs`` fixture::
 
 from __future__ import annotations
 
+import os
+import sys
 import zlib
 from collections.abc import Callable
 from typing import NamedTuple
@@ -18,6 +20,10 @@ import pytest
 import torch
 
 from semicrf_kernels.constants import NEG_INF
+
+# Make _triton_env.py next to the tests importable (pytest runs with --import-mode=importlib,
+# which does not put test directories on sys.path).
+sys.path.insert(0, os.path.dirname(__file__))
 
 
 class StreamingInputs(NamedTuple):

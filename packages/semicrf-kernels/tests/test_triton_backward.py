@@ -11,21 +11,14 @@ import math
 
 import pytest
 import torch
+from _triton_env import DEVICE, ON_CUDA, TRITON_MARKS
 
 from semicrf_kernels._inputs import prepare_inputs
-from semicrf_kernels._triton_support import HAS_TRITON, triton_interpret_enabled
+from semicrf_kernels._triton_support import HAS_TRITON
 from semicrf_kernels.brute_force import brute_force_streaming
 from semicrf_kernels.streaming.pytorch import SemiCRFStreaming
 
-ON_CUDA = torch.cuda.is_available() and not triton_interpret_enabled()
-DEVICE = "cuda" if ON_CUDA else "cpu"
-pytestmark = [
-    pytest.mark.skipif(
-        not HAS_TRITON or not (ON_CUDA or triton_interpret_enabled()),
-        reason="needs Triton with CUDA, or TRITON_INTERPRET=1 (set before import) on the CPU",
-    ),
-    pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning"),
-]
+pytestmark = TRITON_MARKS
 
 if HAS_TRITON:
     from semicrf_kernels.streaming.triton_autograd import SemiCRFStreamingTriton

@@ -28,21 +28,15 @@ from typing import NamedTuple
 
 import pytest
 import torch
+from _triton_env import DEVICE, TRITON_MARKS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from semicrf_kernels import NEG_INF, semi_crf_streaming_forward, semi_crf_streaming_viterbi
-from semicrf_kernels._triton_support import HAS_TRITON, triton_interpret_enabled
 from semicrf_kernels.brute_force import brute_force_streaming, score_segmentation
 
-ON_CUDA = torch.cuda.is_available() and not triton_interpret_enabled()
-DEVICE = "cuda" if ON_CUDA else "cpu"
 pytestmark = [
-    pytest.mark.skipif(
-        not HAS_TRITON or not (ON_CUDA or triton_interpret_enabled()),
-        reason="needs Triton with CUDA, or TRITON_INTERPRET=1 (set before import) on the CPU",
-    ),
-    pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning"),
+    *TRITON_MARKS,
     pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning"),
     pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning"),
 ]
