@@ -54,7 +54,8 @@ def _grads(value: torch.Tensor, leaves: dict, weights: torch.Tensor) -> dict:
 def test_the_three_operators_are_registered_with_their_schemas() -> None:
     forward = str(OPS.streaming_forward.default._schema)
     assert "Tensor? proj_start" in forward and "str semiring" in forward
-    assert forward.endswith("-> (Tensor, Tensor, Tensor, Tensor, Tensor)")
+    assert "bool with_backward=False" in forward
+    assert forward.endswith("-> (Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)")
     assert "Tensor grad_output" in str(OPS.streaming_backward.default._schema)
     viterbi = str(OPS.streaming_viterbi.default._schema)
     assert viterbi.endswith("-> (Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)")
@@ -85,7 +86,7 @@ def test_opcheck_backward_and_viterbi(make_inputs, per_duration: bool, dtype) ->
     tests = ("test_schema", "test_faketensor")
     torch.library.opcheck(
         OPS.streaming_backward.default,
-        (grad_output, *prepared, *state[1:], True, 4),
+        (grad_output, *prepared, *state[1:5], True, 4, *state[5:]),
         test_utils=tests,
     )
     torch.library.opcheck(OPS.streaming_viterbi.default, (*prepared, True, 4), test_utils=tests)
@@ -188,7 +189,7 @@ def test_only_the_partition_output_is_differentiable(make_inputs) -> None:
     prepared = prepare_inputs(*inp.args)
     cum = prepared.cum_scores.clone().requires_grad_()
     out = OPS.streaming_forward.default(cum, *prepared[1:], "log", True, 4)
-    assert [x.requires_grad for x in out] == [True, False, False, False, False]
+    assert [x.requires_grad for x in out] == [True] + [False] * 7
     (grad,) = torch.autograd.grad(out[0].sum(), cum)
     expected = semi_crf_streaming_forward(cum, *inp.args[1:])
     assert torch.equal(grad, torch.autograd.grad(expected.sum(), cum)[0])

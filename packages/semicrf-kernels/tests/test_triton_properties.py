@@ -304,10 +304,54 @@ def test_fake_implementations_match_the_triton_outputs(per_duration: bool) -> No
     )
     torch.library.opcheck(
         ops.streaming_backward.default,
-        (torch.ones(B, device=DEVICE), *prepared, *state[1:], True, 4),
+        (torch.ones(B, device=DEVICE), *prepared, *state[1:5], True, 4, *state[5:]),
         test_utils=tests,
     )
     torch.library.opcheck(ops.streaming_viterbi.default, (*prepared, True, 4), test_utils=tests)
+    # With the backward scan run by the forward operator: the fake gives its rows' shapes too.
+    with_rows = (*prepared, "log", True, 4, True)
+    torch.library.opcheck(ops.streaming_forward.default, with_rows, test_utils=tests)
+    rows = ops.streaming_forward.default(*with_rows)[5:]
+    assert [tuple(x.shape) for x in rows] == (
+        [(0,)] * 3 if per_duration else [(B, T + 1, C), (B, T + 1, C), (B, T + 1)]
+    )
+
+
+@pytest.mark.parametrize("per_duration", [False, True], ids=["CC", "KCC"])
+@pytest.mark.parametrize("proj", [False, True])
+def test_backward_scan_run_by_the_forward_gives_the_same_gradients(per_duration, proj) -> None:
+    from semicrf_kernels._inputs import prepare_inputs
+
+    gen = torch.Generator().manual_seed(11)
+    B, T, C, K = 3, 9, 5, 4
+    cum = cumulative(torch.randn(B, T, C, generator=gen))
+    trans = _forbid(torch.randn(*((K, C, C) if per_duration else (C, C)), generator=gen), 0.2, gen)
+    bias = torch.randn(K, C, generator=gen)
+    projs = [torch.randn(B, T, C, generator=gen) if proj else None for _ in range(2)]
+    prepared = prepare_inputs(
+        *(_on_device(x) for x in (cum, trans, bias)), torch.tensor([9, 4, 1], device=DEVICE), K,
+        *(_on_device(x) for x in projs),
+    )  # fmt: skip
+    ops = torch.ops.semicrf_kernels
+    g = torch.rand(B, generator=gen).to(DEVICE)
+    grads = {}
+    for with_backward in (False, True):
+        state = ops.streaming_forward.default(*prepared, "log", True, 4, with_backward)
+        ran = state[5].numel() > 0
+        assert ran == (with_backward and not per_duration)
+        grads[with_backward] = ops.streaming_backward.default(
+            g, *prepared, *state[1:5], True, 4, *state[5:]
+        )
+    # The same kernels on the same inputs, only launched earlier: bitwise the same.
+    for a, b in zip(grads[False], grads[True]):
+        assert torch.equal(a, b)
+    # And through the public API (which asks for the early scan when an input requires grad).
+    leaves = [x.clone().requires_grad_() for x in (prepared.cum_scores, prepared.transition)]
+    z = semi_crf_streaming_forward(
+        leaves[0], leaves[1], *prepared[2:5], proj_start=prepared[5], proj_end=prepared[6]
+    )
+    api = torch.autograd.grad((z * g).sum(), leaves)
+    assert torch.equal(api[0], grads[False][0]) and torch.equal(api[1], grads[False][1])
 
 
 def test_compiled_triton_loss_equals_eager() -> None:

@@ -12,7 +12,8 @@ Three streaming operators, each dispatching on the device like the public API (T
 :class:`~semicrf_kernels.SemiCRFStreaming` / ``SemiCRFStreamingTriton``:
 
 * ``torch.ops.semicrf_kernels.streaming_forward``: log Z (or the Viterbi score) and the saved
-  state the backward needs;
+  state the backward needs (with ``with_backward=True`` and ``(C, C)`` transitions on Triton,
+  also the backward scan, run at the same time as the forward one);
 * ``torch.ops.semicrf_kernels.streaming_backward``: gradients of ``sum_b g[b] log Z[b]``, tied
   to the forward by ``register_autograd``;
 * ``torch.ops.semicrf_kernels.streaming_viterbi``: the best segmentation as the tensors of
@@ -91,7 +92,8 @@ def streaming_forward_op(
     semiring: str,
     use_triton: bool,
     num_warps: int,
-) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    with_backward: bool = False,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Streaming log partition (``semiring="log"``) or Viterbi score (``"max"``) and its state.
 
     Args:
@@ -105,23 +107,30 @@ def streaming_forward_op(
         semiring: ``"log"`` or ``"max"``.
         use_triton: run the Triton kernels where they can run (see :func:`uses_triton`).
         num_warps: warps per Triton program.
+        with_backward: gradients will be needed: where the backward scan needs nothing of the
+            forward (Triton, ``(C, C)``, ``"log"``), run it now, concurrently
+            (``streaming_backward.launch_scans``).
 
     Returns:
-        ``(partition, log_z, alpha, window, shift)``: ``partition (batch,)`` in the compute dtype
+        ``(partition, log_z, alpha, window, shift, beta_first, beta_window, beta_shift)``:
+        ``partition (batch,)`` in the compute dtype
         (``-inf`` where no segmentation is allowed), then the state for
         :func:`streaming_backward_op`. PyTorch path: ``log_z (batch,)`` float64, ``alpha
         (batch, T+1, C)`` float64, ``window`` the ``(batch, T+1, C)`` float64 start part with
         ``(C, C)`` transitions (``(0,)`` with ``(K, C, C)``), ``shift`` ``(0,)``. Triton path:
         the fields of ``StreamingForwardState`` (``alpha``/``window`` in the compute dtype,
-        ``window`` ``(0,)`` with ``(K, C, C)``, ``shift (batch, T+1)`` float64).
+        ``window`` ``(0,)`` with ``(K, C, C)``, ``shift (batch, T+1)`` float64). The last three
+        are the backward scan's rows (``(batch, T+1, C)``, ``(batch, T+1, C)`` in the compute
+        dtype, ``(batch, T+1)`` float64) when it ran, else ``(0,)`` each.
     """
     inp = _prepared(cum_scores, transition, duration_bias, lengths, K, proj_start, proj_end)
     dtype = inp.cum_scores.dtype
+    rows = None
     with torch.no_grad():
         if uses_triton(inp.cum_scores, use_triton):
-            from .streaming.triton_forward import launch_streaming_triton_kernel
+            from .streaming.triton_backward import launch_scans
 
-            state = launch_streaming_triton_kernel(*inp[:5], semiring, *inp[5:], num_warps)
+            state, rows = launch_scans(inp, semiring, num_warps, with_backward)
             partition, log_z, alpha, window, shift = state
         else:
             scan = _forward_scan(_working_inputs(inp), semiring)
@@ -132,13 +141,27 @@ def streaming_forward_op(
         window = _empty(alpha, alpha.dtype)
     if partition.data_ptr() == log_z.data_ptr():
         partition = partition.clone()  # custom-op outputs may not alias each other (float64)
-    return partition, log_z, alpha, window, shift
+    if rows is None:
+        rows = (_empty(alpha, alpha.dtype), _empty(alpha, alpha.dtype), _empty(log_z, _F64))
+    return (partition, log_z, alpha, window, shift, *rows)
+
+
+def _runs_backward_scan(
+    cum_scores: Tensor, transition: Tensor, semiring: str, use_triton: bool, with_backward: bool
+) -> bool:
+    """Whether :func:`streaming_forward_op` also returns the backward scan's rows."""
+    return (
+        with_backward
+        and semiring == "log"
+        and transition.dim() == 2
+        and uses_triton(cum_scores, use_triton)
+    )
 
 
 @streaming_forward_op.register_fake
 def _streaming_forward_fake(
     cum_scores, transition, duration_bias, lengths, K, proj_start, proj_end, semiring, use_triton,
-    num_warps,
+    num_warps, with_backward=False,
 ):  # fmt: skip
     B, T1, C = cum_scores.shape
     dtype = compute_dtype(cum_scores)
@@ -146,12 +169,16 @@ def _streaming_forward_fake(
     state_dtype = dtype if triton else _F64
     new = cum_scores.new_empty
     window_shape = (B, T1, C) if transition.dim() == 2 else (0,)
+    rows = _runs_backward_scan(cum_scores, transition, semiring, use_triton, with_backward)
     return (
         new((B,), dtype=dtype),
         new((B,), dtype=_F64),
         new((B, T1, C), dtype=state_dtype),
         new(window_shape, dtype=state_dtype),
         new((B, T1) if triton else (0,), dtype=_F64),
+        new((B, T1, C) if rows else (0,), dtype=state_dtype),
+        new((B, T1, C) if rows else (0,), dtype=state_dtype),
+        new((B, T1) if rows else (0,), dtype=_F64),
     )
 
 
@@ -204,6 +231,9 @@ def streaming_backward_op(
     shift: Tensor,
     use_triton: bool,
     num_warps: int,
+    beta_first: Optional[Tensor] = None,  # noqa: UP045
+    beta_window: Optional[Tensor] = None,  # noqa: UP045
+    beta_shift: Optional[Tensor] = None,  # noqa: UP045
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Gradients of ``sum_b grad_output[b] * log Z[b]`` from the state of the forward operator.
 
@@ -227,6 +257,8 @@ def streaming_backward_op(
         shift: ``(batch, T+1)`` float64 or ``(0,)``.
         use_triton: run the Triton kernels where they can run.
         num_warps: warps per Triton program.
+        beta_first, beta_window, beta_shift: the forward operator's outputs 5-7 (the backward
+            scan's rows when it already ran; ``(0,)`` or None: run it here).
 
     Returns:
         ``(grad_cum (batch, T+1, C), grad_transition (C, C) | (K, C, C), grad_duration_bias
@@ -245,9 +277,12 @@ def streaming_backward_op(
             state = StreamingForwardState(
                 partition, log_z, alpha, window if inp.transition.dim() == 2 else None, shift
             )
+            rows = (beta_first, beta_window, beta_shift)
+            ready = all(x is not None and x.numel() > 0 for x in rows)
             grads = launch_streaming_triton_backward(
-                *inp[:5], state, grad_output, *inp[5:], num_warps=num_warps
-            )
+                *inp[:5], state, grad_output, *inp[5:], num_warps=num_warps,
+                backward_rows=rows if ready else None,
+            )  # fmt: skip
         else:
             grads = _pytorch_gradients(inp, log_z, alpha, window, grad_output)
     originals = (cum_scores, transition, duration_bias, proj_start, proj_end)
@@ -260,7 +295,7 @@ def streaming_backward_op(
 @streaming_backward_op.register_fake
 def _streaming_backward_fake(
     grad_output, cum_scores, transition, duration_bias, lengths, K, proj_start, proj_end, log_z,
-    alpha, window, shift, use_triton, num_warps,
+    alpha, window, shift, use_triton, num_warps, beta_first=None, beta_window=None, beta_shift=None,
 ):  # fmt: skip
     def like(x):
         if x is None:
@@ -271,13 +306,13 @@ def _streaming_backward_fake(
 
 
 def _setup_forward_context(ctx, inputs, output) -> None:
-    cum, trans, bias, lengths, K, ps, pe, semiring, use_triton, num_warps = inputs
-    _partition, log_z, alpha, window, shift = output
+    cum, trans, bias, lengths, K, ps, pe, semiring, use_triton, num_warps, *_with_backward = inputs
+    _partition, *state = output
     # Only the partition is differentiable; without these, autograd would also allocate zero
     # gradients the size of the saved state ((batch, T+1, C)) for every backward.
-    ctx.mark_non_differentiable(log_z, alpha, window, shift)
+    ctx.mark_non_differentiable(*state)
     ctx.set_materialize_grads(False)
-    ctx.save_for_backward(cum, trans, bias, lengths, ps, pe, log_z, alpha, window, shift)
+    ctx.save_for_backward(cum, trans, bias, lengths, ps, pe, *state)
     ctx.K = K
     ctx.semiring = semiring
     ctx.use_triton = use_triton
@@ -286,16 +321,16 @@ def _setup_forward_context(ctx, inputs, output) -> None:
 
 def _forward_backward(ctx, grad_partition, *_state_grads):
     if grad_partition is None:  # only the (non-differentiable) state was used
-        return (None,) * 10
+        return (None,) * 11
     if ctx.semiring != "log":
         raise RuntimeError(
             "semicrf_kernels::streaming_forward: semiring 'max' has no gradient; decode with "
             "semi_crf_streaming_viterbi or call under torch.no_grad()"
         )
-    cum, trans, bias, lengths, ps, pe, log_z, alpha, window, shift = ctx.saved_tensors
+    cum, trans, bias, lengths, ps, pe, log_z, alpha, window, shift, *rows = ctx.saved_tensors
     gcum, gtrans, gbias, gps, gpe = torch.ops.semicrf_kernels.streaming_backward.default(
         grad_partition, cum, trans, bias, lengths, ctx.K, ps, pe, log_z, alpha, window, shift,
-        ctx.use_triton, ctx.num_warps,
+        ctx.use_triton, ctx.num_warps, *rows,
     )  # fmt: skip
     return (
         gcum,
@@ -305,6 +340,7 @@ def _forward_backward(ctx, grad_partition, *_state_grads):
         None,
         gps if ps is not None else None,
         gpe if pe is not None else None,
+        None,
         None,
         None,
         None,

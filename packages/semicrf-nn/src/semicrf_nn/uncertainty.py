@@ -115,12 +115,13 @@ class UncertaintySemiMarkovCRFHead(SemiMarkovCRFHead):
             cum = cumulative_scores(scores, scores.dtype)
             K, warps = self.max_duration, self.num_warps
             trans, bias = inputs.transition.detach(), inputs.duration_bias.detach()
-            partition, log_z, alpha, window, shift = ops.streaming_forward.default(
-                cum, trans, bias, lengths, K, ps, pe, "log", bool(use_triton), int(warps)
+            # with_backward: the backward scan runs alongside the forward one (Triton, (C, C)).
+            partition, log_z, alpha, window, shift, *rows = ops.streaming_forward.default(
+                cum, trans, bias, lengths, K, ps, pe, "log", bool(use_triton), int(warps), True
             )
             grad_cum, _, _, grad_ps, _ = ops.streaming_backward.default(
                 torch.ones_like(partition), cum, trans, bias, lengths, K, ps, pe, log_z, alpha,
-                window, shift, bool(use_triton), int(warps),
+                window, shift, bool(use_triton), int(warps), *rows,
             )  # fmt: skip
             if wrt == "start":
                 return grad_ps

@@ -78,6 +78,8 @@ def semi_crf_streaming_forward(
         )
     # One custom operator for both paths (it dispatches on the device), so torch.compile sees
     # a single opaque node with a fake implementation and an autograd formula (see ops.py).
+    # With gradients ahead, the Triton path runs the backward scan alongside the forward one.
     return torch.ops.semicrf_kernels.streaming_forward.default(
-        *inp[:5], inp.proj_start, inp.proj_end, semiring, bool(use_triton), int(num_warps)
-    )[0]
+        *inp[:5], inp.proj_start, inp.proj_end, semiring, bool(use_triton), int(num_warps),
+        needs_grad,
+    )[0]  # fmt: skip

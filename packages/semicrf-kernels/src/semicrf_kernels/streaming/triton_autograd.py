@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 
 from .._inputs import prepare_inputs
-from .triton_backward import launch_streaming_triton_backward
-from .triton_forward import StreamingForwardState, launch_streaming_triton_kernel
+from .triton_backward import launch_scans, launch_streaming_triton_backward
+from .triton_forward import StreamingForwardState
 
 __all__ = ["SemiCRFStreamingTriton"]
 
@@ -41,27 +41,28 @@ class SemiCRFStreamingTriton(torch.autograd.Function):
         inp = prepare_inputs(
             cum_scores, transition, duration_bias, lengths, K, proj_start, proj_end
         )
-        state = launch_streaming_triton_kernel(
-            inp.cum_scores, inp.transition, inp.duration_bias, inp.lengths, inp.K, "log",
-            inp.proj_start, inp.proj_end, num_warps=num_warps,
-        )  # fmt: skip
+        # Gradients ahead: with (C, C) transitions the backward scan runs alongside the forward.
+        wanted = any(ctx.needs_input_grad[i] for i in (0, 1, 2, 5, 6))
+        state, rows = launch_scans(inp, "log", num_warps, with_backward=wanted)
         ctx.K = inp.K
         ctx.num_warps = num_warps
         ctx.save_for_backward(
             inp.cum_scores, inp.transition, inp.duration_bias, inp.lengths, inp.proj_start,
             inp.proj_end, state.partition, state.log_z, state.alpha, state.window, state.shift,
+            *(rows if rows is not None else ()),
         )  # fmt: skip
         return state.partition
 
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor):
-        cum, trans, bias, lengths, ps, pe, partition, log_z, alpha, window, shift = (
+        cum, trans, bias, lengths, ps, pe, partition, log_z, alpha, window, shift, *rows = (
             ctx.saved_tensors
         )
         state = StreamingForwardState(partition, log_z, alpha, window, shift)
         gcum, gtrans, gbias, gps, gpe = launch_streaming_triton_backward(
-            cum, trans, bias, lengths, ctx.K, state, grad_output, ps, pe, num_warps=ctx.num_warps
-        )
+            cum, trans, bias, lengths, ctx.K, state, grad_output, ps, pe, num_warps=ctx.num_warps,
+            backward_rows=rows or None,
+        )  # fmt: skip
         grads = [gcum, gtrans, gbias, None, None, gps, gpe, None]
         for i, j in ((0, 0), (1, 1), (2, 2), (5, 3), (6, 4)):
             if grads[i] is not None:

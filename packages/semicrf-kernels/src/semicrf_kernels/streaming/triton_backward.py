@@ -47,11 +47,12 @@ from .triton_forward import (
     _kcc_config,
     _next_pow2,
     _pow2_floor,
+    launch_streaming_triton_kernel,
     new_float,
     scan_config,
 )
 
-__all__ = ["launch_streaming_triton_backward"]
+__all__ = ["BackwardRows", "launch_scans", "launch_streaming_triton_backward"]
 
 if HAS_TRITON:
     import triton
@@ -563,23 +564,39 @@ class BackwardRows(NamedTuple):
     shift: torch.Tensor
 
 
-def run_backward_scan(inp, state: StreamingForwardState, num_warps: int | None) -> BackwardRows:
-    """Launch the backward scan on prepared inputs ``inp`` (a ``KernelInputs``)."""
+def new_backward_rows(inp) -> BackwardRows:
+    """Uninitialised :class:`BackwardRows` for prepared inputs ``inp`` (a ``KernelInputs``)."""
+    B, T1, C = inp.cum_scores.shape
+    dev, dt = inp.cum_scores.device, inp.cum_scores.dtype
+    return BackwardRows(
+        new_float((B, T1, C), dt, dev), new_float((B, T1, C), dt, dev),
+        new_float((B, T1), torch.float64, dev),
+    )  # fmt: skip
+
+
+def run_backward_scan(
+    inp,
+    state: StreamingForwardState | None,
+    num_warps: int | None,
+    rows: BackwardRows | None = None,
+) -> BackwardRows:
+    """Launch the backward scan on prepared inputs ``inp`` (a ``KernelInputs``), into ``rows``
+    (allocated when None). With ``(C, C)`` transitions it reads nothing of the forward, so
+    ``state`` may be None; ``(K, C, C)`` needs the forward's ``state``."""
     cum, trans, db, lengths, K, ps, pe = inp
     B, T1, C = cum.shape
     T = T1 - 1
-    dev, dt = cum.device, cum.dtype
-    first = new_float((B, T1, C), dt, dev)
-    wb = new_float((B, T1, C), dt, dev)
-    rb = new_float((B, T1), torch.float64, dev)
+    dt = cum.dtype
+    first, wb, rb = new_backward_rows(inp) if rows is None else rows
     ps_arg = ps if ps is not None else cum
     pe_arg = pe if pe is not None else cum
     if trans.dim() == 2:
         cfg = scan_config(C, K, num_warps, dt)
-        dummy_i = torch.empty(1, dtype=torch.int32, device=dev)
+        dummy_i = torch.empty(1, dtype=torch.int32, device=cum.device)
+        # score_ptr / final_ptr are written by the forward direction only: rb / lengths stand in.
         _scan_cc_kernel[(B,)](
             cum, trans.t().contiguous(), db, lengths, ps_arg, pe_arg,
-            first, wb, rb, state.log_z, lengths, dummy_i, dummy_i,
+            first, wb, rb, rb, lengths, dummy_i, dummy_i,
             T, K, C,
             REVERSE=True, MAXSR=False, HAS_PS=ps is not None, HAS_PE=pe is not None,
             STORE_BP=False, TRANS_REGS=cfg.trans_regs,
@@ -587,6 +604,8 @@ def run_backward_scan(inp, state: StreamingForwardState, num_warps: int | None) 
             num_warps=cfg.num_warps,
         )  # fmt: skip
     else:
+        if state is None:
+            raise ValueError("state: the (K, C, C) backward scan needs the forward state")
         block_c, block_d, warps = _kcc_config(C, K, num_warps, dt)
         _scan_kcc_backward_kernel[(B,)](
             cum, trans, db, lengths, ps_arg, pe_arg, state.alpha, state.shift, state.log_z,
@@ -595,6 +614,55 @@ def run_backward_scan(inp, state: StreamingForwardState, num_warps: int | None) 
             num_warps=warps,
         )  # fmt: skip
     return BackwardRows(first, wb, rb)
+
+
+_SIDE_STREAMS: dict[int, torch.cuda.Stream] = {}
+
+
+def _side_stream(device: torch.device) -> torch.cuda.Stream:
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    if index not in _SIDE_STREAMS:
+        _SIDE_STREAMS[index] = torch.cuda.Stream(device=index)
+    return _SIDE_STREAMS[index]
+
+
+def launch_scans(
+    inp, semiring: str, num_warps: int | None, with_backward: bool
+) -> tuple[StreamingForwardState, BackwardRows | None]:
+    """The forward scan and, when it can start now, the backward scan, at the same time.
+
+    With ``(C, C)`` transitions the backward scan reads only the inputs, so when gradients will
+    be needed (``with_backward``, ``semiring="log"``) it runs on a second CUDA stream while the
+    forward scan runs: each scan is one program per sequence, a small batch leaves most of the
+    GPU idle, and the backward then only has the parallel gradient kernels left. The streams
+    are forked from and joined back to the current one (so this also works under CUDA-graph
+    capture); every buffer is allocated on the current stream and used after the join.
+
+    Args:
+        inp: prepared inputs (``KernelInputs``).
+        semiring: ``"log"`` or ``"max"``.
+        num_warps: as for :func:`.triton_forward.launch_streaming_triton_kernel`.
+        with_backward: also run the backward scan when it needs nothing of the forward.
+
+    Returns:
+        The forward state, and the backward scan's rows (None where not run: ``(K, C, C)``
+        transitions, the max semiring or ``with_backward=False``).
+    """
+    cum = inp.cum_scores
+    if not (with_backward and semiring == "log" and inp.transition.dim() == 2):
+        return launch_streaming_triton_kernel(*inp[:5], semiring, *inp[5:], num_warps), None
+    rows = new_backward_rows(inp)
+    if cum.device.type != "cuda":  # the Triton interpreter: one after the other
+        state = launch_streaming_triton_kernel(*inp[:5], semiring, *inp[5:], num_warps)
+        return state, run_backward_scan(inp, None, num_warps, rows)
+    main = torch.cuda.current_stream(cum.device)
+    side = _side_stream(cum.device)
+    side.wait_stream(main)
+    with torch.cuda.stream(side):
+        run_backward_scan(inp, None, num_warps, rows)
+    state = launch_streaming_triton_kernel(*inp[:5], semiring, *inp[5:], num_warps)
+    main.wait_stream(side)
+    return state, rows
 
 
 def measure_drift(
@@ -644,6 +712,7 @@ def launch_streaming_triton_backward(
     proj_start: torch.Tensor | None = None,
     proj_end: torch.Tensor | None = None,
     num_warps: int | None = 4,
+    backward_rows: BackwardRows | tuple | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """Gradients of ``sum_b grad_output[b] * log Z[b]`` (Triton).
 
@@ -660,6 +729,9 @@ def launch_streaming_triton_backward(
             inputs with ``semiring="log"``.
         grad_output: ``(batch,)`` upstream gradient of each log Z.
         num_warps: warps of the backward scan (``None``: heuristic).
+        backward_rows: the backward scan's rows when :func:`launch_scans` already ran it
+            (``first``, ``window`` ``(batch, T+1, C)``, ``shift`` ``(batch, T+1)`` float64); None
+            runs it here.
 
     Returns:
         ``(grad_cum (batch, T+1, C), grad_transition (C, C) or (K, C, C), grad_duration_bias
@@ -685,7 +757,10 @@ def launch_streaming_triton_backward(
     g = torch.where(alive, grad_output.to(dt), torch.zeros((), dtype=dt, device=dev)).contiguous()
     ps_arg = ps if ps is not None else cum
     pe_arg = pe if pe is not None else cum
-    rows = run_backward_scan(inp, state, num_warps)
+    if backward_rows is None:
+        rows = run_backward_scan(inp, state, num_warps)
+    else:
+        rows = BackwardRows(*backward_rows)
     first, wb, rb = rows
     if kcc:
         block_c, block_d, warps = _kcc_config(C, K, num_warps, dt)
