@@ -191,7 +191,11 @@ def main() -> int:
     parser.add_argument("--num-warps", type=int, default=4, help="num_warps passed to the API")
     parser.add_argument("--no-torch", action="store_true", help="do not time the PyTorch path")
     parser.add_argument("--sweep", action="store_true", help="also sweep tiles and warps")
-    parser.add_argument("--only", default="", help="run only configs whose BxTxKxC contains this")
+    parser.add_argument(
+        "--only",
+        default="",
+        help="run only configs whose BxTxKxC contains one of these (comma-separated)",
+    )
     args = parser.parse_args()
     if not torch.cuda.is_available():
         print("bench_streaming: needs a CUDA GPU", file=sys.stderr)
@@ -199,7 +203,8 @@ def main() -> int:
     import triton
 
     configs = QUICK if args.quick else CONFIGS
-    configs = [c for c in configs if args.only in f"{c.B}x{c.T}x{c.K}x{c.C}"]
+    wanted = args.only.split(",")
+    configs = [c for c in configs if any(w in f"{c.B}x{c.T}x{c.K}x{c.C}" for w in wanted)]
     card = card_name()
     date = datetime.date.today().isoformat()
     sha = git_commit()
