@@ -109,7 +109,7 @@ def streaming_forward_op(
         num_warps: warps per Triton program.
         with_backward: gradients will be needed: where the backward scan needs nothing of the
             forward (Triton, ``(C, C)``, ``"log"``), run it now, concurrently
-            (``streaming_backward.launch_scans``).
+            (``semicrf_kernels.streaming.triton_backward.launch_scans``).
 
     Returns:
         ``(partition, log_z, alpha, window, shift, beta_first, beta_window, beta_shift)``:
