@@ -149,13 +149,13 @@ def streaming_forward_op(
 def _runs_backward_scan(
     cum_scores: Tensor, transition: Tensor, semiring: str, use_triton: bool, with_backward: bool
 ) -> bool:
-    """Whether :func:`streaming_forward_op` also returns the backward scan's rows."""
-    return (
-        with_backward
-        and semiring == "log"
-        and transition.dim() == 2
-        and uses_triton(cum_scores, use_triton)
-    )
+    """Whether :func:`streaming_forward_op` also returns the backward scan's rows (the fake
+    implementation must agree with what the Triton path does)."""
+    if not uses_triton(cum_scores, use_triton):
+        return False
+    from .streaming.triton_backward import scans_run_together
+
+    return scans_run_together(transition, semiring, with_backward)
 
 
 @streaming_forward_op.register_fake

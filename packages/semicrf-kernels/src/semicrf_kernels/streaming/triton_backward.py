@@ -52,7 +52,12 @@ from .triton_forward import (
     scan_config,
 )
 
-__all__ = ["BackwardRows", "launch_scans", "launch_streaming_triton_backward"]
+__all__ = [
+    "BackwardRows",
+    "launch_scans",
+    "launch_streaming_triton_backward",
+    "scans_run_together",
+]
 
 if HAS_TRITON:
     import triton
@@ -626,6 +631,13 @@ def _side_stream(device: torch.device) -> torch.cuda.Stream:
     return _SIDE_STREAMS[index]
 
 
+def scans_run_together(transition: torch.Tensor, semiring: str, with_backward: bool) -> bool:
+    """Whether :func:`launch_scans` runs the backward scan too: gradients ahead, the log
+    semiring and ``(C, C)`` transitions (the ``(K, C, C)`` backward scan reads the forward's
+    rows)."""
+    return with_backward and semiring == "log" and transition.dim() == 2
+
+
 def launch_scans(
     inp, semiring: str, num_warps: int | None, with_backward: bool
 ) -> tuple[StreamingForwardState, BackwardRows | None]:
@@ -649,7 +661,7 @@ def launch_scans(
         transitions, the max semiring or ``with_backward=False``).
     """
     cum = inp.cum_scores
-    if not (with_backward and semiring == "log" and inp.transition.dim() == 2):
+    if not scans_run_together(inp.transition, semiring, with_backward):
         return launch_streaming_triton_kernel(*inp[:5], semiring, *inp[5:], num_warps), None
     rows = new_backward_rows(inp)
     if cum.device.type != "cuda":  # the Triton interpreter: one after the other
