@@ -1,5 +1,9 @@
 """semicrf-kernels: streaming semi-CRF forward, backward and Viterbi.
 
+One folder per operation (:mod:`.logpartition`, :mod:`.viterbi`, :mod:`.marginals`,
+:mod:`.cumulative`), each with the same faces: ``pytorch.py``, ``triton*.py``, ``op.py``; shared
+code in :mod:`._shared`; test oracles in :mod:`.testing` (see ``docs/dev/architecture.md``).
+
 Triton kernels for the GPU, vectorised PyTorch for the CPU; both compute the model of
 ``docs/conventions.md`` section 1 from ``cum_scores (batch, T+1, C)`` without materialising any
 ``T K C`` tensor. The Triton names are imported on first use, so the package imports without
@@ -11,10 +15,10 @@ from __future__ import annotations
 from typing import Any
 
 from . import streaming as _streaming
-from ._triton_support import HAS_TRITON
+from ._shared.triton_support import HAS_TRITON
 from .constants import NEG_INF
+from .cumulative import cumulative_scores
 from .edge_block import compute_edge_block_streaming
-from .ops import cumulative_scores
 from .streaming import (
     SemiCRFStreaming,
     StreamingMarginals,

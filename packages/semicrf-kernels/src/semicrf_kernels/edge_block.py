@@ -6,7 +6,7 @@ import numbers
 
 import torch
 
-from ._inputs import compute_dtype, mask_forbidden
+from ._shared.inputs import compute_dtype, mask_forbidden
 from .validation import check_log_weights, validate_streaming_inputs, value_checks_enabled
 
 __all__ = ["compute_edge_block_streaming"]

@@ -1,6 +1,8 @@
-"""Streaming forward/backward of the semi-CRF and its low-level components.
+"""Streaming forward/backward of the semi-CRF and its low-level components (a public facade).
 
-Re-exported by the meta-package as ``flash_semicrf.streaming``. The Triton names
+Re-exported by the meta-package as ``flash_semicrf.streaming``. The code lives in the op
+folders (:mod:`semicrf_kernels.logpartition`, :mod:`semicrf_kernels.viterbi`,
+:mod:`semicrf_kernels.marginals`); this package only gathers their public names. The Triton names
 (``SemiCRFStreamingTriton`` and, when Triton is installed, the launchers) are imported on first
 use, so this package imports without Triton.
 """
@@ -10,17 +12,12 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .._triton_support import HAS_TRITON
+from .._shared.triton_support import HAS_TRITON
 from ..constants import NEG_INF
 from ..edge_block import compute_edge_block_streaming
+from ..logpartition import SemiCRFStreaming, semi_crf_streaming_forward, streaming_forward_pytorch
+from ..marginals import StreamingMarginals, streaming_marginals_pytorch
 from ..viterbi import ViterbiPath, score_path_segments, semi_crf_streaming_viterbi
-from .api import semi_crf_streaming_forward
-from .pytorch import (
-    SemiCRFStreaming,
-    StreamingMarginals,
-    streaming_forward_pytorch,
-    streaming_marginals_pytorch,
-)
 
 __all__ = [
     "HAS_TRITON",
@@ -38,9 +35,15 @@ __all__ = [
 
 #: name -> (module relative to this package, attribute), imported lazily.
 _LAZY = {
-    "SemiCRFStreamingTriton": (".triton_autograd", "SemiCRFStreamingTriton"),
-    "launch_streaming_triton_kernel": (".triton_forward", "launch_streaming_triton_kernel"),
-    "launch_streaming_triton_backward": (".triton_backward", "launch_streaming_triton_backward"),
+    "SemiCRFStreamingTriton": ("..logpartition.autograd", "SemiCRFStreamingTriton"),
+    "launch_streaming_triton_kernel": (
+        "..logpartition.triton_scan",
+        "launch_streaming_triton_kernel",
+    ),
+    "launch_streaming_triton_backward": (
+        "..logpartition.triton",
+        "launch_streaming_triton_backward",
+    ),
     "launch_streaming_triton_kernel_max_bp": (
         "..viterbi.triton",
         "launch_streaming_triton_kernel_max_bp",

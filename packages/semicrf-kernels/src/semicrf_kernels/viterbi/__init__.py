@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .._triton_support import HAS_TRITON
+from .._shared.triton_support import HAS_TRITON
 from .api import semi_crf_streaming_viterbi
 from .path import ViterbiPath, score_path_segments
 from .pytorch import streaming_viterbi_pytorch

@@ -6,7 +6,7 @@ from typing import NamedTuple
 
 import torch
 
-from .._logspace import safe_logsumexp
+from .._shared.logspace import safe_logsumexp
 from ..constants import NEG_INF
 
 __all__ = ["ViterbiPath", "score_path_segments"]

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import torch
 
-from .._inputs import KernelInputs, prepare_inputs
-from ..streaming.pytorch import _forward_scan, _working_inputs
+from .._shared.inputs import KernelInputs, prepare_inputs
+from ..logpartition.pytorch import _forward_scan, _working_inputs
 from .path import ViterbiPath, score_path_segments
 
 __all__ = ["streaming_viterbi_pytorch"]

@@ -1,6 +1,7 @@
 """Triton Viterbi: max-semiring scan with backpointers, and a traceback kernel on the device.
 
-The scan is the forward kernel of :mod:`..streaming.triton_forward` in the max semiring (the
+The scans (:func:`_viterbi_scan_cc_kernel`, :func:`_viterbi_scan_kcc_kernel`) run the loop bodies
+of the forward scan (:mod:`semicrf_kernels._shared.triton_scan`) in the max semiring (the
 first segment still sums its virtual start label out with a log-sum-exp). It records, for every
 end position ``t - 1`` and label ``c``, the best duration (ties: the smaller) and the best
 previous label (ties: the smaller; ``-1`` for the first segment). The traceback runs one
@@ -15,10 +16,10 @@ from __future__ import annotations
 
 import torch
 
-from .._inputs import prepare_inputs
-from .._triton_support import HAS_TRITON
+from .._shared.inputs import prepare_inputs
+from .._shared.triton_scan import _check_triton, run_forward_scan
+from .._shared.triton_support import HAS_TRITON
 from ..constants import NEG_INF
-from ..streaming.triton_forward import _check_triton, run_forward_scan
 from .path import ViterbiPath
 
 __all__ = [
@@ -30,6 +31,64 @@ __all__ = [
 if HAS_TRITON:
     import triton
     import triton.language as tl
+
+    from .._shared.triton_scan import _scan_cc_body, _scan_kcc_body
+
+    @triton.jit(do_not_specialize=["T", "K"])
+    def _viterbi_scan_cc_kernel(
+        cum_ptr,  # (B, T+1, C)
+        trans_ptr,  # (C, C)
+        db_ptr,  # (K, C)
+        len_ptr,  # (B,) int64
+        ps_ptr,  # (B, T, C) or dummy
+        pe_ptr,  # (B, T, C) or dummy
+        alpha_ptr,  # out (B, T+1, C) max-semiring alpha_n
+        win_ptr,  # out (B, T+1, C) window values
+        shift_ptr,  # out (B, T+1) float64
+        score_ptr,  # out (B,) float64 best score
+        final_ptr,  # out (B,) int64 best final label
+        bpd_ptr,  # out (B, T, C) int32 best duration per end t-1 (STORE_BP)
+        bpa_ptr,  # out (B, T, C) int32 best previous label per start s (STORE_BP)
+        T, K, C,
+        HAS_PS: tl.constexpr, HAS_PE: tl.constexpr, STORE_BP: tl.constexpr,
+        TRANS_REGS: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr,
+        BLOCK_S: tl.constexpr, BLOCK_TC: tl.constexpr,
+    ):  # fmt: skip
+        """Viterbi scan, ``(C, C)`` transitions: best score, final label and backpointers."""
+        _scan_cc_body(
+            cum_ptr, trans_ptr, db_ptr, len_ptr, ps_ptr, pe_ptr,
+            alpha_ptr, win_ptr, shift_ptr, score_ptr, final_ptr, bpd_ptr, bpa_ptr,
+            T, K, C,
+            False, True, HAS_PS, HAS_PE, STORE_BP, TRANS_REGS,
+            BLOCK_C, BLOCK_P, BLOCK_S, BLOCK_TC,
+        )  # fmt: skip
+
+    @triton.jit(do_not_specialize=["T", "K"])
+    def _viterbi_scan_kcc_kernel(
+        cum_ptr,  # (B, T+1, C)
+        trans_ptr,  # (K, C, C)
+        db_ptr,  # (K, C)
+        start_ptr,  # (K, C) logsumexp_c' trans[d, c', c]: the first segment's start score
+        len_ptr,  # (B,) int64
+        ps_ptr,
+        pe_ptr,
+        alpha_ptr,  # out (B, T+1, C) max-semiring alpha_n
+        shift_ptr,  # out (B, T+1) float64
+        score_ptr,  # out (B,) float64 best score
+        final_ptr,  # out (B,) int64 best final label
+        bpd_ptr,  # out (B, T, C) int32 best duration per end t-1
+        bpl_ptr,  # out (B, T, C) int32 best previous label per end t-1
+        T, K, C,
+        HAS_PS: tl.constexpr, HAS_PE: tl.constexpr, STORE_BP: tl.constexpr,
+        BLOCK_C: tl.constexpr, BLOCK_D: tl.constexpr,
+    ):  # fmt: skip
+        """Viterbi scan, ``(K, C, C)`` transitions: best score, final label and backpointers."""
+        _scan_kcc_body(
+            cum_ptr, trans_ptr, db_ptr, start_ptr, len_ptr, ps_ptr, pe_ptr,
+            alpha_ptr, shift_ptr, score_ptr, final_ptr, bpd_ptr, bpl_ptr,
+            T, K, C,
+            True, HAS_PS, HAS_PE, STORE_BP, BLOCK_C, BLOCK_D,
+        )  # fmt: skip
 
     @triton.jit(do_not_specialize=["B", "T"])
     def _traceback_kernel(

@@ -1,35 +1,14 @@
-"""Triton forward scan of the streaming semi-CRF (log and max semirings) and its launcher.
+"""What the streaming scans share: tile choices, launch of the forward-direction scan, and the
+jitted loop bodies of the scan kernels.
 
-One program per sequence walks the positions ``t = 1..L`` (its own length: padding is never
-read). The recurrence is the factorised one of ``docs/conventions.md`` section 1. For
-``(C, C)`` transitions every position ``s`` keeps one *window value* per label,
-
-    W[s, c] = A[s, c] + proj_start[s, c]          with A[s, c] = (+)_{c'} alpha[s, c'] + trans[c', c]
-
-and a step is
-
-    alpha[t, c] = proj_end[t-1, c] + (+)_{d=1..min(K, t)} (cum[t, c] - cum[t-d, c]) + W[t-d, c] + db[d-1, c]
-
-so it costs O(K C) for the window plus O(C^2) for ``A``. The same kernel, mirrored in time
-(``REVERSE``), is the backward scan (``gamma``/``beta``, see :mod:`.triton_backward`).
-
-**Temporal blocking.** Positions are processed in blocks of ``BLOCK_P``. For a block
-``[t0, t0 + P)`` the contributions of the window rows written *before* the block are computed
-for all ``P`` outputs at once, in one pass over the window (phase 1: a ``(P, BLOCK_S, C)`` tile
-per slice of window rows, independent of each other); the ``P`` positions are then finished one
-after the other using only in-register rows of the current block (phase 2). The window is read
-from global memory once per block instead of once per position, and there is one barrier per
-block.
-
-**Precision.** Every stored row is relative to a per-row float64 shift (``alpha[t] =
-alpha_n[t] + shift[t]``, ``max_c alpha_n[t, c] = 0``). Cumulative scores enter only through
-differences ``cum[t] - cum[s]`` of two nearby rows, so no float32 value grows with ``T``.
-Reductions are log-sum-exps guarded against all ``-inf`` slices (shift 0), so forbidden
-(``-inf``) transitions and durations never produce NaN.
-
-The ``(K, C, C)`` case (transition depending on the duration) cannot factorise the reduction
-over the previous label; :func:`_scan_kcc_forward_kernel` does O(K C^2) per position, one
-position at a time.
+Each scan *kernel* serves one role and lives in its op folder: the forward scan
+(:mod:`semicrf_kernels.logpartition.triton_scan`), the backward scan (same module, mirrored in
+time) and the Viterbi scan with backpointers (:mod:`semicrf_kernels.viterbi.triton`). Their
+loop bodies are the same computation in another direction or semiring, so they are written once
+here as ``@triton.jit`` helpers (inlined when compiled): :func:`_scan_cc_body` (``(C, C)``
+transitions, temporally blocked: :func:`_scan_cc_start`, then per block :func:`_scan_cc_window`
+(phase 1) and :func:`_scan_cc_block` (phase 2)) and :func:`_scan_kcc_body` (``(K, C, C)``).
+The recurrences are documented in :mod:`semicrf_kernels.logpartition.triton_scan`.
 """
 
 from __future__ import annotations
@@ -37,19 +16,12 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import torch
 
-from .._inputs import prepare_inputs
-from .._triton_support import HAS_TRITON
+from .triton_support import HAS_TRITON
 
-__all__ = [
-    "ScanConfig",
-    "StreamingForwardState",
-    "launch_streaming_triton_kernel",
-    "scan_config",
-]
+__all__ = ["CONFIG_OVERRIDE", "ScanConfig", "new_float", "run_forward_scan", "scan_config"]
 
 if HAS_TRITON:
     import triton
@@ -136,28 +108,24 @@ def scan_config(
     return cfg
 
 
-class StreamingForwardState(NamedTuple):
-    """What :func:`launch_streaming_triton_kernel` returns; element 0 is the partition.
-
-    Attributes:
-        partition: ``(batch,)`` log Z (``semiring="log"``) or Viterbi score (``"max"``) in the
-            compute dtype; ``-inf`` when no segmentation is allowed.
-        log_z: ``(batch,)`` float64, the same value before rounding to the compute dtype.
-        alpha: ``(batch, T+1, C)`` ``alpha[t] - shift[t]`` for ``t <= L`` (rows ``> L``
-            unspecified).
-        window: ``(batch, T+1, C)`` ``A[s] + proj_start[s] - shift[s]`` for ``s < L`` (the
-            ``(C, C)`` window value); ``None`` with ``(K, C, C)`` transitions.
-        shift: ``(batch, T+1)`` float64 per-row shift of ``alpha`` and ``window``.
-    """
-
-    partition: torch.Tensor
-    log_z: torch.Tensor
-    alpha: torch.Tensor
-    window: torch.Tensor | None
-    shift: torch.Tensor
-
-
 if HAS_TRITON:
+
+    @triton.jit
+    def _scan_rows(
+        len_ptr, cum_ptr, ps_ptr, pe_ptr, first_ptr, shift_ptr, T, C, BLOCK_C: tl.constexpr
+    ):
+        """The program's sequence ``b``, its length and its rows of every ``(B, T(+1), C)`` input
+        and output (the pointer set-up every scan kernel starts with)."""
+        b = tl.program_id(0).to(tl.int64)
+        L = tl.load(len_ptr + b)
+        offs_c = tl.arange(0, BLOCK_C)
+        cmask = offs_c < C
+        cum_b = cum_ptr + b * (T + 1) * C
+        ps_b = ps_ptr + b * T * C
+        pe_b = pe_ptr + b * T * C
+        first_b = first_ptr + b * (T + 1) * C
+        shift_b = shift_ptr + b * (T + 1)
+        return b, L, offs_c, cmask, cum_b, ps_b, pe_b, first_b, shift_b
 
     @triton.jit
     def _final_score(row_ptr, shift_ptr, score_ptr, final_ptr, offs_c, cmask, MAXSR: tl.constexpr):
@@ -215,67 +183,16 @@ if HAS_TRITON:
             out = safe + tl.log(acc_s)
         return out, acc_a
 
-    @triton.jit(do_not_specialize=["T", "K"])
-    def _scan_cc_kernel(
-        cum_ptr,  # (B, T+1, C)
-        trans_ptr,  # (C, C): transition (forward), its transpose (REVERSE)
-        db_ptr,  # (K, C)
-        len_ptr,  # (B,) int64
-        ps_ptr,  # (B, T, C) or dummy
-        pe_ptr,  # (B, T, C) or dummy
-        first_ptr,  # out (B, T+1, C): alpha_n (forward) / gamma_n (reverse)
-        win_ptr,  # out (B, T+1, C): window values
-        shift_ptr,  # out (B, T+1) float64
-        score_ptr,  # out (B,) float64 (forward only)
-        final_ptr,  # out (B,) int64 best final label (forward max only)
-        bpd_ptr,  # out (B, T, C) int32 best duration per end t-1 (STORE_BP)
-        bpa_ptr,  # out (B, T, C) int32 best previous label per start s (STORE_BP)
-        T,
-        K,
-        C,
-        REVERSE: tl.constexpr,
-        MAXSR: tl.constexpr,
-        HAS_PS: tl.constexpr,
-        HAS_PE: tl.constexpr,
-        STORE_BP: tl.constexpr,
-        TRANS_REGS: tl.constexpr,
-        BLOCK_C: tl.constexpr,
-        BLOCK_P: tl.constexpr,
-        BLOCK_S: tl.constexpr,
-        BLOCK_TC: tl.constexpr,
-    ):
-        # Time runs over tau = 0..L. Forward: tau = t, window rows are starts s = tau' < tau.
-        # Reverse (the backward scan): tau = L - s, window rows are ends e = L - tau'. In both,
-        # a window row tau' contributes to tau through duration d = tau - tau'.
+    @triton.jit
+    def _scan_cc_start(
+        cum_b, trans_ptr, MT, ps_b, pe_b, first_b, win_b, shift_b, bpa_b, L, C, offs_c, cmask,
+        REVERSE: tl.constexpr, HAS_PS: tl.constexpr, HAS_PE: tl.constexpr,
+        STORE_BP: tl.constexpr, TRANS_REGS: tl.constexpr,
+        BLOCK_C: tl.constexpr, BLOCK_TC: tl.constexpr,
+    ):  # fmt: skip
+        """Row ``tau = 0`` of a ``(C, C)`` scan; returns the float64 reference shift (0)."""
         NEG: tl.constexpr = float("-inf")
-        BIG: tl.constexpr = 1073741824
-        b = tl.program_id(0).to(tl.int64)
-        L = tl.load(len_ptr + b)
-        DT = cum_ptr.dtype.element_ty
-        offs_c = tl.arange(0, BLOCK_C)
-        cmask = offs_c < C
-        offs_p = tl.arange(0, BLOCK_P)
-        offs_s = tl.arange(0, BLOCK_S)
-        cum_b = cum_ptr + b * (T + 1) * C
-        ps_b = ps_ptr + b * T * C
-        pe_b = pe_ptr + b * T * C
-        first_b = first_ptr + b * (T + 1) * C
-        win_b = win_ptr + b * (T + 1) * C
-        shift_b = shift_ptr + b * (T + 1)
-        bpd_b = bpd_ptr + b * T * C
-        bpa_b = bpa_ptr + b * T * C
-        # The reduction over the previous label reads M[c_in, c_out] = trans_ptr[c_in * C + c_out]:
-        # the transition forward, its transpose (passed pre-transposed) in reverse, where
-        # beta[c'] = (+)_c trans[c', c] + gamma[c].
-        if TRANS_REGS:
-            # Held transposed, MT[c_out, c_in]: the reduction over c_in then runs along the
-            # fastest axis (within a warp), and fn broadcasts along rows without a conversion.
-            MT = tl.load(
-                trans_ptr + offs_c[None, :] * C + offs_c[:, None],
-                mask=cmask[:, None] & cmask[None, :],
-                other=NEG,
-            )
-
+        DT = cum_b.dtype.element_ty
         # ---- tau = 0 ------------------------------------------------------------------------
         zero64 = L.to(tl.float64) * 0.0
         if REVERSE:
@@ -307,7 +224,219 @@ if HAS_TRITON:
         tl.store(win_b + row0 * C + offs_c, w0, mask=cmask)
         tl.store(shift_b + row0, zero64)
         r_ref = zero64
+        return r_ref
 
+    @triton.jit
+    def _scan_cc_window(
+        cum_b, win_b, shift_b, db_ptr, tau0, L, K, C, r_ref, taus, pact, cumcur, offs_c, cmask,
+        REVERSE: tl.constexpr, MAXSR: tl.constexpr,
+        BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_S: tl.constexpr,
+    ):  # fmt: skip
+        """Phase 1 of a block: the window rows written before it, for all ``P`` outputs at once.
+
+        Returns ``(acc_v (P, C), acc_d (P, C) int64)``: per output and label the (+)-sum (one log
+        value) and, for the max, the smallest best duration (``acc_d`` unused otherwise)."""
+        NEG: tl.constexpr = float("-inf")
+        BIG: tl.constexpr = 1073741824
+        DT = cum_b.dtype.element_ty
+        offs_s = tl.arange(0, BLOCK_S)
+        acc_d = tl.full([BLOCK_P, BLOCK_C], BIG, tl.int64)
+        if MAXSR:
+            acc_v = tl.full([BLOCK_P, BLOCK_C], NEG, DT)
+            acc_d = tl.full([BLOCK_P, BLOCK_C], BIG, tl.int64)
+        else:
+            acc_m = tl.full([BLOCK_P, BLOCK_C], NEG, DT)
+            acc_s = tl.zeros([BLOCK_P, BLOCK_C], DT)
+        lo = tl.maximum(tau0 - K, 0)
+        for r0 in range(lo, tau0, BLOCK_S):
+            r = r0 + offs_s
+            rvalid = r < tau0
+            if REVERSE:
+                rows_w = L - r
+            else:
+                rows_w = r
+            wmask = rvalid[:, None] & cmask[None, :]
+            w = tl.load(win_b + rows_w[:, None] * C + offs_c[None, :], mask=wmask, other=NEG)
+            cw = tl.load(cum_b + rows_w[:, None] * C + offs_c[None, :], mask=wmask, other=0.0)
+            sh = tl.load(shift_b + rows_w, mask=rvalid, other=0.0)
+            w = w + (sh - r_ref).to(DT)[:, None]
+            d = taus[:, None] - r[None, :]
+            dvalid = pact[:, None] & rvalid[None, :] & (d <= K)
+            m3 = dvalid[:, :, None] & cmask[None, None, :]
+            dbv = tl.load(
+                db_ptr + (d - 1)[:, :, None] * C + offs_c[None, None, :], mask=m3, other=NEG
+            )
+            if REVERSE:
+                diff = cw[None, :, :] - cumcur[:, None, :]
+            else:
+                diff = cumcur[:, None, :] - cw[None, :, :]
+            x = tl.where(m3, diff + w[None, :, :] + dbv, NEG)
+            if MAXSR:
+                tv = tl.max(x, axis=1)
+                td = tl.min(tl.where(x == tv[:, None, :], d[:, :, None], BIG), axis=1)
+                better = (tv > acc_v) | ((tv == acc_v) & (td < acc_d))
+                acc_d = tl.where(better, td, acc_d)
+                acc_v = tl.where(better, tv, acc_v)
+            else:
+                tm = tl.max(x, axis=1)
+                nm = tl.maximum(acc_m, tm)
+                safe = tl.where(nm == NEG, 0.0, nm)
+                acc_s = acc_s * tl.exp(acc_m - safe) + tl.sum(tl.exp(x - safe[:, None, :]), axis=1)
+                acc_m = nm
+        if not MAXSR:
+            # one log value per (output, label): phase 2 then needs a single log-sum-exp
+            safe = tl.where(acc_m == NEG, 0.0, acc_m)
+            acc_v = safe + tl.log(acc_s)
+        return acc_v, acc_d
+
+    @triton.jit
+    def _scan_cc_block(
+        cum_b, trans_ptr, MT, db_ptr, ps_b, pe_b, first_b, win_b, shift_b, bpd_b, bpa_b,
+        tau0, L, T, K, C, r_ref, acc_v, acc_d, cumcur, offs_c, cmask,
+        REVERSE: tl.constexpr, MAXSR: tl.constexpr, HAS_PS: tl.constexpr, HAS_PE: tl.constexpr,
+        STORE_BP: tl.constexpr, TRANS_REGS: tl.constexpr,
+        BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_TC: tl.constexpr,
+    ):  # fmt: skip
+        """Phase 2 of a block: its ``P`` positions in order, stored; returns the last shift."""
+        NEG: tl.constexpr = float("-inf")
+        BIG: tl.constexpr = 1073741824
+        DT = cum_b.dtype.element_ty
+        offs_p = tl.arange(0, BLOCK_P)
+        # ---- phase 2: the P positions in order, with the block's own rows in registers ---
+        # Row i of the (P, C) local tile holds the phase-1 result of output i; rows j < i the
+        # block's own window rows; rows j > i nothing (-inf).
+        loc_w = tl.full([BLOCK_P, BLOCK_C], NEG, DT)
+        loc_sh = tl.zeros([BLOCK_P], tl.float64) + r_ref
+        r_last = r_ref
+        for i in tl.static_range(BLOCK_P):
+            tau = tau0 + i
+            act = tau <= L
+            if REVERSE:
+                row = L - tau
+            else:
+                row = tau
+            # Masks are built from tensor comparisons: the interpreter mistypes scalar & tensor.
+            cact = cmask & ((offs_c * 0 + tau) <= L)
+            rowv = offs_c * 0 + row
+            cur = tl.load(cum_b + row * C + offs_c, mask=cact, other=0.0)
+            jd = i - offs_p
+            jvalid = (offs_p < i) & (jd <= K)
+            jm = jvalid[:, None] & cmask[None, :]
+            dbl = tl.load(db_ptr + (jd - 1)[:, None] * C + offs_c[None, :], mask=jm, other=NEG)
+            if REVERSE:
+                diffl = cumcur - cur[None, :]
+            else:
+                diffl = cur[None, :] - cumcur
+            xl = tl.where(jm, diffl + loc_w + (loc_sh - r_ref).to(DT)[:, None] + dbl, NEG)
+            sel = offs_p[:, None] == i
+            xl = tl.where(sel, acc_v, xl)
+            if MAXSR:
+                val = tl.max(xl, axis=0)
+                # durations: jd for the block's rows (the smaller ones, so they win ties)
+                dd = tl.where(sel, acc_d, jd[:, None].to(tl.int64))
+                best_d = tl.min(tl.where(xl == val[None, :], dd, BIG), axis=0)
+            else:
+                lm = tl.max(xl, axis=0)
+                safe = tl.where(lm == NEG, 0.0, lm)
+                val = safe + tl.log(tl.sum(tl.exp(xl - safe[None, :]), axis=0))
+            if REVERSE:
+                if HAS_PS:
+                    val += tl.load(ps_b + row * C + offs_c, mask=cact, other=0.0)
+            else:
+                if HAS_PE:
+                    val += tl.load(pe_b + (row - 1) * C + offs_c, mask=cact, other=0.0)
+            val = tl.where(cmask, val, NEG)
+            mx = tl.max(val, axis=0)
+            mxs = tl.where(mx == NEG, 0.0, mx)
+            fn = val - mxs
+            r_t = r_ref + mxs.to(tl.float64)
+            tl.store(first_b + row * C + offs_c, fn, mask=cact)
+            tl.store(shift_b + row, r_t, mask=act)
+            if STORE_BP:
+                tl.store(bpd_b + (row - 1) * C + offs_c, best_d.to(tl.int32), mask=cact)
+            # the window value of this row: (+)_{c_in} fn[c_in] + M[c_in, c] + proj
+            if TRANS_REGS:
+                # (helpers are inlined: the interpreter pays heavily for each jit call)
+                xs = fn[None, :] + MT
+                if MAXSR:
+                    sec = tl.max(xs, axis=1)
+                    arg = tl.min(tl.where(xs == sec[:, None], offs_c[None, :], BIG), axis=1)
+                else:
+                    ms = tl.max(xs, axis=1)
+                    ms = tl.where(ms == NEG, 0.0, ms)
+                    sec = ms + tl.log(tl.sum(tl.exp(xs - ms[:, None]), axis=1))
+            else:
+                tl.debug_barrier()
+                # an inactive step (past L) reads nothing: its row was never written
+                n_in = tl.where(tau <= L, C, 0)
+                sec, arg = _second_tiled(
+                    first_b + row * C,
+                    trans_ptr,
+                    C,
+                    n_in,
+                    offs_c,
+                    cmask,
+                    MAXSR,
+                    BLOCK_C,
+                    BLOCK_TC,
+                )
+            if REVERSE:
+                if HAS_PE:
+                    sec += tl.load(
+                        pe_b + (row - 1) * C + offs_c, mask=cact & (rowv >= 1), other=0.0
+                    )
+            else:
+                if HAS_PS:
+                    sec += tl.load(ps_b + row * C + offs_c, mask=cact & (rowv < T), other=0.0)
+            tl.store(win_b + row * C + offs_c, sec, mask=cact)
+            if STORE_BP:
+                tl.store(bpa_b + row * C + offs_c, arg.to(tl.int32), mask=cact & (rowv < T))
+            loc_w = tl.where(sel, sec[None, :], loc_w)
+            loc_sh = tl.where(offs_p == i, r_t, loc_sh)
+            r_last = tl.where(act, r_t, r_last)
+        return r_last
+
+    @triton.jit
+    def _scan_cc_body(
+        cum_ptr, trans_ptr, db_ptr, len_ptr, ps_ptr, pe_ptr,
+        first_ptr, win_ptr, shift_ptr, score_ptr, final_ptr, bpd_ptr, bpa_ptr,
+        T, K, C,
+        REVERSE: tl.constexpr, MAXSR: tl.constexpr, HAS_PS: tl.constexpr, HAS_PE: tl.constexpr,
+        STORE_BP: tl.constexpr, TRANS_REGS: tl.constexpr,
+        BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_S: tl.constexpr,
+        BLOCK_TC: tl.constexpr,
+    ):  # fmt: skip
+        """The ``(C, C)`` scan of the program's sequence, temporally blocked.
+
+        Time runs over tau = 0..L. Forward: tau = t, window rows are starts s = tau' < tau.
+        Reverse (the backward scan): tau = L - s, window rows are ends e = L - tau'. In both, a
+        window row tau' contributes to tau through duration d = tau - tau'. The reduction over
+        the previous label reads ``M[c_in, c_out] = trans_ptr[c_in * C + c_out]``: the
+        transition forward, its transpose (passed pre-transposed) in reverse, where
+        ``beta[c'] = (+)_c trans[c', c] + gamma[c]``.
+        """
+        NEG: tl.constexpr = float("-inf")
+        b, L, offs_c, cmask, cum_b, ps_b, pe_b, first_b, shift_b = _scan_rows(
+            len_ptr, cum_ptr, ps_ptr, pe_ptr, first_ptr, shift_ptr, T, C, BLOCK_C
+        )
+        offs_p = tl.arange(0, BLOCK_P)
+        win_b = win_ptr + b * (T + 1) * C
+        bpd_b = bpd_ptr + b * T * C
+        bpa_b = bpa_ptr + b * T * C
+        if TRANS_REGS:
+            # Held transposed, MT[c_out, c_in]: the reduction over c_in then runs along the
+            # fastest axis (within a warp), and fn broadcasts along rows without a conversion.
+            MT = tl.load(
+                trans_ptr + offs_c[None, :] * C + offs_c[:, None],
+                mask=cmask[:, None] & cmask[None, :],
+                other=NEG,
+            )
+        else:
+            MT = offs_c  # unused: the tiled reduction streams the matrix
+        r_ref = _scan_cc_start(
+            cum_b, trans_ptr, MT, ps_b, pe_b, first_b, win_b, shift_b, bpa_b, L, C, offs_c, cmask,
+            REVERSE, HAS_PS, HAS_PE, STORE_BP, TRANS_REGS, BLOCK_C, BLOCK_TC,
+        )  # fmt: skip
         for tau0 in range(1, L + 1, BLOCK_P):
             # Rows written by the previous block (other threads) must be visible.
             tl.debug_barrier()
@@ -322,150 +451,15 @@ if HAS_TRITON:
                 mask=pact[:, None] & cmask[None, :],
                 other=0.0,
             )
-            # ---- phase 1: window rows before the block, for all P outputs at once ----------
-            if MAXSR:
-                acc_v = tl.full([BLOCK_P, BLOCK_C], NEG, DT)
-                acc_d = tl.full([BLOCK_P, BLOCK_C], BIG, tl.int64)
-            else:
-                acc_m = tl.full([BLOCK_P, BLOCK_C], NEG, DT)
-                acc_s = tl.zeros([BLOCK_P, BLOCK_C], DT)
-            lo = tl.maximum(tau0 - K, 0)
-            for r0 in range(lo, tau0, BLOCK_S):
-                r = r0 + offs_s
-                rvalid = r < tau0
-                if REVERSE:
-                    rows_w = L - r
-                else:
-                    rows_w = r
-                wmask = rvalid[:, None] & cmask[None, :]
-                w = tl.load(win_b + rows_w[:, None] * C + offs_c[None, :], mask=wmask, other=NEG)
-                cw = tl.load(cum_b + rows_w[:, None] * C + offs_c[None, :], mask=wmask, other=0.0)
-                sh = tl.load(shift_b + rows_w, mask=rvalid, other=0.0)
-                w = w + (sh - r_ref).to(DT)[:, None]
-                d = taus[:, None] - r[None, :]
-                dvalid = pact[:, None] & rvalid[None, :] & (d <= K)
-                m3 = dvalid[:, :, None] & cmask[None, None, :]
-                dbv = tl.load(
-                    db_ptr + (d - 1)[:, :, None] * C + offs_c[None, None, :], mask=m3, other=NEG
-                )
-                if REVERSE:
-                    diff = cw[None, :, :] - cumcur[:, None, :]
-                else:
-                    diff = cumcur[:, None, :] - cw[None, :, :]
-                x = tl.where(m3, diff + w[None, :, :] + dbv, NEG)
-                if MAXSR:
-                    tv = tl.max(x, axis=1)
-                    td = tl.min(tl.where(x == tv[:, None, :], d[:, :, None], BIG), axis=1)
-                    better = (tv > acc_v) | ((tv == acc_v) & (td < acc_d))
-                    acc_d = tl.where(better, td, acc_d)
-                    acc_v = tl.where(better, tv, acc_v)
-                else:
-                    tm = tl.max(x, axis=1)
-                    nm = tl.maximum(acc_m, tm)
-                    safe = tl.where(nm == NEG, 0.0, nm)
-                    acc_s = acc_s * tl.exp(acc_m - safe) + tl.sum(
-                        tl.exp(x - safe[:, None, :]), axis=1
-                    )
-                    acc_m = nm
-            if not MAXSR:
-                # one log value per (output, label): phase 2 then needs a single log-sum-exp
-                safe = tl.where(acc_m == NEG, 0.0, acc_m)
-                acc_v = safe + tl.log(acc_s)
-
-            # ---- phase 2: the P positions in order, with the block's own rows in registers ---
-            # Row i of the (P, C) local tile holds the phase-1 result of output i; rows j < i the
-            # block's own window rows; rows j > i nothing (-inf).
-            loc_w = tl.full([BLOCK_P, BLOCK_C], NEG, DT)
-            loc_sh = tl.zeros([BLOCK_P], tl.float64) + r_ref
-            r_last = r_ref
-            for i in tl.static_range(BLOCK_P):
-                tau = tau0 + i
-                act = tau <= L
-                if REVERSE:
-                    row = L - tau
-                else:
-                    row = tau
-                # Masks are built from tensor comparisons: the interpreter mistypes scalar & tensor.
-                cact = cmask & ((offs_c * 0 + tau) <= L)
-                rowv = offs_c * 0 + row
-                cur = tl.load(cum_b + row * C + offs_c, mask=cact, other=0.0)
-                jd = i - offs_p
-                jvalid = (offs_p < i) & (jd <= K)
-                jm = jvalid[:, None] & cmask[None, :]
-                dbl = tl.load(db_ptr + (jd - 1)[:, None] * C + offs_c[None, :], mask=jm, other=NEG)
-                if REVERSE:
-                    diffl = cumcur - cur[None, :]
-                else:
-                    diffl = cur[None, :] - cumcur
-                xl = tl.where(jm, diffl + loc_w + (loc_sh - r_ref).to(DT)[:, None] + dbl, NEG)
-                sel = offs_p[:, None] == i
-                xl = tl.where(sel, acc_v, xl)
-                if MAXSR:
-                    val = tl.max(xl, axis=0)
-                    # durations: jd for the block's rows (the smaller ones, so they win ties)
-                    dd = tl.where(sel, acc_d, jd[:, None].to(tl.int64))
-                    best_d = tl.min(tl.where(xl == val[None, :], dd, BIG), axis=0)
-                else:
-                    lm = tl.max(xl, axis=0)
-                    safe = tl.where(lm == NEG, 0.0, lm)
-                    val = safe + tl.log(tl.sum(tl.exp(xl - safe[None, :]), axis=0))
-                if REVERSE:
-                    if HAS_PS:
-                        val += tl.load(ps_b + row * C + offs_c, mask=cact, other=0.0)
-                else:
-                    if HAS_PE:
-                        val += tl.load(pe_b + (row - 1) * C + offs_c, mask=cact, other=0.0)
-                val = tl.where(cmask, val, NEG)
-                mx = tl.max(val, axis=0)
-                mxs = tl.where(mx == NEG, 0.0, mx)
-                fn = val - mxs
-                r_t = r_ref + mxs.to(tl.float64)
-                tl.store(first_b + row * C + offs_c, fn, mask=cact)
-                tl.store(shift_b + row, r_t, mask=act)
-                if STORE_BP:
-                    tl.store(bpd_b + (row - 1) * C + offs_c, best_d.to(tl.int32), mask=cact)
-                # the window value of this row: (+)_{c_in} fn[c_in] + M[c_in, c] + proj
-                if TRANS_REGS:
-                    # (helpers are inlined: the interpreter pays heavily for each jit call)
-                    xs = fn[None, :] + MT
-                    if MAXSR:
-                        sec = tl.max(xs, axis=1)
-                        arg = tl.min(tl.where(xs == sec[:, None], offs_c[None, :], BIG), axis=1)
-                    else:
-                        ms = tl.max(xs, axis=1)
-                        ms = tl.where(ms == NEG, 0.0, ms)
-                        sec = ms + tl.log(tl.sum(tl.exp(xs - ms[:, None]), axis=1))
-                else:
-                    tl.debug_barrier()
-                    # an inactive step (past L) reads nothing: its row was never written
-                    n_in = tl.where(tau <= L, C, 0)
-                    sec, arg = _second_tiled(
-                        first_b + row * C,
-                        trans_ptr,
-                        C,
-                        n_in,
-                        offs_c,
-                        cmask,
-                        MAXSR,
-                        BLOCK_C,
-                        BLOCK_TC,
-                    )
-                if REVERSE:
-                    if HAS_PE:
-                        sec += tl.load(
-                            pe_b + (row - 1) * C + offs_c, mask=cact & (rowv >= 1), other=0.0
-                        )
-                else:
-                    if HAS_PS:
-                        sec += tl.load(ps_b + row * C + offs_c, mask=cact & (rowv < T), other=0.0)
-                tl.store(win_b + row * C + offs_c, sec, mask=cact)
-                if STORE_BP:
-                    tl.store(bpa_b + row * C + offs_c, arg.to(tl.int32), mask=cact & (rowv < T))
-                loc_w = tl.where(sel, sec[None, :], loc_w)
-                loc_sh = tl.where(offs_p == i, r_t, loc_sh)
-                r_last = tl.where(act, r_t, r_last)
-            r_ref = r_last
-
+            acc_v, acc_d = _scan_cc_window(
+                cum_b, win_b, shift_b, db_ptr, tau0, L, K, C, r_ref, taus, pact, cumcur, offs_c,
+                cmask, REVERSE, MAXSR, BLOCK_C, BLOCK_P, BLOCK_S,
+            )  # fmt: skip
+            r_ref = _scan_cc_block(
+                cum_b, trans_ptr, MT, db_ptr, ps_b, pe_b, first_b, win_b, shift_b, bpd_b, bpa_b,
+                tau0, L, T, K, C, r_ref, acc_v, acc_d, cumcur, offs_c, cmask,
+                REVERSE, MAXSR, HAS_PS, HAS_PE, STORE_BP, TRANS_REGS, BLOCK_C, BLOCK_P, BLOCK_TC,
+            )  # fmt: skip
         if not REVERSE:
             # (+)_c alpha[L, c], once, from the stored row L
             tl.debug_barrier()
@@ -473,8 +467,8 @@ if HAS_TRITON:
                 first_b + L * C, shift_b + L, score_ptr + b, final_ptr + b, offs_c, cmask, MAXSR
             )
 
-    @triton.jit(do_not_specialize=["T", "K"])
-    def _scan_kcc_forward_kernel(
+    @triton.jit
+    def _scan_kcc_body(
         cum_ptr,  # (B, T+1, C)
         trans_ptr,  # (K, C, C)
         db_ptr,  # (K, C)
@@ -498,21 +492,17 @@ if HAS_TRITON:
         BLOCK_C: tl.constexpr,
         BLOCK_D: tl.constexpr,
     ):
+        """The ``(K, C, C)`` forward scan of one sequence (the program's), one position at a
+        time; ``MAXSR`` picks the semiring (``STORE_BP``: backpointers, max only)."""
         # alpha[t, c] = pe[t-1, c] + (+)_{d} [(+)_{c'} alpha[t-d, c'] + trans[d-1, c', c]]
         #                                    + cum[t, c] - cum[t-d, c] + ps[t-d, c] + db[d-1, c]
         NEG: tl.constexpr = float("-inf")
         BIG: tl.constexpr = 1073741824
-        b = tl.program_id(0).to(tl.int64)
-        L = tl.load(len_ptr + b)
+        b, L, offs_c, cmask, cum_b, ps_b, pe_b, first_b, shift_b = _scan_rows(
+            len_ptr, cum_ptr, ps_ptr, pe_ptr, first_ptr, shift_ptr, T, C, BLOCK_C
+        )
         DT = cum_ptr.dtype.element_ty
-        offs_c = tl.arange(0, BLOCK_C)
-        cmask = offs_c < C
         offs_d = tl.arange(0, BLOCK_D)
-        cum_b = cum_ptr + b * (T + 1) * C
-        ps_b = ps_ptr + b * T * C
-        pe_b = pe_ptr + b * T * C
-        first_b = first_ptr + b * (T + 1) * C
-        shift_b = shift_ptr + b * (T + 1)
         zero64 = L.to(tl.float64) * 0.0
         tl.store(first_b + offs_c, tl.where(cmask, 0.0, NEG).to(DT), mask=cmask)
         tl.store(shift_b, zero64)
@@ -627,7 +617,7 @@ def _check_semiring(semiring: str) -> None:
 
 
 def _check_triton(cum_scores: torch.Tensor) -> None:
-    from .._triton_support import triton_available_for
+    from .triton_support import triton_available_for
 
     if not triton_available_for(cum_scores):
         raise ValueError(
@@ -676,26 +666,49 @@ def run_forward_scan(
     if trans.dim() == 2:
         cfg = scan_config(C, K, num_warps, dt)
         window = new_float((B, T1, C), dt, dev)
-        _scan_cc_kernel[(B,)](
-            cum, trans, db, lengths, ps_arg, pe_arg,
-            alpha, window, shift, score, final, bpd, bpa,
-            T, K, C,
-            REVERSE=False, MAXSR=maxsr, HAS_PS=ps is not None, HAS_PE=pe is not None,
-            STORE_BP=backpointers, TRANS_REGS=cfg.trans_regs,
+        flags = dict(
+            HAS_PS=ps is not None, HAS_PE=pe is not None, TRANS_REGS=cfg.trans_regs,
             BLOCK_C=cfg.block_c, BLOCK_P=cfg.block_p, BLOCK_S=cfg.block_s, BLOCK_TC=cfg.block_tc,
             num_warps=cfg.num_warps,
         )  # fmt: skip
+        if maxsr:
+            from ..viterbi.triton import _viterbi_scan_cc_kernel
+
+            _viterbi_scan_cc_kernel[(B,)](
+                cum, trans, db, lengths, ps_arg, pe_arg,
+                alpha, window, shift, score, final, bpd, bpa,
+                T, K, C, STORE_BP=backpointers, **flags,
+            )  # fmt: skip
+        else:
+            from ..logpartition.triton_scan import _forward_scan_cc_kernel
+
+            _forward_scan_cc_kernel[(B,)](
+                cum, trans, db, lengths, ps_arg, pe_arg, alpha, window, shift, score, final,
+                T, K, C, **flags,
+            )  # fmt: skip
     else:
         block_c, block_d, warps = _kcc_config(C, K, num_warps, dt)
         window = None
         start = start_scores(trans).contiguous()
-        _scan_kcc_forward_kernel[(B,)](
-            cum, trans, db, start, lengths, ps_arg, pe_arg,
-            alpha, shift, score, final, bpd, bpa,
-            T, K, C,
-            MAXSR=maxsr, HAS_PS=ps is not None, HAS_PE=pe is not None, STORE_BP=backpointers,
-            BLOCK_C=block_c, BLOCK_D=block_d, num_warps=warps,
+        flags = dict(
+            HAS_PS=ps is not None, HAS_PE=pe is not None, BLOCK_C=block_c, BLOCK_D=block_d,
+            num_warps=warps,
         )  # fmt: skip
+        if maxsr:
+            from ..viterbi.triton import _viterbi_scan_kcc_kernel
+
+            _viterbi_scan_kcc_kernel[(B,)](
+                cum, trans, db, start, lengths, ps_arg, pe_arg,
+                alpha, shift, score, final, bpd, bpa,
+                T, K, C, STORE_BP=backpointers, **flags,
+            )  # fmt: skip
+        else:
+            from ..logpartition.triton_scan import _forward_scan_kcc_kernel
+
+            _forward_scan_kcc_kernel[(B,)](
+                cum, trans, db, start, lengths, ps_arg, pe_arg, alpha, shift, score, final,
+                T, K, C, **flags,
+            )  # fmt: skip
     return (
         score,
         final,
@@ -705,48 +718,3 @@ def run_forward_scan(
         bpd if backpointers else None,
         bpa if backpointers else None,
     )
-
-
-def launch_streaming_triton_kernel(
-    cum_scores: torch.Tensor,
-    transition: torch.Tensor,
-    duration_bias: torch.Tensor,
-    lengths: torch.Tensor,
-    K: int,
-    semiring: str = "log",
-    proj_start: torch.Tensor | None = None,
-    proj_end: torch.Tensor | None = None,
-    num_warps: int | None = 4,
-) -> StreamingForwardState:
-    """Streaming forward scan (Triton): log partition or Viterbi score, and the saved state.
-
-    Inputs are converted with ``prepare_inputs`` (a no-op for inputs the dispatcher already
-    prepared); they are not validated. Memory: O(batch T C); time O(T (K C + C^2)) per sequence
-    with ``(C, C)`` transitions, O(T K C^2) with ``(K, C, C)``.
-
-    Args:
-        cum_scores: ``(batch, T+1, C)`` cumulative scores, ``cum[:, 0] = 0``; CUDA (or CPU under
-            ``TRITON_INTERPRET=1``).
-        transition: ``(C, C)`` or ``(K, C, C)``, ``transition[c_prev, c]``; ``-inf`` forbids.
-        duration_bias: ``(K, C)``; row ``d - 1`` scores duration ``d``.
-        lengths: ``(batch,)`` integer lengths in ``[1, T]``.
-        K: longest segment.
-        semiring: ``"log"`` (log Z) or ``"max"`` (Viterbi score).
-        proj_start: optional ``(batch, T, C)`` score at each segment's first position.
-        proj_end: optional ``(batch, T, C)`` score at each segment's last position.
-        num_warps: warps per program; ``None`` lets :func:`scan_config` choose from ``(C, K)``.
-
-    Returns:
-        :class:`StreamingForwardState`; ``[0]`` is the ``(batch,)`` partition in the compute
-        dtype (float32, float64 for float64 ``cum_scores``), ``-inf`` where no segmentation is
-        allowed. Pass the whole tuple to ``launch_streaming_triton_backward``.
-    """
-    _check_semiring(semiring)
-    inp = prepare_inputs(cum_scores, transition, duration_bias, lengths, K, proj_start, proj_end)
-    _check_triton(inp.cum_scores)
-    score, _final, alpha, window, shift, _bpd, _bpa = run_forward_scan(
-        inp.cum_scores, inp.transition, inp.duration_bias, inp.lengths, inp.K,
-        inp.proj_start, inp.proj_end,
-        maxsr=semiring == "max", backpointers=False, num_warps=num_warps,
-    )  # fmt: skip
-    return StreamingForwardState(score.to(inp.cum_scores.dtype), score, alpha, window, shift)

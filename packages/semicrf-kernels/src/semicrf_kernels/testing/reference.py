@@ -20,8 +20,8 @@ import math
 
 import torch
 
-from .constants import NEG_INF
-from .viterbi.path import ViterbiPath
+from ..constants import NEG_INF
+from ..viterbi.path import ViterbiPath
 
 __all__ = ["reference_forward", "reference_viterbi"]
 

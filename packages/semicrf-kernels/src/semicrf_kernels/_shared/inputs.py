@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 import torch
 
-from .constants import NEG_INF
+from ..constants import NEG_INF
 
 __all__ = ["KernelInputs", "compute_dtype", "mask_forbidden", "prepare_inputs"]
 

@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 import torch
 
-from .constants import NEG_INF
+from ..constants import NEG_INF
 
 __all__ = [
     "BruteForceResult",

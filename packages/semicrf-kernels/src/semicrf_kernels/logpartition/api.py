@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from .. import ops as _ops  # noqa: F401 - registers torch.ops.semicrf_kernels.*
-from .._inputs import prepare_inputs
+from .._shared.inputs import prepare_inputs
 from ..validation import check_num_warps, validate_streaming_inputs
+from . import op as _op  # noqa: F401 - registers torch.ops.semicrf_kernels.*
 
 __all__ = ["semi_crf_streaming_forward"]
 

@@ -27,16 +27,10 @@ from typing import NamedTuple
 
 import torch
 
-from .._inputs import KernelInputs, prepare_inputs
-from .._logspace import safe_logsumexp
-from ..validation import validate_streaming_inputs
+from .._shared.inputs import KernelInputs, prepare_inputs
+from .._shared.logspace import safe_logsumexp
 
-__all__ = [
-    "SemiCRFStreaming",
-    "StreamingMarginals",
-    "streaming_forward_pytorch",
-    "streaming_marginals_pytorch",
-]
+__all__ = ["pytorch_gradients", "streaming_forward_pytorch"]
 
 
 class _ForwardState(NamedTuple):
@@ -263,84 +257,56 @@ def _check_semiring(semiring: str) -> None:
         raise ValueError(f"semiring: expected 'log' or 'max', got {semiring!r}")
 
 
-class SemiCRFStreaming(torch.autograd.Function):
-    """Streaming log partition with a hand-written streaming backward (pure PyTorch).
+def pytorch_gradients(
+    inp: KernelInputs,
+    log_z: torch.Tensor,
+    alpha: torch.Tensor,
+    window: torch.Tensor,
+    grad_output: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """Gradients of ``sum_b grad_output[b] log Z[b]`` by the PyTorch backward scan (float64).
 
-    ``SemiCRFStreaming.apply(cum_scores, transition, duration_bias, lengths, K, proj_start,
-    proj_end) -> (batch,)`` log Z. The forward stores ``alpha`` (O(batch T C)); the backward runs
-    the beta recursion over a K-row ring and returns gradients for ``cum_scores``,
-    ``transition``, ``duration_bias``, ``proj_start`` and ``proj_end`` (None for absent
-    projections), each sequence's scaled by its ``grad_output`` and the shared parameters' summed
-    over the batch in order. Gradients at padding are exactly 0; a sequence with ``log Z = -inf``
-    gets zero gradients. Inputs are converted with :func:`prepare_inputs` (no validation).
+    The one place the PyTorch path turns the backward scan's marginals into gradients
+    (``streaming_backward_op`` calls it; ``SemiCRFStreaming`` goes through that operator).
+
+    Args:
+        inp: prepared inputs (kernel form).
+        log_z: ``(batch,)`` float64 from the forward scan.
+        alpha: ``(batch, T+1, C)`` float64 forward rows.
+        window: ``(batch, T+1, C)`` float64 start part with ``(C, C)`` transitions (ignored
+            with ``(K, C, C)``).
+        grad_output: ``(batch,)`` upstream gradient.
+
+    Returns:
+        ``(grad_cum (batch, T+1, C), grad_transition, grad_duration_bias (K, C),
+        grad_proj_start (batch, T, C) | None, grad_proj_end | None)``, float64.
     """
+    work = _working_inputs(inp)
+    start_part = window if inp.transition.dim() == 2 else None
+    res = _backward_scan(work, _ForwardState(log_z, alpha, start_part, None, None))
+    cum = work.cum_scores
+    zero = torch.zeros((), dtype=cum.dtype, device=cum.device)
+    g = torch.where(res.alive, grad_output.to(cum.dtype), zero)
+    alive3 = res.alive[:, None, None]
+    T = cum.shape[1] - 1
 
-    @staticmethod
-    def forward(
-        ctx,
-        cum_scores: torch.Tensor,
-        transition: torch.Tensor,
-        duration_bias: torch.Tensor,
-        lengths: torch.Tensor,
-        K: int,
-        proj_start: torch.Tensor | None = None,
-        proj_end: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        originals = (cum_scores, transition, duration_bias, proj_start, proj_end)
-        ctx.dtypes = tuple(None if x is None else x.dtype for x in originals)
-        prepared = prepare_inputs(
-            cum_scores, transition, duration_bias, lengths, K, proj_start, proj_end
-        )
-        inp = _working_inputs(prepared)
-        state = _forward_scan(inp, "log")
-        ctx.K = inp.K
-        ctx.save_for_backward(
-            inp.cum_scores, inp.transition, inp.duration_bias, inp.lengths, inp.proj_start,
-            inp.proj_end, state.log_z, state.alpha, state.start_part,
-        )  # fmt: skip
-        return state.log_z.to(prepared.cum_scores.dtype)
+    def per_sequence(x: torch.Tensor) -> torch.Tensor:
+        return torch.where(alive3, x, zero) * g[:, None, None]
 
-    @staticmethod
-    def backward(ctx, grad_output: torch.Tensor):
-        cum, trans, bias, lengths, ps, pe, log_z, alpha, start_part = ctx.saved_tensors
-        inp = KernelInputs(cum, trans, bias, lengths, ctx.K, ps, pe)
-        state = _ForwardState(log_z, alpha, start_part, None, None)
-        res = _backward_scan(inp, state)
-        g = torch.where(
-            res.alive, grad_output.to(cum.dtype), torch.zeros_like(grad_output, dtype=cum.dtype)
-        )
-        alive3 = res.alive[:, None, None]
-        zero = torch.zeros((), dtype=cum.dtype, device=cum.device)
-        T = cum.shape[1] - 1
+    def shared(marg: torch.Tensor) -> torch.Tensor:
+        mask = res.alive.reshape(-1, *([1] * (marg.dim() - 1)))
+        scaled = torch.where(mask, marg, torch.zeros((), dtype=marg.dtype, device=marg.device))
+        return (scaled * g.to(torch.float64).reshape(mask.shape)).sum(dim=0)
 
-        def per_sequence(x: torch.Tensor) -> torch.Tensor:
-            return torch.where(alive3, x, zero) * g[:, None, None]
-
-        def shared(marg: torch.Tensor) -> torch.Tensor:
-            mask = res.alive.reshape(-1, *([1] * (marg.dim() - 1)))
-            scaled = torch.where(mask, marg, torch.zeros((), dtype=marg.dtype, device=marg.device))
-            scaled = scaled * g.to(torch.float64).reshape(mask.shape)
-            return scaled.sum(dim=0)
-
-        # apply() may be called without the optional projections: needs_input_grad then has 5
-        # entries, and autograd wants exactly one gradient per argument given.
-        given = len(ctx.needs_input_grad)
-        needs = tuple(ctx.needs_input_grad) + (False,) * (7 - given)
-        grads = [None] * 7
-        if needs[0]:
-            grads[0] = per_sequence(res.p_end - res.p_start)
-        if needs[1]:
-            grads[1] = shared(res.trans_marg) + shared(res.first_marg)
-        if needs[2]:
-            grads[2] = shared(res.bias_marg)
-        if needs[5] and ps is not None:
-            grads[5] = per_sequence(res.p_start[:, :T])
-        if needs[6] and pe is not None:
-            grads[6] = per_sequence(res.p_end[:, 1:])
-        for i, j in ((0, 0), (1, 1), (2, 2), (5, 3), (6, 4)):
-            if grads[i] is not None:
-                grads[i] = grads[i].to(ctx.dtypes[j])
-        return tuple(grads[:given])
+    gps = per_sequence(res.p_start[:, :T]) if inp.proj_start is not None else None
+    gpe = per_sequence(res.p_end[:, 1:]) if inp.proj_end is not None else None
+    return (
+        per_sequence(res.p_end - res.p_start),
+        shared(res.trans_marg) + shared(res.first_marg),
+        shared(res.bias_marg),
+        gps,
+        gpe,
+    )
 
 
 def streaming_forward_pytorch(
@@ -369,111 +335,3 @@ def streaming_forward_pytorch(
         )
         inp = _working_inputs(prepared)
         return _forward_scan(inp, semiring).log_z.to(prepared.cum_scores.dtype)
-
-
-class StreamingMarginals(NamedTuple):
-    """Posterior marginals of the streaming model, from one forward and one backward scan.
-
-    Attributes:
-        log_partition: ``(batch,)`` log Z.
-        boundary: ``(batch, T)`` P(a segment starts at ``t``); 1 at ``t = 0``, 0 at padding.
-        position: ``(batch, T, C)`` P(position ``t`` has label ``c``); rows sum to 1 at valid
-            positions, 0 at padding.
-        segment_start: ``(batch, T, C)`` P(a segment with label ``c`` starts at ``t``).
-        segment_end: ``(batch, T, C)`` P(a segment with label ``c`` ends at ``t``, inclusive).
-        entropy: ``(batch,)`` Shannon entropy (nats) of the segmentation distribution, exact:
-            ``log Z - E[score]`` with the start score as its own input.
-
-    All float32 (float64 for float64 inputs); a sequence with ``log Z = -inf`` has zero
-    marginals and entropy.
-    """
-
-    log_partition: torch.Tensor
-    boundary: torch.Tensor
-    position: torch.Tensor
-    segment_start: torch.Tensor
-    segment_end: torch.Tensor
-    entropy: torch.Tensor
-
-
-def streaming_marginals_pytorch(
-    cum_scores: torch.Tensor,
-    transition: torch.Tensor,
-    duration_bias: torch.Tensor,
-    lengths: torch.Tensor,
-    K: int,
-    proj_start: torch.Tensor | None = None,
-    proj_end: torch.Tensor | None = None,
-    *,
-    validate: bool = True,
-) -> StreamingMarginals:
-    """Boundary and position marginals and the entropy, without any ``T K C`` tensor.
-
-    Position marginals come from the segment start/end probabilities by a float64 cumulative
-    sum: ``P(t covered by label c) = sum_{s <= t} P_start[s, c] - sum_{e < t} P_end[e, c]``.
-    Not differentiable (computed under ``no_grad``).
-
-    Args:
-        cum_scores: ``(batch, T+1, C)`` cumulative scores.
-        transition: ``(C, C)`` or ``(K, C, C)``.
-        duration_bias: ``(K, C)``.
-        lengths: ``(batch,)`` integer lengths in ``[1, T]``.
-        K: longest segment.
-        proj_start: optional ``(batch, T, C)``.
-        proj_end: optional ``(batch, T, C)``.
-        validate: run the value checks of :func:`validate_streaming_inputs`.
-
-    Returns:
-        :class:`StreamingMarginals`.
-    """
-    validate_streaming_inputs(
-        cum_scores, transition, duration_bias, lengths, K, proj_start, proj_end, validate=validate
-    )
-    with torch.no_grad():
-        prepared = prepare_inputs(
-            cum_scores, transition, duration_bias, lengths, K, proj_start, proj_end
-        )
-        inp = _working_inputs(prepared)
-        state = _forward_scan(inp, "log")
-        res = _backward_scan(inp, state)
-        return _marginals(inp, state, res, prepared.cum_scores.dtype)
-
-
-def _marginals(
-    inp: KernelInputs, state: _ForwardState, res: _BackwardResult, dtype: torch.dtype
-) -> StreamingMarginals:
-    cum, trans, bias, _, _, ps, pe = inp
-    T = cum.shape[1] - 1
-    f64 = torch.float64
-    alive = res.alive
-    zero = torch.zeros((), dtype=f64, device=cum.device)
-    p_start = torch.where(alive[:, None, None], res.p_start[:, :T].to(f64), zero)
-    p_end = torch.where(alive[:, None, None], res.p_end[:, 1:].to(f64), zero)
-    position = (p_start.cumsum(dim=1) - p_end.cumsum(dim=1) + p_end).clamp(min=0.0)
-
-    def expect(theta: torch.Tensor, marg: torch.Tensor) -> torch.Tensor:
-        # sum(theta * marginal) per sequence, with forbidden (-inf) choices contributing 0.
-        product = torch.where(marg > 0, theta.to(f64) * marg, zero)
-        return product.reshape(product.shape[0], -1).sum(dim=1)
-
-    emissions = cum[:, 1:] - cum[:, :-1]
-    score = expect(emissions, position) + expect(bias[None], res.bias_marg)
-    score = score + expect(trans[None], res.trans_marg)
-    start = safe_logsumexp(trans, dim=-2)  # (C,) or (K, C): the start score, its own input
-    if trans.dim() == 3:
-        score = score + expect(start[None], res.first_mu)
-    else:
-        score = score + expect(start[None], p_start[:, 0])
-    if ps is not None:
-        score = score + expect(ps, p_start)
-    if pe is not None:
-        score = score + expect(pe, p_end)
-    entropy = torch.where(alive, state.log_z - score, zero)
-    return StreamingMarginals(
-        log_partition=state.log_z.to(dtype),
-        boundary=p_start.sum(dim=-1).to(dtype),
-        position=position.to(dtype),
-        segment_start=p_start.to(dtype),
-        segment_end=p_end.to(dtype),
-        entropy=entropy.to(dtype),
-    )

@@ -1,0 +1,397 @@
+"""Triton backward of the streaming semi-CRF: beta scan, then gradients in parallel kernels.
+
+The backward **scan** (one program per sequence) only computes what is sequential:
+
+    gamma[s, c] = proj_start[s, c] + logsumexp_{d} (cum[s+d, c] - cum[s, c]) + db[d-1, c]
+                                                   + beta[s+d, c] + proj_end[s+d-1, c]
+    beta[s, c'] = logsumexp_c transition[c', c] + gamma[s, c]          (beta[L] = 0)
+
+It is the forward scan kernel run in reverse (:func:`.triton_forward._scan_cc_kernel` with
+``REVERSE``), keeping ``beta[e] + proj_end[e-1]`` as the window value. Every gradient is then a
+*local* function of the stored rows and is computed by kernels parallel over the batch and
+positions (no atomics; per-program partials summed by ``torch.sum`` in a fixed order, so the
+gradients are bitwise deterministic)::
+
+    P_end[t, c]   = exp(alpha[t, c] + beta[t, c] - lz(t))              (segment ends before t)
+    P_start[s, c] = exp(A[s, c] + gamma[s, c] - lz(s))                  (segment starts at s)
+    grad_cum[t]   = P_end[t] - P_start[t];  grad_proj_start = P_start;  grad_proj_end[e] = P_end[e+1]
+    grad_db[d-1, c]   = sum_s exp(A[s, c] + seg(s, d, c) + beta[s+d, c] - lz(s))
+    grad_trans[c', c] = sum_s exp(alpha[s, c'] + trans[c', c] + gamma[s, c] - lz(s))  (alpha[0] = 0)
+
+**Drift correction** ``lz(t)``. In float32 each scan step rounds (exp/log approximations
+included) with a slightly biased error, so ``alpha[t] + beta[t] - log Z`` drifts away from its
+true value roughly linearly in ``T`` (measured: 1e-3 relative at ``T = 1e5``), although
+``log Z`` itself stays within 1e-9. Instead of ``log Z`` every marginal is normalised by
+``lz(t)``: the partition recomputed *through position t* from the same stored rows, i.e.
+``log sum`` over all segments covering ``t`` of ``exp(A[s] + seg + beta[e])``. It is evaluated
+exactly at checkpoints every ``max(128, K)`` positions (O(K^2 C) each, all in parallel) and
+interpolated linearly in between, which removes the drift (what remains is a random walk over
+one checkpoint interval).
+
+With ``(K, C, C)`` transitions the scan is :func:`_scan_kcc_backward_kernel` (O(K C^2) per
+position), which also emits ``log P_start``; the transition and duration gradients come from
+one kernel per duration tile, with ``(batch, K, C, C)`` per-sequence partials.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from .._shared.inputs import prepare_inputs
+from .._shared.triton_scan import (
+    _check_triton,
+    _kcc_config,
+    _next_pow2,
+    _pow2_floor,
+    new_float,
+    scan_config,
+)
+from .._shared.triton_support import HAS_TRITON
+from .triton_scan import StreamingForwardState, launch_streaming_triton_kernel
+
+__all__ = [
+    "BackwardRows",
+    "launch_scans",
+    "launch_streaming_triton_backward",
+    "scans_run_together",
+]
+
+if HAS_TRITON:
+    import triton
+
+    from .triton_grad import (
+        _cut_mass_cc_kernel,
+        _cut_mass_kcc_kernel,
+        _grad_db_cc_kernel,
+        _grad_kcc_kernel,
+        _grad_trans_cc_kernel,
+        _marginals_kernel,
+        _scan_kcc_backward_kernel,
+    )
+    from .triton_scan import _backward_scan_cc_kernel
+
+
+def _num_sms(device: torch.device) -> int:
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).multi_processor_count
+    return 4
+
+
+def checkpoint_spacing(K: int) -> int:
+    """Positions between two exact drift measurements (see the module docstring)."""
+    return max(128, K)
+
+
+def interpolate_drift(
+    corr: torch.Tensor, lengths: torch.Tensor, T: int, spacing: int
+) -> torch.Tensor:
+    """``(B, T+1)`` float64 drift at every boundary, linear between checkpoints.
+
+    Args:
+        corr: ``(B, J)`` float64 drift at checkpoint positions ``min(j * spacing, L - 1)``.
+        lengths: ``(B,)`` int64.
+        T: padded length.
+        spacing: checkpoint spacing.
+    """
+    B, J = corr.shape
+    q = torch.arange(T + 1, device=corr.device)[None, :].expand(B, -1)
+    last = (lengths - 1)[:, None]
+    qq = torch.minimum(q, last)
+    j = torch.div(qq, spacing, rounding_mode="floor").clamp(max=J - 1)
+    p0 = j * spacing
+    p1 = torch.minimum((j + 1) * spacing, last)
+    jn = (j + 1).clamp(max=J - 1)
+    span = (p1 - p0).clamp(min=1).to(torch.float64)
+    w = torch.where(
+        p1 > p0,
+        (qq - p0).to(torch.float64) / span,
+        torch.zeros((), dtype=torch.float64, device=corr.device),
+    )
+    return corr.gather(1, j) * (1 - w) + corr.gather(1, jn) * w
+
+
+class BackwardRows(NamedTuple):
+    """What the backward scan stores (all ``(batch, T+1, ...)``, rows ``<= L`` meaningful).
+
+    Attributes:
+        first: ``(C, C)``: ``gamma[s] - shift[s]``; ``(K, C, C)``: ``log P_start[s]`` (already
+            normalised by ``log Z``).
+        window: ``beta[e] + proj_end[e-1] - shift[e]``.
+        shift: float64 per-row shift.
+    """
+
+    first: torch.Tensor
+    window: torch.Tensor
+    shift: torch.Tensor
+
+
+def new_backward_rows(inp) -> BackwardRows:
+    """Uninitialised :class:`BackwardRows` for prepared inputs ``inp`` (a ``KernelInputs``)."""
+    B, T1, C = inp.cum_scores.shape
+    dev, dt = inp.cum_scores.device, inp.cum_scores.dtype
+    return BackwardRows(
+        new_float((B, T1, C), dt, dev), new_float((B, T1, C), dt, dev),
+        new_float((B, T1), torch.float64, dev),
+    )  # fmt: skip
+
+
+def run_backward_scan(
+    inp,
+    state: StreamingForwardState | None,
+    num_warps: int | None,
+    rows: BackwardRows | None = None,
+) -> BackwardRows:
+    """Launch the backward scan on prepared inputs ``inp`` (a ``KernelInputs``), into ``rows``
+    (allocated when None). With ``(C, C)`` transitions it reads nothing of the forward, so
+    ``state`` may be None; ``(K, C, C)`` needs the forward's ``state``."""
+    cum, trans, db, lengths, K, ps, pe = inp
+    B, T1, C = cum.shape
+    T = T1 - 1
+    dt = cum.dtype
+    first, wb, rb = new_backward_rows(inp) if rows is None else rows
+    ps_arg = ps if ps is not None else cum
+    pe_arg = pe if pe is not None else cum
+    if trans.dim() == 2:
+        cfg = scan_config(C, K, num_warps, dt)
+        _backward_scan_cc_kernel[(B,)](
+            cum, trans.t().contiguous(), db, lengths, ps_arg, pe_arg, first, wb, rb,
+            T, K, C,
+            HAS_PS=ps is not None, HAS_PE=pe is not None, TRANS_REGS=cfg.trans_regs,
+            BLOCK_C=cfg.block_c, BLOCK_P=cfg.block_p, BLOCK_S=cfg.block_s, BLOCK_TC=cfg.block_tc,
+            num_warps=cfg.num_warps,
+        )  # fmt: skip
+    else:
+        if state is None:
+            raise ValueError("state: the (K, C, C) backward scan needs the forward state")
+        block_c, block_d, warps = _kcc_config(C, K, num_warps, dt)
+        _scan_kcc_backward_kernel[(B,)](
+            cum, trans, db, lengths, ps_arg, pe_arg, state.alpha, state.shift, state.log_z,
+            first, wb, rb, T, K, C,
+            HAS_PS=ps is not None, HAS_PE=pe is not None, BLOCK_C=block_c, BLOCK_D=block_d,
+            num_warps=warps,
+        )  # fmt: skip
+    return BackwardRows(first, wb, rb)
+
+
+_SIDE_STREAMS: dict[int, torch.cuda.Stream] = {}
+
+
+def _side_stream(device: torch.device) -> torch.cuda.Stream:
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    if index not in _SIDE_STREAMS:
+        _SIDE_STREAMS[index] = torch.cuda.Stream(device=index)
+    return _SIDE_STREAMS[index]
+
+
+def scans_run_together(transition: torch.Tensor, semiring: str, with_backward: bool) -> bool:
+    """Whether :func:`launch_scans` runs the backward scan too: gradients ahead, the log
+    semiring and ``(C, C)`` transitions (the ``(K, C, C)`` backward scan reads the forward's
+    rows)."""
+    return with_backward and semiring == "log" and transition.dim() == 2
+
+
+def launch_scans(
+    inp, semiring: str, num_warps: int | None, with_backward: bool
+) -> tuple[StreamingForwardState, BackwardRows | None]:
+    """The forward scan and, when it can start now, the backward scan, at the same time.
+
+    With ``(C, C)`` transitions the backward scan reads only the inputs, so when gradients will
+    be needed (``with_backward``, ``semiring="log"``) it runs on a second CUDA stream while the
+    forward scan runs: each scan is one program per sequence, a small batch leaves most of the
+    GPU idle, and the backward then only has the parallel gradient kernels left. The streams
+    are forked from and joined back to the current one (so this also works under CUDA-graph
+    capture); every buffer is allocated on the current stream and used after the join.
+
+    Args:
+        inp: prepared inputs (``KernelInputs``).
+        semiring: ``"log"`` or ``"max"``.
+        num_warps: as for :func:`.triton_forward.launch_streaming_triton_kernel`.
+        with_backward: also run the backward scan when it needs nothing of the forward.
+
+    Returns:
+        The forward state, and the backward scan's rows (None where not run: ``(K, C, C)``
+        transitions, the max semiring or ``with_backward=False``).
+    """
+    cum = inp.cum_scores
+    if not scans_run_together(inp.transition, semiring, with_backward):
+        return launch_streaming_triton_kernel(*inp[:5], semiring, *inp[5:], num_warps), None
+    rows = new_backward_rows(inp)
+    if cum.device.type != "cuda":  # the Triton interpreter: one after the other
+        state = launch_streaming_triton_kernel(*inp[:5], semiring, *inp[5:], num_warps)
+        return state, run_backward_scan(inp, None, num_warps, rows)
+    main = torch.cuda.current_stream(cum.device)
+    side = _side_stream(cum.device)
+    side.wait_stream(main)
+    with torch.cuda.stream(side):
+        run_backward_scan(inp, None, num_warps, rows)
+    state = launch_streaming_triton_kernel(*inp[:5], semiring, *inp[5:], num_warps)
+    main.wait_stream(side)
+    return state, rows
+
+
+def measure_drift(
+    inp, state: StreamingForwardState, rows: BackwardRows, num_warps: int | None
+) -> torch.Tensor:
+    """``(batch, J)`` float64 ``log(mass through checkpoint j) - log Z`` (0 in exact arithmetic).
+
+    Checkpoint ``j`` is position ``min(j * checkpoint_spacing(K), L - 1)``; the mass through a
+    position is the sum over all segments covering it of ``exp(A[s] + seg + beta[e] - log Z)``,
+    from the stored rows. 0 for sequences with ``log Z = -inf``.
+    """
+    cum, trans, db, lengths, K, ps, _pe = inp
+    B, T1, C = cum.shape
+    T = T1 - 1
+    dt = cum.dtype
+    spacing = checkpoint_spacing(K)
+    J = (T - 1 + spacing - 1) // spacing + 1
+    corr = new_float((B, J), torch.float64, cum.device)
+    if trans.dim() == 2:
+        block_c = scan_config(C, K, num_warps, dt).block_c
+        budget = 2048 // (2 if dt == torch.float64 else 1)
+        bs = max(2, min(8, _next_pow2(K)))
+        bd = max(2, min(_pow2_floor(budget // (bs * block_c)), _next_pow2(K)))
+        _cut_mass_cc_kernel[(B, J)](
+            cum, db, lengths, state.log_z, state.window, state.shift, rows.window, rows.shift,
+            corr, T, K, C, spacing, J,
+            BLOCK_C=block_c, BLOCK_S=bs, BLOCK_D=bd, num_warps=4,
+        )  # fmt: skip
+    else:
+        block_c, block_d, warps = _kcc_config(C, K, num_warps, dt)
+        _cut_mass_kcc_kernel[(B, J)](
+            cum, trans, db, lengths, state.log_z, ps if ps is not None else cum, state.alpha,
+            state.shift, rows.window, rows.shift, corr, T, K, C, spacing, J,
+            HAS_PS=ps is not None, BLOCK_C=block_c, BLOCK_D=block_d, num_warps=warps,
+        )  # fmt: skip
+    return corr
+
+
+def launch_streaming_triton_backward(
+    cum_scores: torch.Tensor,
+    transition: torch.Tensor,
+    duration_bias: torch.Tensor,
+    lengths: torch.Tensor,
+    K: int,
+    forward_state: StreamingForwardState | tuple,
+    grad_output: torch.Tensor,
+    proj_start: torch.Tensor | None = None,
+    proj_end: torch.Tensor | None = None,
+    num_warps: int | None = 4,
+    backward_rows: BackwardRows | tuple | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """Gradients of ``sum_b grad_output[b] * log Z[b]`` (Triton).
+
+    Args:
+        cum_scores: ``(batch, T+1, C)``, as given to :func:`launch_streaming_triton_kernel`
+            (every input is prepared again here, a no-op when already prepared).
+        transition: ``(C, C)`` or ``(K, C, C)``, as given to the forward.
+        duration_bias: ``(K, C)``, as given to the forward.
+        lengths: ``(batch,)`` integer, as given to the forward.
+        K: the longest segment.
+        proj_start: optional ``(batch, T, C)``, as given to the forward.
+        proj_end: optional ``(batch, T, C)``, as given to the forward.
+        forward_state: the tuple :func:`launch_streaming_triton_kernel` returned for these
+            inputs with ``semiring="log"``.
+        grad_output: ``(batch,)`` upstream gradient of each log Z.
+        num_warps: warps of the backward scan (``None``: heuristic).
+        backward_rows: the backward scan's rows when :func:`launch_scans` already ran it
+            (``first``, ``window`` ``(batch, T+1, C)``, ``shift`` ``(batch, T+1)`` float64); None
+            runs it here.
+
+    Returns:
+        ``(grad_cum (batch, T+1, C), grad_transition (C, C) or (K, C, C), grad_duration_bias
+        (K, C), grad_proj_start (batch, T, C) | None, grad_proj_end (batch, T, C) | None)`` in
+        the compute dtype. Shared-parameter gradients are summed over the batch; a sequence with
+        ``log Z = -inf`` contributes zeros, padding gets exact zeros. Deterministic.
+    """
+    inp = prepare_inputs(cum_scores, transition, duration_bias, lengths, K, proj_start, proj_end)
+    cum, trans, db, lengths, K, ps, pe = inp
+    _check_triton(cum)
+    state = StreamingForwardState(*forward_state)
+    B, T1, C = cum.shape
+    T = T1 - 1
+    dev, dt = cum.device, cum.dtype
+    kcc = trans.dim() == 3
+    if (state.window is None) != kcc:
+        raise ValueError(
+            "forward_state: expected the state launch_streaming_triton_kernel returned for this "
+            f"transition shape {tuple(trans.shape)}, got window={'None' if state.window is None else 'a tensor'}"
+        )
+    log_z = state.log_z
+    alive = log_z > float("-inf")
+    g = torch.where(alive, grad_output.to(dt), torch.zeros((), dtype=dt, device=dev)).contiguous()
+    ps_arg = ps if ps is not None else cum
+    pe_arg = pe if pe is not None else cum
+    if backward_rows is None:
+        rows = run_backward_scan(inp, state, num_warps)
+    else:
+        rows = BackwardRows(*backward_rows)
+    first, wb, rb = rows
+    if kcc:
+        block_c, block_d, warps = _kcc_config(C, K, num_warps, dt)
+    else:
+        block_c = scan_config(C, K, num_warps, dt).block_c
+    budget = 2048 // (2 if dt == torch.float64 else 1)
+
+    # Normalise every marginal by the drift-corrected log Z (module docstring).
+    corr = measure_drift(inp, state, rows, num_warps)
+    lz = log_z[:, None] + interpolate_drift(corr, lengths, T, checkpoint_spacing(K))
+    lz = torch.where(alive[:, None], lz, torch.full_like(lz, float("inf"))).contiguous()
+
+    # ---- per-position gradients -------------------------------------------------------------
+    gcum = new_float((B, T1, C), dt, dev)
+    gps = new_float((B, T, C), dt, dev) if ps is not None else None
+    gpe = new_float((B, T, C), dt, dev) if pe is not None else None
+    block_t = max(2, min(_pow2_floor(1024 // block_c), _next_pow2(T1)))
+    _marginals_kernel[(B, triton.cdiv(T1, block_t))](
+        lengths, state.alpha, state.window if not kcc else state.alpha, state.shift,
+        first, wb, rb, lz, log_z, g, ps_arg, pe_arg,
+        gcum, gps if gps is not None else cum, gpe if gpe is not None else cum,
+        T, C,
+        KCC=kcc, HAS_PS=ps is not None, HAS_PE=pe is not None,
+        WANT_PS=gps is not None, WANT_PE=gpe is not None,
+        BLOCK_T=block_t, BLOCK_C=block_c, num_warps=4,
+    )  # fmt: skip
+
+    # ---- shared parameters: per-program partials, summed over programs in a fixed order ----
+    f64 = torch.float64
+    if not kcc:
+        sms = _num_sms(dev)
+        bs = max(2, min(8, _next_pow2(T)))
+        tc = max(2, min(block_c, _pow2_floor(budget // (bs * block_c))))
+        nct = triton.cdiv(C, tc)
+        nch = max(1, min(triton.cdiv(T, bs), triton.cdiv(4 * sms, B * nct)))
+        chunk = triton.cdiv(triton.cdiv(T, nch), bs) * bs
+        nch = triton.cdiv(T, chunk)
+        part_t = torch.zeros((B, nch, C, C), dtype=f64, device=dev)
+        _grad_trans_cc_kernel[(B, nch, nct)](
+            lengths, state.alpha, state.shift, first, rb, lz, trans, part_t,
+            T, C, chunk, nch,
+            BLOCK_S=bs, BLOCK_TC=tc, BLOCK_C=block_c, num_warps=4,
+        )  # fmt: skip
+        bd = max(2, min(_next_pow2(K), _pow2_floor(budget // (bs * block_c))))
+        ndt = triton.cdiv(K, bd)
+        nch = max(1, min(triton.cdiv(T, bs), triton.cdiv(4 * sms, B * ndt)))
+        chunk = triton.cdiv(triton.cdiv(T, nch), bs) * bs
+        nch = triton.cdiv(T, chunk)
+        part_d = torch.zeros((B, nch, K, C), dtype=f64, device=dev)
+        _grad_db_cc_kernel[(B, nch, ndt)](
+            lengths, cum, db, state.window, state.shift, wb, rb, lz, part_d,
+            T, K, C, chunk, nch,
+            BLOCK_S=bs, BLOCK_D=bd, BLOCK_C=block_c, num_warps=4,
+        )  # fmt: skip
+        per_seq_t = part_t.sum(dim=1)
+        per_seq_d = part_d.sum(dim=1)
+    else:
+        per_seq_t = torch.zeros((B, K, C, C), dtype=f64, device=dev)
+        per_seq_d = torch.zeros((B, K, C), dtype=f64, device=dev)
+        _grad_kcc_kernel[(B, triton.cdiv(K, block_d))](
+            lengths, cum, trans, db, ps_arg, state.alpha, state.shift, wb, rb, lz,
+            per_seq_t, per_seq_d, T, K, C,
+            HAS_PS=ps is not None, BLOCK_D=block_d, BLOCK_C=block_c, num_warps=warps,
+        )  # fmt: skip
+    g64 = g.to(f64)
+    grad_trans = (per_seq_t * g64.reshape(B, *([1] * (per_seq_t.dim() - 1)))).sum(dim=0).to(dt)
+    grad_db = (per_seq_d * g64[:, None, None]).sum(dim=0).to(dt)
+    return gcum, grad_trans, grad_db, gps, gpe
