@@ -1,5 +1,5 @@
-"""What the streaming scans share: tile choices, launch of the forward-direction scan, and the
-jitted loop bodies of the scan kernels.
+"""The jitted loop bodies the streaming scan kernels share (tile choices and the launcher of
+the forward-direction scans are in :mod:`.scan_launch`).
 
 Each scan *kernel* serves one role and lives in its op folder: the forward scan
 (:mod:`semicrf_kernels.logpartition.triton_scan`), the backward scan (same module, mirrored in
@@ -13,15 +13,9 @@ The recurrences are documented in :mod:`semicrf_kernels.logpartition.triton_scan
 
 from __future__ import annotations
 
-import math
-import os
-from dataclasses import dataclass
-
-import torch
-
 from .triton_support import HAS_TRITON
 
-__all__ = ["CONFIG_OVERRIDE", "ScanConfig", "new_float", "run_forward_scan", "scan_config"]
+__all__: list[str] = []  # jitted helpers only (private)
 
 if HAS_TRITON:
     import triton
@@ -29,83 +23,6 @@ if HAS_TRITON:
 else:  # pragma: no cover - exercised only where triton is absent
     triton = None
     tl = None
-
-
-def _debug_fill() -> bool:
-    """``SEMICRF_KERNELS_DEBUG_FILL=1``: outputs start as NaN / sentinel so unwritten cells show."""
-    return os.environ.get("SEMICRF_KERNELS_DEBUG_FILL", "0") not in ("", "0")
-
-
-def new_float(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """An uninitialised float buffer, NaN-filled in debug-fill mode."""
-    if _debug_fill():
-        return torch.full(shape, math.nan, dtype=dtype, device=device)
-    return torch.empty(shape, dtype=dtype, device=device)
-
-
-def _next_pow2(n: int) -> int:
-    return 1 << max(0, int(n) - 1).bit_length()
-
-
-def _pow2_floor(n: int) -> int:
-    return 1 << (max(1, int(n)).bit_length() - 1)
-
-
-@dataclass(frozen=True)
-class ScanConfig:
-    """Tile sizes and warps of the scan kernels (all powers of two).
-
-    Attributes:
-        block_c: labels padded to a power of two (``>= 2``).
-        block_p: positions per temporal block.
-        block_s: window rows per phase-1 tile (``(K, C, C)`` kernels: durations per tile).
-        block_tc: previous labels per tile of the ``C x C`` reduction when the transition matrix
-            does not fit in registers.
-        trans_regs: keep the ``(C, C)`` transition matrix in registers for the whole scan.
-        num_warps: warps per program.
-    """
-
-    block_c: int
-    block_p: int
-    block_s: int
-    block_tc: int
-    trans_regs: bool
-    num_warps: int
-
-
-#: Optional overrides of :func:`scan_config`'s choices, for tuning (``benchmarks/``); keys are
-#: ``ScanConfig`` field names.
-CONFIG_OVERRIDE: dict[str, int | bool] = {}
-
-
-def scan_config(
-    C: int, K: int, num_warps: int | None = None, dtype: torch.dtype = torch.float32
-) -> ScanConfig:
-    """Choose tiles from ``(C, K)``: a fixed heuristic (no autotuning, so it runs interpreted).
-
-    Phase-1 tiles hold about ``1024 * num_warps`` elements (half in float64); the transition
-    matrix stays in registers up to ``C = 64``.
-
-    Args:
-        C: number of labels.
-        K: longest segment.
-        num_warps: warps per program; ``None`` picks 4, or 8 when a window (``K * C``) is large.
-        dtype: compute dtype (float32 or float64).
-    """
-    block_c = max(2, _next_pow2(C))
-    if num_warps is None:
-        num_warps = 8 if K * block_c >= 8192 or block_c >= 128 else 4
-    if num_warps < 1 or num_warps & (num_warps - 1):
-        raise ValueError(f"num_warps: expected a power of two in [1, 32], got {num_warps}")
-    budget = 1024 * num_warps // (2 if dtype == torch.float64 else 1)
-    block_p = 8 if block_c <= 32 else (4 if block_c <= 128 else 2)
-    block_s = max(2, min(_pow2_floor(budget // (block_p * block_c)), max(2, _next_pow2(K))))
-    trans_regs = block_c <= 64
-    block_tc = max(2, min(block_c, _pow2_floor(budget // block_c)))
-    cfg = ScanConfig(block_c, block_p, block_s, block_tc, trans_regs, num_warps)
-    if CONFIG_OVERRIDE:
-        cfg = ScanConfig(**{**cfg.__dict__, **CONFIG_OVERRIDE})
-    return cfg
 
 
 if HAS_TRITON:
@@ -594,127 +511,3 @@ if HAS_TRITON:
         _final_score(
             first_b + L * C, shift_b + L, score_ptr + b, final_ptr + b, offs_c, cmask, MAXSR
         )
-
-
-def _kcc_config(C: int, K: int, num_warps: int | None, dtype: torch.dtype) -> tuple[int, int, int]:
-    """``(block_c, block_d, num_warps)`` of the ``(K, C, C)`` kernels: ``(D, C, C)`` tiles."""
-    cfg = scan_config(C, K, num_warps, dtype)
-    budget = 1024 * cfg.num_warps // (2 if dtype == torch.float64 else 1)
-    block_d = max(2, min(_pow2_floor(budget // (cfg.block_c * cfg.block_c)), max(2, _next_pow2(K))))
-    return cfg.block_c, block_d, cfg.num_warps
-
-
-def start_scores(transition: torch.Tensor) -> torch.Tensor:
-    """``(K, C)`` start score ``logsumexp_{c'} transition[d, c', c]`` (``-inf`` if all forbidden)."""
-    m = transition.amax(dim=-2, keepdim=True)
-    m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
-    return (m + torch.log(torch.exp(transition - m).sum(dim=-2, keepdim=True))).squeeze(-2)
-
-
-def _check_semiring(semiring: str) -> None:
-    if semiring not in ("log", "max"):
-        raise ValueError(f"semiring: expected 'log' or 'max', got {semiring!r}")
-
-
-def _check_triton(cum_scores: torch.Tensor) -> None:
-    from .triton_support import triton_available_for
-
-    if not triton_available_for(cum_scores):
-        raise ValueError(
-            "cum_scores: the Triton kernels need a CUDA tensor (or TRITON_INTERPRET=1 set before "
-            f"import, for CPU tensors) and triton installed; got a tensor on {cum_scores.device}"
-            f" with HAS_TRITON={HAS_TRITON}"
-        )
-
-
-def run_forward_scan(
-    cum: torch.Tensor,
-    trans: torch.Tensor,
-    db: torch.Tensor,
-    lengths: torch.Tensor,
-    K: int,
-    ps: torch.Tensor | None,
-    pe: torch.Tensor | None,
-    *,
-    maxsr: bool,
-    backpointers: bool,
-    num_warps: int | None,
-) -> tuple[torch.Tensor, ...]:
-    """Launch the forward scan on prepared inputs.
-
-    Returns:
-        ``(score64 (B,), final (B,) int64, alpha (B, T+1, C), window (B, T+1, C) | None,
-        shift (B, T+1) float64, bp_duration (B, T, C) int32 | None, bp_aux (B, T, C) int32 |
-        None)``; ``bp_aux`` is the best previous label per *start* with ``(C, C)`` transitions
-        and per *end* with ``(K, C, C)`` transitions.
-    """
-    B, T1, C = cum.shape
-    T = T1 - 1
-    dev = cum.device
-    dt = cum.dtype
-    alpha = new_float((B, T1, C), dt, dev)
-    shift = new_float((B, T1), torch.float64, dev)
-    score = new_float((B,), torch.float64, dev)
-    final = torch.full((B,), -1, dtype=torch.int64, device=dev)
-    if backpointers:
-        bpd = torch.full((B, T, C), -1, dtype=torch.int32, device=dev)
-        bpa = torch.full((B, T, C), -1, dtype=torch.int32, device=dev)
-    else:
-        bpd = bpa = torch.empty(1, dtype=torch.int32, device=dev)
-    ps_arg = ps if ps is not None else cum
-    pe_arg = pe if pe is not None else cum
-    if trans.dim() == 2:
-        cfg = scan_config(C, K, num_warps, dt)
-        window = new_float((B, T1, C), dt, dev)
-        flags = dict(
-            HAS_PS=ps is not None, HAS_PE=pe is not None, TRANS_REGS=cfg.trans_regs,
-            BLOCK_C=cfg.block_c, BLOCK_P=cfg.block_p, BLOCK_S=cfg.block_s, BLOCK_TC=cfg.block_tc,
-            num_warps=cfg.num_warps,
-        )  # fmt: skip
-        if maxsr:
-            from ..viterbi.triton import _viterbi_scan_cc_kernel
-
-            _viterbi_scan_cc_kernel[(B,)](
-                cum, trans, db, lengths, ps_arg, pe_arg,
-                alpha, window, shift, score, final, bpd, bpa,
-                T, K, C, STORE_BP=backpointers, **flags,
-            )  # fmt: skip
-        else:
-            from ..logpartition.triton_scan import _forward_scan_cc_kernel
-
-            _forward_scan_cc_kernel[(B,)](
-                cum, trans, db, lengths, ps_arg, pe_arg, alpha, window, shift, score, final,
-                T, K, C, **flags,
-            )  # fmt: skip
-    else:
-        block_c, block_d, warps = _kcc_config(C, K, num_warps, dt)
-        window = None
-        start = start_scores(trans).contiguous()
-        flags = dict(
-            HAS_PS=ps is not None, HAS_PE=pe is not None, BLOCK_C=block_c, BLOCK_D=block_d,
-            num_warps=warps,
-        )  # fmt: skip
-        if maxsr:
-            from ..viterbi.triton import _viterbi_scan_kcc_kernel
-
-            _viterbi_scan_kcc_kernel[(B,)](
-                cum, trans, db, start, lengths, ps_arg, pe_arg,
-                alpha, shift, score, final, bpd, bpa,
-                T, K, C, STORE_BP=backpointers, **flags,
-            )  # fmt: skip
-        else:
-            from ..logpartition.triton_scan import _forward_scan_kcc_kernel
-
-            _forward_scan_kcc_kernel[(B,)](
-                cum, trans, db, start, lengths, ps_arg, pe_arg, alpha, shift, score, final,
-                T, K, C, **flags,
-            )  # fmt: skip
-    return (
-        score,
-        final,
-        alpha,
-        window,
-        shift,
-        bpd if backpointers else None,
-        bpa if backpointers else None,
-    )

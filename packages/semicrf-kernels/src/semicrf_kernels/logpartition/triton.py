@@ -40,7 +40,7 @@ from typing import NamedTuple
 import torch
 
 from .._shared.inputs import prepare_inputs
-from .._shared.triton_scan import (
+from .._shared.scan_launch import (
     _check_triton,
     _kcc_config,
     _next_pow2,

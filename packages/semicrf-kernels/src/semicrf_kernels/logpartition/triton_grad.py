@@ -131,6 +131,21 @@ if HAS_TRITON:
             tl.store(lps_b + s * C + offs_c, safep + tl.log(sp) + rel, mask=cmask)
             r_prev = r_s
 
+    @triton.jit
+    def _cut_mass_setup(len_ptr, logz_ptr, C, BLOCK_C: tl.constexpr):
+        """Program ``(b, j)`` of a cut-mass kernel: sequence, checkpoint index, length, log Z
+        (and its finite stand-in: a sequence without segmentation, log Z = -inf, is measured
+        against 0 and discarded) and the label offsets."""
+        NEG: tl.constexpr = float("-inf")
+        b = tl.program_id(0).to(tl.int64)
+        j = tl.program_id(1)
+        L = tl.load(len_ptr + b)
+        logz = tl.load(logz_ptr + b)
+        logz_s = tl.where(logz == NEG, 0.0, logz)
+        offs_c = tl.arange(0, BLOCK_C)
+        cmask = offs_c < C
+        return b, j, L, logz, logz_s, offs_c, cmask
+
     @triton.jit(do_not_specialize=["T", "K", "SPACING", "J"])
     def _cut_mass_cc_kernel(
         cum_ptr, db_ptr, len_ptr, logz_ptr,
@@ -143,15 +158,8 @@ if HAS_TRITON:
         # sum_{s <= p < s+d} exp(A[s] + seg(s, d) + beta[s+d] - log Z) = 1 exactly; its computed
         # value measures the accumulated rounding drift at p.
         NEG: tl.constexpr = float("-inf")
-        b = tl.program_id(0).to(tl.int64)
-        j = tl.program_id(1)
-        L = tl.load(len_ptr + b)
-        logz = tl.load(logz_ptr + b)
-        # a sequence without segmentation (log Z = -inf) is measured against 0 and discarded
-        logz_s = tl.where(logz == NEG, 0.0, logz)
+        b, j, L, logz, logz_s, offs_c, cmask = _cut_mass_setup(len_ptr, logz_ptr, C, BLOCK_C)
         DT = cum_ptr.dtype.element_ty
-        offs_c = tl.arange(0, BLOCK_C)
-        cmask = offs_c < C
         offs_s = tl.arange(0, BLOCK_S)
         offs_d = tl.arange(0, BLOCK_D)
         base = b * (T + 1)
@@ -196,15 +204,8 @@ if HAS_TRITON:
         HAS_PS: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_D: tl.constexpr,
     ):  # fmt: skip
         NEG: tl.constexpr = float("-inf")
-        b = tl.program_id(0).to(tl.int64)
-        j = tl.program_id(1)
-        L = tl.load(len_ptr + b)
-        logz = tl.load(logz_ptr + b)
-        # a sequence without segmentation (log Z = -inf) is measured against 0 and discarded
-        logz_s = tl.where(logz == NEG, 0.0, logz)
+        b, j, L, logz, logz_s, offs_c, cmask = _cut_mass_setup(len_ptr, logz_ptr, C, BLOCK_C)
         DT = cum_ptr.dtype.element_ty
-        offs_c = tl.arange(0, BLOCK_C)
-        cmask = offs_c < C
         offs_d = tl.arange(0, BLOCK_D)
         cc_mask = cmask[:, None] & cmask[None, :]
         base = b * (T + 1)

@@ -41,7 +41,7 @@ from typing import NamedTuple
 import torch
 
 from .._shared.inputs import prepare_inputs
-from .._shared.triton_scan import (
+from .._shared.scan_launch import (
     CONFIG_OVERRIDE,
     ScanConfig,
     _check_semiring,

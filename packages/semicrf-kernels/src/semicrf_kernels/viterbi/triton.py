@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 
 from .._shared.inputs import prepare_inputs
-from .._shared.triton_scan import _check_triton, run_forward_scan
+from .._shared.scan_launch import _check_triton, run_forward_scan
 from .._shared.triton_support import HAS_TRITON
 from ..constants import NEG_INF
 from .path import ViterbiPath
