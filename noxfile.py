@@ -67,7 +67,7 @@ def _run_tests(session: nox.Session, short: str) -> None:
         session.run(
             "pytest", str(tests_dir), "--ignore-glob=*test_triton_*", *session.posargs, env=env
         )
-        triton_tests = sorted(str(p) for p in tests_dir.glob("test_triton_*.py"))
+        triton_tests = sorted(str(p) for p in tests_dir.rglob("test_triton_*.py"))
         if triton_tests:
             session.run(
                 "pytest", *triton_tests, *session.posargs, env={**env, "TRITON_INTERPRET": "1"}

@@ -157,7 +157,7 @@ def fmt(x) -> str:
 
 def sweep(cfg: Config) -> list[str]:
     """Time forward and forward+backward for a few tile / warp choices."""
-    from semicrf_kernels.streaming import triton_forward
+    from semicrf_kernels._shared import scan_launch as triton_forward
 
     lines = [
         f"### sweep {cfg.B}x{cfg.T}x{cfg.K}x{cfg.C}",

@@ -12,7 +12,7 @@ import torch
 
 from flash_semicrf.bench import make_inputs, time_cuda
 from semicrf_kernels import semi_crf_streaming_forward, semi_crf_streaming_viterbi
-from semicrf_kernels._inputs import prepare_inputs
+from semicrf_kernels._shared.inputs import prepare_inputs
 from semicrf_kernels.viterbi.path import score_path_segments
 from semicrf_kernels.viterbi.triton import launch_streaming_triton_kernel_max_bp
 

@@ -116,7 +116,7 @@ def fwd_reg(cum, trans, db, lengths, K, num_warps=1, maxsr=False):
 
 if __name__ == "__main__":
     from semicrf_kernels import semi_crf_streaming_forward
-    from semicrf_kernels.streaming.triton_forward import launch_streaming_triton_kernel
+    from semicrf_kernels.logpartition.triton_scan import launch_streaming_triton_kernel
 
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     cfgs = (

@@ -10,7 +10,7 @@ allowed at all). Paths checked:
 * ``SemiMarkovCRFHead`` / ``UncertaintySemiMarkovCRFHead`` with the ``streaming`` and ``exact``
   backends: partition, NLL, gradients, decoding, marginals, entropy.
 
-The truth is :func:`semicrf_kernels.brute_force.brute_force_streaming` in float64 on the very
+The truth is :func:`semicrf_kernels.testing.brute_force.brute_force_streaming` in float64 on the very
 inputs the path used (after its rounding). Properties: same values, no NaN anywhere, ``-inf``
 exactly where nothing is allowed, finite gradients, ``NLL >= 0`` (``+inf`` exactly when the gold
 is forbidden).
@@ -36,7 +36,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from semicrf_kernels import NEG_INF, semi_crf_streaming_forward, semi_crf_streaming_viterbi
-from semicrf_kernels.brute_force import brute_force_streaming, score_segmentation
+from semicrf_kernels.testing.brute_force import brute_force_streaming, score_segmentation
 from semicrf_nn import UncertaintySemiMarkovCRFHead
 
 PROPERTY = settings(

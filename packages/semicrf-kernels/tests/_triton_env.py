@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from semicrf_kernels._triton_support import HAS_TRITON, triton_interpret_enabled
+from semicrf_kernels._shared.triton_support import HAS_TRITON, triton_interpret_enabled
 
 ON_CUDA = torch.cuda.is_available() and not triton_interpret_enabled()
 DEVICE = "cuda" if ON_CUDA else "cpu"

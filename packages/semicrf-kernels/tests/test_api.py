@@ -16,7 +16,7 @@ from semicrf_kernels import (
     semi_crf_streaming_forward,
     semi_crf_streaming_viterbi,
 )
-from semicrf_kernels.brute_force import brute_force_streaming
+from semicrf_kernels.testing.brute_force import brute_force_streaming
 
 
 def test_forward_log_and_max_match_brute_force(make_inputs) -> None:
@@ -50,7 +50,7 @@ def test_forward_gradient_through_the_api(make_inputs) -> None:
 
 def test_use_triton_true_without_a_usable_device_falls_back(make_inputs) -> None:
     inp = make_inputs(2, 7, 3, 3)
-    if semicrf_kernels._triton_support.triton_available_for(inp.cum_scores):
+    if semicrf_kernels._shared.triton_support.triton_available_for(inp.cum_scores):
         pytest.skip("Triton can run here (interpreter mode); the fallback is not exercised")
     torch.testing.assert_close(
         semi_crf_streaming_forward(*inp.args, use_triton=True),

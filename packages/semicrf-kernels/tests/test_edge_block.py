@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from semicrf_kernels import compute_edge_block_streaming
-from semicrf_kernels.brute_force import score_segmentation
+from semicrf_kernels.testing.brute_force import score_segmentation
 
 
 @pytest.mark.parametrize(("per_duration", "proj"), [(False, False), (False, True), (True, True)])

@@ -1,4 +1,4 @@
-"""The custom operators of ``semicrf_kernels.ops``: schemas, fake implementations, autograd,
+"""The custom operators of the ``op.py`` of every op folder: schemas, fake implementations, autograd,
 ``torch.compile(fullgraph=True)``, and that the public API through them computes exactly what the
 ``autograd.Function`` paths compute.
 
@@ -20,9 +20,9 @@ from semicrf_kernels import (
     semi_crf_streaming_forward,
     semi_crf_streaming_viterbi,
 )
-from semicrf_kernels._inputs import prepare_inputs
-from semicrf_kernels.brute_force import brute_force_streaming
-from semicrf_kernels.ops import uses_triton
+from semicrf_kernels._shared.inputs import prepare_inputs
+from semicrf_kernels.testing.brute_force import brute_force_streaming
+from semicrf_kernels._shared.op_support import uses_triton
 
 OPS = torch.ops.semicrf_kernels
 FLOATS = ("cum_scores", "transition", "duration_bias", "proj_start", "proj_end")

@@ -33,7 +33,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from semicrf_kernels import NEG_INF, semi_crf_streaming_forward, semi_crf_streaming_viterbi
-from semicrf_kernels.brute_force import brute_force_streaming, score_segmentation
+from semicrf_kernels.testing.brute_force import brute_force_streaming, score_segmentation
 
 pytestmark = [
     *TRITON_MARKS,
@@ -283,7 +283,7 @@ def test_half_precision_inputs_are_computed_in_float32(p: Problem, half_name: st
 def test_fake_implementations_match_the_triton_outputs(per_duration: bool) -> None:
     # The Triton state differs from the PyTorch one (compute-dtype alpha, a shift per row):
     # the fake implementations must describe whichever path the device runs.
-    from semicrf_kernels._inputs import prepare_inputs
+    from semicrf_kernels._shared.inputs import prepare_inputs
 
     gen = torch.Generator().manual_seed(3)
     B, T, C, K = 2, 6, 3, 3
@@ -320,7 +320,7 @@ def test_fake_implementations_match_the_triton_outputs(per_duration: bool) -> No
 @pytest.mark.parametrize("per_duration", [False, True], ids=["CC", "KCC"])
 @pytest.mark.parametrize("proj", [False, True])
 def test_backward_scan_run_by_the_forward_gives_the_same_gradients(per_duration, proj) -> None:
-    from semicrf_kernels._inputs import prepare_inputs
+    from semicrf_kernels._shared.inputs import prepare_inputs
 
     gen = torch.Generator().manual_seed(11)
     B, T, C, K = 3, 9, 5, 4

@@ -7,7 +7,7 @@ import math
 
 import torch
 
-from semicrf_kernels.brute_force import brute_force_streaming
+from semicrf_kernels.testing.brute_force import brute_force_streaming
 from semicrf_nn import SemiMarkovCRFHead
 
 H = 4

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from semicrf_kernels.brute_force import brute_force_streaming
+from semicrf_kernels.testing.brute_force import brute_force_streaming
 from semicrf_nn.backends import build_edge_tensor, check_edge_memory, edge_tensor_bytes, exact_sum
 from semicrf_semirings import EntropySemiring, LogSemiring, MaxSemiring
 

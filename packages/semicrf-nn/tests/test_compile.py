@@ -1,6 +1,6 @@
 """``torch.compile(fullgraph=True)`` of models using the head: no graph break, eager results.
 
-The kernels are ``torch.library`` custom operators (``semicrf_kernels.ops``) with fake
+The kernels are ``torch.library`` custom operators (the ``op.py`` of each ``semicrf_kernels`` op folder) with fake
 implementations and an autograd formula, and the head skips its value checks under
 ``torch.compiler.is_compiling()``, so the loss, its backward and ``decode`` trace as one graph.
 

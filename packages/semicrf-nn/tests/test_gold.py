@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from semicrf_kernels.brute_force import score_segmentation
+from semicrf_kernels.testing.brute_force import score_segmentation
 from semicrf_nn import Segment, labels_to_segments, score_gold_vectorized
 from semicrf_nn.gold import (
     describe_forbidden_gold,

@@ -11,7 +11,7 @@ from _nn_helpers import H, brute, feature_dim, make_batch, make_head
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from semicrf_kernels.brute_force import score_segmentation
+from semicrf_kernels.testing.brute_force import score_segmentation
 from semicrf_nn import (
     CallableDuration,
     GeometricDuration,

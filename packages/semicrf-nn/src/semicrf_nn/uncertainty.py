@@ -26,7 +26,7 @@ from .validation import check_choice
 
 __all__ = ["FOCUS_MODES", "UncertaintySemiMarkovCRFHead"]
 
-# Registered by importing semicrf_kernels (its streaming API imports semicrf_kernels.ops).
+# Registered by importing semicrf_kernels (its public functions import the op modules).
 ops = torch.ops.semicrf_kernels
 
 FOCUS_MODES = ("high_uncertainty", "boundary_regions")

@@ -233,7 +233,7 @@ def _streaming_backward_fake(
 ):  # fmt: skip
     def like(x):
         if x is None:
-            return cum_scores.newempty((0,))
+            return cum_scores.new_empty((0,))
         return torch.empty_like(x, memory_format=torch.contiguous_format)
 
     return tuple(like(x) for x in (cum_scores, transition, duration_bias, proj_start, proj_end))

@@ -1,4 +1,4 @@
-"""Tests of the Triton backward (``streaming/triton_backward.py``, ``triton_autograd.py``).
+"""Tests of the Triton backward (``logpartition/triton.py``, ``triton_grad.py``, ``autograd.py``).
 
 Meant to run on the CPU under the Triton interpreter: ``TRITON_INTERPRET=1 pytest ...`` (the
 variable must be set before ``semicrf_kernels`` is imported). On a CUDA machine the same tests
@@ -13,22 +13,22 @@ import pytest
 import torch
 from _triton_env import DEVICE, ON_CUDA, TRITON_MARKS
 
-from semicrf_kernels._inputs import prepare_inputs
-from semicrf_kernels._triton_support import HAS_TRITON
-from semicrf_kernels.brute_force import brute_force_streaming
-from semicrf_kernels.streaming.pytorch import SemiCRFStreaming
+from semicrf_kernels._shared.inputs import prepare_inputs
+from semicrf_kernels._shared.triton_support import HAS_TRITON
+from semicrf_kernels.testing.brute_force import brute_force_streaming
+from semicrf_kernels.logpartition.autograd import SemiCRFStreaming
 
 pytestmark = TRITON_MARKS
 
 if HAS_TRITON:
-    from semicrf_kernels.streaming.triton_autograd import SemiCRFStreamingTriton
-    from semicrf_kernels.streaming.triton_backward import (
+    from semicrf_kernels.logpartition.autograd import SemiCRFStreamingTriton
+    from semicrf_kernels.logpartition.triton import (
         interpolate_drift,
         launch_streaming_triton_backward,
         measure_drift,
         run_backward_scan,
     )
-    from semicrf_kernels.streaming.triton_forward import launch_streaming_triton_kernel
+    from semicrf_kernels.logpartition.triton_scan import launch_streaming_triton_kernel
 
 NAMES = ("cum_scores", "transition", "duration_bias", "proj_start", "proj_end")
 
@@ -214,7 +214,7 @@ def test_sequence_without_segmentation_gets_zero_gradient(make_inputs, rng, per_
 def test_drift_measurement_is_exact_in_float64(make_inputs, per_duration, monkeypatch):
     # The mass through every checkpoint equals Z exactly, so in float64 the measured drift is
     # rounding only. Spacing 1 makes every position a checkpoint.
-    from semicrf_kernels.streaming import triton_backward
+    from semicrf_kernels.logpartition import triton as triton_backward
 
     monkeypatch.setattr(triton_backward, "checkpoint_spacing", lambda K: 1)
     inp = make_inputs(

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from semicrf_kernels._inputs import compute_dtype, mask_forbidden, prepare_inputs
+from semicrf_kernels._shared.inputs import compute_dtype, mask_forbidden, prepare_inputs
 from semicrf_kernels.constants import NEG_INF
 
 

@@ -1,4 +1,4 @@
-"""Tests of the Triton forward scan (``streaming/triton_forward.py``).
+"""Tests of the Triton forward scan (``logpartition/triton_scan.py``, ``_shared/scan_launch.py``).
 
 Meant to run on the CPU under the Triton interpreter: ``TRITON_INTERPRET=1 pytest ...`` (the
 variable must be set before ``semicrf_kernels`` is imported). On a CUDA machine the same tests
@@ -13,19 +13,17 @@ import pytest
 import torch
 from _triton_env import DEVICE, ON_CUDA, TRITON_MARKS
 
-from semicrf_kernels._triton_support import HAS_TRITON
-from semicrf_kernels.brute_force import brute_force_streaming
-from semicrf_kernels.reference import reference_forward
-from semicrf_kernels.streaming.pytorch import streaming_forward_pytorch
+from semicrf_kernels._shared.triton_support import HAS_TRITON
+from semicrf_kernels.testing.brute_force import brute_force_streaming
+from semicrf_kernels.testing.reference import reference_forward
+from semicrf_kernels.logpartition.pytorch import streaming_forward_pytorch
 
 pytestmark = TRITON_MARKS
 
 if HAS_TRITON:
-    from semicrf_kernels.streaming import triton_forward
-    from semicrf_kernels.streaming.triton_forward import (
-        launch_streaming_triton_kernel,
-        scan_config,
-    )
+    from semicrf_kernels._shared import scan_launch as triton_forward
+    from semicrf_kernels._shared.scan_launch import scan_config
+    from semicrf_kernels.logpartition.triton_scan import launch_streaming_triton_kernel
 
 #: (B, T, C, K, lengths or None): odd sizes, K = 1, 2, 3 and K > T, batch 1.
 SHAPES = [

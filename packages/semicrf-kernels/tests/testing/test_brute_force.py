@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from semicrf_kernels.brute_force import (
+from semicrf_kernels.testing.brute_force import (
     brute_force_streaming,
     enumerate_segmentations,
     score_segmentation,
