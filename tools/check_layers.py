@@ -3,7 +3,10 @@
 Layer order (bottom first): semicrf-semirings, semicrf-core, semicrf-kernels, semicrf-nn,
 flash-semicrf. Each package's source files are parsed (never imported) and every ``import`` /
 ``from ... import`` of another workspace package is compared with that order. The declared
-dependencies in each ``pyproject.toml`` are checked the same way.
+dependencies in each ``pyproject.toml`` are checked the same way, and must be exactly the
+workspace layers the package's files (sources and tests) import: a layer declared but never
+imported is an error (it drags its own dependencies into every install), and so is a lower
+layer imported but not declared (the package's own test environment would lack it).
 
 Usage: ``python tools/check_layers.py [ROOT]``; exits 1 and prints each violation.
 """
@@ -58,23 +61,50 @@ def check(root: Path) -> list[str]:
         if not pkg_dir.is_dir():
             problems.append(f"{dist}: package folder {pkg_dir} is missing")
             continue
+        imported: set[str] = set()
         for path in sorted(pkg_dir.rglob("*.py")):
             if any(part in {".venv", "build", "dist"} for part in path.parts):
                 continue
-            for other in sorted(imported_packages(path.read_text(encoding="utf-8"))):
+            found = imported_packages(path.read_text(encoding="utf-8"))
+            imported |= found
+            for other in sorted(found):
                 if RANK_BY_IMPORT[other] > rank:
                     rel = path.relative_to(root)
                     problems.append(
                         f"{rel}: {imp} (layer {rank}) imports {other} "
                         f"(layer {RANK_BY_IMPORT[other]}), a layer above it"
                     )
-        meta = tomllib.loads((pkg_dir / "pyproject.toml").read_text(encoding="utf-8"))
-        for req in meta.get("project", {}).get("dependencies", []):
-            name = re.split(r"[\s<>=!~;\[]", req, maxsplit=1)[0].lower().replace("_", "-")
-            if name in RANK_BY_DIST and RANK_BY_DIST[name] >= rank:
-                problems.append(
-                    f"packages/{dist}/pyproject.toml: depends on {name}, which is not beneath it"
-                )
+        problems += _check_declared(root, rank, dist, imported)
+    return problems
+
+
+def _check_declared(root: Path, rank: int, dist: str, imported: set[str]) -> list[str]:
+    """Messages for ``dist``'s declared workspace dependencies against the layers it imports."""
+    problems: list[str] = []
+    pyproject = root / "packages" / dist / "pyproject.toml"
+    meta = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    declared: set[str] = set()
+    for req in meta.get("project", {}).get("dependencies", []):
+        name = re.split(r"[\s<>=!~;\[]", req, maxsplit=1)[0].lower().replace("_", "-")
+        if name not in RANK_BY_DIST:
+            continue
+        declared.add(name)
+        if RANK_BY_DIST[name] >= rank:
+            problems.append(
+                f"packages/{dist}/pyproject.toml: depends on {name}, which is not beneath it"
+            )
+        elif LAYERS[RANK_BY_DIST[name]][1] not in imported:
+            problems.append(
+                f"packages/{dist}/pyproject.toml: depends on {name}, which none of its files "
+                "imports"
+            )
+    for other in sorted(imported):
+        below = RANK_BY_IMPORT[other] < rank
+        if below and LAYERS[RANK_BY_IMPORT[other]][0] not in declared:
+            problems.append(
+                f"packages/{dist}/pyproject.toml: its files import {other} but it does not "
+                f"declare {LAYERS[RANK_BY_IMPORT[other]][0]}"
+            )
     return problems
 
 

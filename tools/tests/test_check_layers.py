@@ -1,4 +1,5 @@
-"""The layer check passes on the real tree and fails when an upward import is added."""
+"""The layer check passes on the real tree and fails on an upward import, an upward dependency,
+a declared layer that is never imported and an imported layer that is not declared."""
 
 from __future__ import annotations
 
@@ -74,3 +75,28 @@ def test_downward_import_is_allowed(tree: Path) -> None:
     ok = tree / "packages" / "semicrf-nn" / "src" / "semicrf_nn" / "_down.py"
     ok.write_text("import semicrf_semirings\nfrom semicrf_core import x\nimport semicrf_kernels\n")
     assert check_layers.check(tree) == []
+
+
+def test_declared_but_never_imported_is_caught(tree: Path) -> None:
+    pyproject = tree / "packages" / "semicrf-kernels" / "pyproject.toml"
+    text = pyproject.read_text()
+    pyproject.write_text(text.replace('"torch>=2.4",', '"torch>=2.4", "semicrf-core>=0.1,<0.2",'))
+    problems = check_layers.check(tree)
+    assert problems == [
+        "packages/semicrf-kernels/pyproject.toml: depends on semicrf-core, which none of its "
+        "files imports"
+    ]
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), str(tree)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 1
+
+
+def test_imported_but_not_declared_is_caught(tree: Path) -> None:
+    extra = tree / "packages" / "semicrf-kernels" / "src" / "semicrf_kernels" / "_down.py"
+    extra.write_text("import semicrf_semirings\n")
+    problems = check_layers.check(tree)
+    assert problems == [
+        "packages/semicrf-kernels/pyproject.toml: its files import semicrf_semirings but it does "
+        "not declare semicrf-semirings"
+    ]
