@@ -1,9 +1,9 @@
 """Sparse matrices of the semi-Markov state space: BandedMatrix and BlockTriangularMatrix.
 
-Changes from the specification's snippets:
+Changes from the original snippets:
 * `torch` is imported, and the seed fixed.
 * `BlockTriangularMatrix.from_dense` keeps the blocks `(k1, k2)` with `k1 + k2 < span`, 0-based
-  (docs/conventions.md section 3); with K=4, C=3, span=4 that is the specification's 10 blocks.
+  (docs/conventions.md section 3); with K=4, C=3, span=4 that is the original API's 10 blocks.
 * It adds the log- and max-semiring products (`multiply_log`, `multiply_max`,
   `block_triang_matmul`) and checks them against dense products computed here with plain
   torch operations, plus the round trips to dense.

@@ -1,9 +1,9 @@
 """Duration distributions: priors on segment length, by name or as modules.
 
-Changes from the specification's snippet:
-* Small sizes (K=12, C=3; the specification uses K=100, C=24) and every distribution of the
+Changes from the original snippet:
+* Small sizes (K=12, C=3; the original API design uses K=100, C=24) and every distribution of the
   table, not only the geometric one.
-* `CallableDuration` takes `func(K, C, device) -> (K, C) tensor`; the specification gives no
+* `CallableDuration` takes `func(K, C, device) -> (K, C) tensor`; the original API design gives no
   example, so one is written here.
 * It adds checks of the formulas against values computed here with plain Python (math.lgamma):
   the parametric families return normalised log-probabilities over durations 1..K.

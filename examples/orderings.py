@@ -1,6 +1,6 @@
 """Bandwidth and state orderings: measure_effective_bandwidth, snake and RCM orderings.
 
-Changes from the specification's snippet:
+Changes from the original snippet:
 * `torch` is imported.
 * It adds `rcm_ordering_from_adjacency` and `apply_permutation` on a scrambled band matrix,
   where the Reverse Cuthill-McKee order recovers a small bandwidth, and checks the permutation

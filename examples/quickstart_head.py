@@ -1,11 +1,11 @@
-"""Quickstart: a SemiMarkovCRFHead on top of an encoder (the specification's first example).
+"""Quickstart: a SemiMarkovCRFHead on top of an encoder (the original API's first example).
 
-Changes from the specification's snippet, which does not run as written:
+Changes from the original snippet, which does not run as written:
 * `encoder`, `x`, `batch` and `T` are undefined there: a small bidirectional GRU encoder over
   random inputs stands in for them.
 * Sizes are small (C=6, K=8, hidden 32, T=40) so the script runs in seconds on a CPU; the
-  specification uses C=24, K=100, hidden_dim=512.
-* Lengths vary across the batch (the specification uses full-length sequences) to show padding.
+  original API design uses C=24, K=100, hidden_dim=512.
+* Lengths vary across the batch (the original API design uses full-length sequences) to show padding.
 * It adds checks of the documented guarantees: the NLL is >= 0, the decoded segments tile each
   sequence, and their scores add up to the Viterbi score.
 """

@@ -1,6 +1,6 @@
 """SemiMarkov over a pre-computed edge tensor, in the Log, Max, Entropy (and k-max) semirings.
 
-Changes from the specification's snippet, which does not run as written:
+Changes from the original snippet, which does not run as written:
 * `edge` and `lengths` are undefined there: a random edge tensor `(batch, N-1, K, C, C)` and
   lengths stand in (lengths count fences: a sequence of L positions has length L + 1; see
   docs/conventions.md section 3, where index d of the edge tensor is the duration, 0 unused).

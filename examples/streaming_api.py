@@ -1,6 +1,6 @@
 """The streaming API: build cum_scores from projected features, then semi_crf_streaming_forward.
 
-Changes from the specification's snippet, which does not run as written:
+Changes from the original snippet, which does not run as written:
 * `hidden`, `W_content`, `transition`, `duration_bias`, `lengths`, `batch`, `T`, `C` and
   `max_duration` are undefined there: random tensors of small sizes stand in for them.
 * Zero-centering uses the mean over each sequence's *valid* positions (docs/conventions.md,

@@ -1,14 +1,14 @@
 """Uncertainty: boundary and position marginals, entropy, uncertainty-weighted training.
 
-Changes from the specification's snippet, which does not run as written:
+Changes from the original snippet, which does not run as written:
 * `hidden`, `lengths` and `labels` are undefined there: random features, variable lengths and
-  random labels stand in for them, at small sizes (C=4, K=6, hidden 16, T=30; the specification
+  random labels stand in for them, at small sizes (C=4, K=6, hidden 16, T=30; the original API design
   uses C=24, K=100, hidden_dim=512).
 * `compute_entropy_streaming` is exact in flash-semicrf (docs/conventions.md section 4), so the
   script checks that it equals `compute_entropy_exact` (the entropy semiring over the edge
   tensor), and that the marginals are probabilities.
 * It adds `compute_position_marginals` and `sequence_uncertainty` (the weight the weighted loss
-  uses) to the specification's calls.
+  uses) to the original API's calls.
 """
 
 import torch

@@ -1,4 +1,4 @@
-"""Every name of the specification imports from where the specification says, as the very object
+"""Every public name imports from where docs/api/ says, as the very object
 (``is``) of the layer that defines it: the meta-package re-exports, it never copies or wraps."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import pytest
 
 import flash_semicrf
 
-# (import path of the specification, name, layer module that defines the object). Written out by
-# hand from /work/shared/spec/api-reference.md: a name dropped from the meta-package must fail here.
+# (documented import path, name, layer module that defines the object). Written out by
+# hand from the original API design (see docs/api/): a name dropped from the meta-package must fail here.
 SPEC_NAMES: list[tuple[str, str, str]] = [
     ("flash_semicrf", "SemiMarkovCRFHead", "semicrf_nn"),
     ("flash_semicrf", "UncertaintySemiMarkovCRFHead", "semicrf_nn"),
@@ -55,7 +55,7 @@ SPEC_NAMES: list[tuple[str, str, str]] = [
     ),
 ]
 
-# The specification's Triton launchers: importable from flash_semicrf.streaming when HAS_TRITON.
+# The original API's Triton launchers: importable from flash_semicrf.streaming when HAS_TRITON.
 SPEC_TRITON_NAMES: list[tuple[str, str, str]] = [
     ("flash_semicrf.streaming", "launch_streaming_triton_kernel", "semicrf_kernels.streaming"),
     ("flash_semicrf.streaming", "launch_streaming_triton_backward", "semicrf_kernels.streaming"),
@@ -67,7 +67,7 @@ SPEC_TRITON_NAMES: list[tuple[str, str, str]] = [
     ("flash_semicrf.streaming", "semi_crf_streaming_viterbi_triton", "semicrf_kernels.streaming"),
 ]
 
-# Our additions that users need beside the specification's names.
+# Our additions that users need beside the original API's names.
 EXTRA_NAMES: list[tuple[str, str, str]] = [
     ("flash_semicrf", "semi_crf_streaming_viterbi", "semicrf_kernels"),
     ("flash_semicrf", "ViterbiPath", "semicrf_kernels"),

@@ -1,4 +1,4 @@
-"""Low-level streaming components, under the specification's import path.
+"""Low-level streaming components, under the documented import path (docs/api/).
 
 Everything here is an object of ``semicrf_kernels`` re-exported unchanged:
 

@@ -1,4 +1,4 @@
-"""The seven semirings of ``semicrf_semirings``, under the specification's import path.
+"""The seven semirings of ``semicrf_semirings``, under the documented import path (docs/api/).
 
 ``from flash_semicrf.semirings import LogSemiring, MaxSemiring, ...`` gives the very classes of
 ``semicrf_semirings`` (re-exported, not copied). The memory-saving wrappers live in

@@ -1,4 +1,4 @@
-"""Checkpointed and sharded semirings, under the specification's import path.
+"""Checkpointed and sharded semirings, under the documented import path (docs/api/).
 
 ``CheckpointSemiring(S)`` and ``CheckpointShardSemiring(S, max_size)`` return subclasses of the
 semiring ``S`` whose ``matmul`` keeps less memory for the same values and gradients; they are the
