@@ -66,8 +66,10 @@ def make_inputs(B, T, C, K, per_duration, proj, dtype, device, seed):
 
 
 def _grads(fn, cum, trans, bias, ps, pe):
-    leaves = [x.detach().clone().requires_grad_(True) if x is not None else None
-              for x in (cum, trans, bias, ps, pe)]
+    leaves = [
+        x.detach().clone().requires_grad_(True) if x is not None else None
+        for x in (cum, trans, bias, ps, pe)
+    ]
     out = fn(*leaves)
     g = torch.Generator().manual_seed(7)
     w = torch.randn(out.shape, generator=g, dtype=torch.float64).to(out)
@@ -79,19 +81,22 @@ def collect(device: str) -> dict[str, torch.Tensor]:
     results: dict[str, torch.Tensor] = {}
     triton_ok = HAS_TRITON and (device == "cuda" or triton_interpret_enabled())
     for i, (name, B, T, C, K, per_d, proj, dtype) in enumerate(CASES):
-        cum, trans, bias, lengths, K, ps, pe = make_inputs(B, T, C, K, per_d, proj, dtype,
-                                                           device, 1000 + i)
+        cum, trans, bias, lengths, K, ps, pe = make_inputs(
+            B, T, C, K, per_d, proj, dtype, device, 1000 + i
+        )
         kw = {"proj_start": ps, "proj_end": pe}
         paths = [("pt", False)] + ([("tr", True)] if triton_ok else [])
         for tag, use_triton in paths:
             for semiring in ("log", "max"):
                 with torch.no_grad():
                     results[f"{name}/{tag}/{semiring}/logz"] = sk.semi_crf_streaming_forward(
-                        cum, trans, bias, lengths, K, semiring, use_triton, **kw)
+                        cum, trans, bias, lengths, K, semiring, use_triton, **kw
+                    )
 
-            def fwd(c, t, b, p, q, use_triton=use_triton):
-                return sk.semi_crf_streaming_forward(c, t, b, lengths, K, "log", use_triton,
-                                                     proj_start=p, proj_end=q)
+            def fwd(c, t, b, p, q, use_triton=use_triton, lengths=lengths, K=K):
+                return sk.semi_crf_streaming_forward(
+                    c, t, b, lengths, K, "log", use_triton, proj_start=p, proj_end=q
+                )
 
             for j, x in enumerate(_grads(fwd, cum, trans, bias, ps, pe)):
                 results[f"{name}/{tag}/grad{j}"] = x
@@ -99,7 +104,7 @@ def collect(device: str) -> dict[str, torch.Tensor]:
             for field, x in zip(vp._fields, vp):
                 results[f"{name}/{tag}/viterbi/{field}"] = x
 
-        def autograd_pt(c, t, b, p, q):
+        def autograd_pt(c, t, b, p, q, lengths=lengths, K=K):
             return sk.SemiCRFStreaming.apply(c, t, b, lengths, K, p, q)
 
         for j, x in enumerate(_grads(autograd_pt, cum, trans, bias, ps, pe)):
@@ -108,14 +113,16 @@ def collect(device: str) -> dict[str, torch.Tensor]:
         for field, x in zip(marg._fields, marg):
             results[f"{name}/marginals/{field}"] = x
         if triton_ok:
-            def autograd_tr(c, t, b, p, q):
+
+            def autograd_tr(c, t, b, p, q, lengths=lengths, K=K):
                 return sk.SemiCRFStreamingTriton.apply(c, t, b, lengths, K, p, q, 4)
 
             for j, x in enumerate(_grads(autograd_tr, cum, trans, bias, ps, pe)):
                 results[f"{name}/fn_tr/grad{j}"] = x
             for semiring in ("log", "max"):
-                state = sk.launch_streaming_triton_kernel(cum, trans, bias, lengths, K,
-                                                          semiring, ps, pe)
+                state = sk.launch_streaming_triton_kernel(
+                    cum, trans, bias, lengths, K, semiring, ps, pe
+                )
                 for field, x in zip(state._fields, state):
                     if x is not None:
                         # rows past each length are unspecified: compare only valid ones
@@ -123,12 +130,14 @@ def collect(device: str) -> dict[str, torch.Tensor]:
                             t_idx = torch.arange(x.shape[1], device=x.device)
                             keep = t_idx[None, :] <= lengths[:, None]
                             keep = keep.view(*keep.shape, *([1] * (x.dim() - 2)))
-                            x = torch.where(keep, x, torch.zeros((), dtype=x.dtype,
-                                                                  device=x.device))
+                            x = torch.where(
+                                keep, x, torch.zeros((), dtype=x.dtype, device=x.device)
+                            )
                         results[f"{name}/state/{semiring}/{field}"] = x
             state = sk.launch_streaming_triton_kernel(cum, trans, bias, lengths, K, "log", ps, pe)
             grads = sk.launch_streaming_triton_backward(
-                cum, trans, bias, lengths, K, state, torch.ones_like(state.partition), ps, pe)
+                cum, trans, bias, lengths, K, state, torch.ones_like(state.partition), ps, pe
+            )
             for j, x in enumerate(grads):
                 if x is not None:
                     results[f"{name}/launch_backward/{j}"] = x
@@ -152,14 +161,23 @@ def main() -> int:
     for key in sorted(set(saved) | set(results)):
         if key not in saved or key not in results:
             bad.append(f"{key}: missing in {'saved' if key not in saved else 'current'}")
-        elif not (saved[key].dtype == results[key].dtype and torch.equal(
-                torch.nan_to_num(saved[key], nan=0.0) if saved[key].is_floating_point()
-                else saved[key], torch.nan_to_num(results[key], nan=0.0)
-                if results[key].is_floating_point() else results[key])):
+        elif not (
+            saved[key].dtype == results[key].dtype
+            and torch.equal(
+                torch.nan_to_num(saved[key], nan=0.0)
+                if saved[key].is_floating_point()
+                else saved[key],
+                torch.nan_to_num(results[key], nan=0.0)
+                if results[key].is_floating_point()
+                else results[key],
+            )
+        ):
             diff = (saved[key].double() - results[key].double()).abs().max().item()
             bad.append(f"{key}: differs (max abs diff {diff:.3g})")
-    print(f"compared {len(results)} tensors: {len(bad)} mismatches "
-          f"(TRITON_INTERPRET={os.environ.get('TRITON_INTERPRET', '0')})")
+    print(
+        f"compared {len(results)} tensors: {len(bad)} mismatches "
+        f"(TRITON_INTERPRET={os.environ.get('TRITON_INTERPRET', '0')})"
+    )
     for line in bad:
         print("  " + line)
     return 1 if bad else 0

@@ -21,8 +21,8 @@ from semicrf_kernels import (
     semi_crf_streaming_viterbi,
 )
 from semicrf_kernels._shared.inputs import prepare_inputs
-from semicrf_kernels.testing.brute_force import brute_force_streaming
 from semicrf_kernels._shared.op_support import uses_triton
+from semicrf_kernels.testing.brute_force import brute_force_streaming
 
 OPS = torch.ops.semicrf_kernels
 FLOATS = ("cum_scores", "transition", "duration_bias", "proj_start", "proj_end")

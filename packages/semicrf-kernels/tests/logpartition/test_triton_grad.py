@@ -15,8 +15,8 @@ from _triton_env import DEVICE, ON_CUDA, TRITON_MARKS
 
 from semicrf_kernels._shared.inputs import prepare_inputs
 from semicrf_kernels._shared.triton_support import HAS_TRITON
-from semicrf_kernels.testing.brute_force import brute_force_streaming
 from semicrf_kernels.logpartition.autograd import SemiCRFStreaming
+from semicrf_kernels.testing.brute_force import brute_force_streaming
 
 pytestmark = TRITON_MARKS
 

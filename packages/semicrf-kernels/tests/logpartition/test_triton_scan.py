@@ -14,9 +14,9 @@ import torch
 from _triton_env import DEVICE, ON_CUDA, TRITON_MARKS
 
 from semicrf_kernels._shared.triton_support import HAS_TRITON
+from semicrf_kernels.logpartition.pytorch import streaming_forward_pytorch
 from semicrf_kernels.testing.brute_force import brute_force_streaming
 from semicrf_kernels.testing.reference import reference_forward
-from semicrf_kernels.logpartition.pytorch import streaming_forward_pytorch
 
 pytestmark = TRITON_MARKS
 

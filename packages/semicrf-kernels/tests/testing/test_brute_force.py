@@ -7,12 +7,12 @@ import math
 import pytest
 import torch
 
+from semicrf_kernels.constants import NEG_INF
 from semicrf_kernels.testing.brute_force import (
     brute_force_streaming,
     enumerate_segmentations,
     score_segmentation,
 )
-from semicrf_kernels.constants import NEG_INF
 
 
 def compositions(L: int, K: int) -> int:

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from semicrf_kernels.testing.brute_force import brute_force_streaming, score_segmentation
 from semicrf_kernels.constants import NEG_INF
+from semicrf_kernels.testing.brute_force import brute_force_streaming, score_segmentation
 from semicrf_kernels.testing.reference import reference_forward, reference_viterbi
 
 # (B, T, C, K, per_duration, proj, forbid): K = 1, 2, K > T, C = 1, 3, 5, batch 1, ...

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from semicrf_kernels.testing.brute_force import enumerate_segmentations, score_segmentation
 from semicrf_kernels.constants import NEG_INF
+from semicrf_kernels.testing.brute_force import enumerate_segmentations, score_segmentation
 from semicrf_kernels.viterbi.path import ViterbiPath, score_path_segments
 
 

@@ -14,8 +14,8 @@ import torch
 from _triton_env import DEVICE, ON_CUDA, TRITON_MARKS
 
 from semicrf_kernels._shared.triton_support import HAS_TRITON
-from semicrf_kernels.testing.brute_force import brute_force_streaming
 from semicrf_kernels.constants import NEG_INF
+from semicrf_kernels.testing.brute_force import brute_force_streaming
 from semicrf_kernels.testing.reference import reference_viterbi
 from semicrf_kernels.viterbi.path import ViterbiPath, score_path_segments
 from semicrf_kernels.viterbi.pytorch import streaming_viterbi_pytorch

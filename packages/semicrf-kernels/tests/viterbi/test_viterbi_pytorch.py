@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
+from semicrf_kernels.logpartition.pytorch import streaming_forward_pytorch
 from semicrf_kernels.testing.brute_force import brute_force_streaming
 from semicrf_kernels.testing.reference import reference_viterbi
-from semicrf_kernels.logpartition.pytorch import streaming_forward_pytorch
 from semicrf_kernels.viterbi.path import score_path_segments
 from semicrf_kernels.viterbi.pytorch import streaming_viterbi_pytorch
 

@@ -1,4 +1,4 @@
-"""The streaming kernels as ``torch.library`` custom operators (``torch.compile`` support).
+"""The log partition as ``torch.library`` custom operators (``torch.compile`` support).
 
 ``torch.compile`` cannot trace a Triton launcher or a Python loop over positions without graph
 breaks, and an ``autograd.Function`` whose backward it cannot see forces one too. Registered as
@@ -6,7 +6,8 @@ custom operators, the kernels are opaque nodes of the graph: ``torch.compile(ful
 ``torch.export`` and AOT autograd see only their schema, their fake (meta) implementation,
 which gives output shapes and dtypes without computing anything, and their autograd formula.
 
-Three streaming operators, each dispatching on the device like the public API (Triton where
+The streaming operators (these two here, ``streaming_viterbi`` in
+:mod:`semicrf_kernels.viterbi.op`), each dispatching on the device like the public API (Triton where
 ``use_triton`` and the kernels can run on the device, i.e. CUDA or the CPU under
 ``TRITON_INTERPRET=1``; PyTorch otherwise), so eager results and gradients are those of
 :class:`~semicrf_kernels.SemiCRFStreaming` / ``SemiCRFStreamingTriton``:
@@ -19,12 +20,10 @@ Three streaming operators, each dispatching on the device like the public API (T
 * ``torch.ops.semicrf_kernels.streaming_viterbi``: the best segmentation as the tensors of
   :class:`~semicrf_kernels.ViterbiPath`.
 
-and two for the cumulative scores the kernels read (:func:`cumulative_scores`):
-``torch.ops.semicrf_kernels.cumulative_scores`` (float64 prefix sums over positions) and
-``cumulative_scores_backward``, its gradient, tied to it by ``register_autograd``.
+and two for the cumulative scores the kernels read, in :mod:`semicrf_kernels.cumulative.op`.
 
-Every streaming operator takes inputs in kernel form (``semicrf_kernels._inputs.prepare_inputs``: compute
-dtype, forbidden entries ``-inf``, ``int64`` lengths, contiguous); the public functions validate
+Every streaming operator takes inputs in kernel form (``semicrf_kernels._shared.inputs.prepare_inputs``:
+compute dtype, forbidden entries ``-inf``, ``int64`` lengths, contiguous); the public functions validate
 and prepare, then call them. They are not validated here. Absent optional outputs are empty
 ``(0,)`` tensors, since a custom operator cannot return None on every supported torch.
 
@@ -75,7 +74,7 @@ def streaming_forward_op(
         num_warps: warps per Triton program.
         with_backward: gradients will be needed: where the backward scan needs nothing of the
             forward (Triton, ``(C, C)``, ``"log"``), run it now, concurrently
-            (``semicrf_kernels.streaming.triton_backward.launch_scans``).
+            (``semicrf_kernels.logpartition.triton.launch_scans``).
 
     Returns:
         ``(partition, log_z, alpha, window, shift, beta_first, beta_window, beta_shift)``:

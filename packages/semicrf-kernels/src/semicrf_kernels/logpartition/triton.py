@@ -1,4 +1,4 @@
-"""Triton backward of the streaming semi-CRF: beta scan, then gradients in parallel kernels.
+"""Launchers of the Triton log partition: both scans (``launch_scans``) and the gradients.
 
 The backward **scan** (one program per sequence) only computes what is sequential:
 
@@ -6,8 +6,8 @@ The backward **scan** (one program per sequence) only computes what is sequentia
                                                    + beta[s+d, c] + proj_end[s+d-1, c]
     beta[s, c'] = logsumexp_c transition[c', c] + gamma[s, c]          (beta[L] = 0)
 
-It is the forward scan kernel run in reverse (:func:`.triton_forward._scan_cc_kernel` with
-``REVERSE``), keeping ``beta[e] + proj_end[e-1]`` as the window value. Every gradient is then a
+It is the forward scan's loop body run in reverse (:func:`.triton_scan._backward_scan_cc_kernel`),
+keeping ``beta[e] + proj_end[e-1]`` as the window value. Every gradient is then a
 *local* function of the stored rows and is computed by kernels parallel over the batch and
 positions (no atomics; per-program partials summed by ``torch.sum`` in a fixed order, so the
 gradients are bitwise deterministic)::
@@ -207,7 +207,7 @@ def launch_scans(
     Args:
         inp: prepared inputs (``KernelInputs``).
         semiring: ``"log"`` or ``"max"``.
-        num_warps: as for :func:`.triton_forward.launch_streaming_triton_kernel`.
+        num_warps: as for :func:`.triton_scan.launch_streaming_triton_kernel`.
         with_backward: also run the backward scan when it needs nothing of the forward.
 
     Returns:

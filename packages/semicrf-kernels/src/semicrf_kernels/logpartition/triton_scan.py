@@ -1,4 +1,4 @@
-"""Triton forward scan of the streaming semi-CRF (log and max semirings) and its launcher.
+"""Triton scan kernels of the log partition (forward and backward) and the forward launcher.
 
 One program per sequence walks the positions ``t = 1..L`` (its own length: padding is never
 read). The recurrence is the factorised one of ``docs/conventions.md`` section 1. For

@@ -1,6 +1,6 @@
 """Viterbi decoding in PyTorch: the max-semiring scan with backpointers, then a traceback.
 
-The scan is the streaming forward of :mod:`semicrf_kernels.streaming.pytorch` in the max
+The scan is the streaming forward of :mod:`semicrf_kernels.logpartition.pytorch` in the max
 semiring (the first segment's start score stays a log-sum-exp, as in every semiring), recording
 ``(batch, T, C)`` int32 backpointers: the best duration for each end position and label (ties: the
 smaller duration) and the best previous label (ties: the smaller label), per start position with
