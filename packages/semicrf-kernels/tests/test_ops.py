@@ -100,8 +100,8 @@ def test_opcheck_backward_and_viterbi(make_inputs, per_duration: bool, dtype) ->
 def test_api_equals_the_autograd_function_bitwise(
     make_inputs, per_duration: bool, proj: bool, forbid: float, dtype
 ) -> None:
-    """The API now runs the custom operator; values and gradients are those of
-    ``SemiCRFStreaming`` (the unchanged reference path), bit for bit."""
+    """The public function and the ``Function.apply`` interface (``SemiCRFStreaming``) agree bit
+    for bit: both must stay on the one autograd route, the custom operator."""
     inp = make_inputs(3, 7, 3, 3, per_duration=per_duration, proj=proj, forbid=forbid).to(dtype)
     weights = torch.rand(3, dtype=dtype)
     a, b = _leaves(inp), _leaves(inp)
