@@ -6,6 +6,7 @@ public functions validate and prepare, then call them. Absent optional outputs a
 tensors, since a custom operator cannot return None on every supported torch.
 """
 
+from collections.abc import Callable
 from typing import Optional  # torch 2.4 infers the schemas from typing.Optional
 
 import torch
@@ -14,7 +15,15 @@ from torch import Tensor
 from .inputs import KernelInputs, prepare_inputs
 from .triton_support import triton_available_for
 
-__all__ = ["F64", "empty", "prepared", "uses_triton"]
+__all__ = [
+    "F64",
+    "define_op",
+    "empty",
+    "prepared",
+    "register_autograd",
+    "register_fake",
+    "uses_triton",
+]
 
 F64 = torch.float64
 
@@ -40,3 +49,48 @@ def prepared(
 ) -> KernelInputs:
     # A no-op (same tensors) for inputs already in kernel form, as the public API passes them.
     return prepare_inputs(cum_scores, transition, duration_bias, lengths, K, proj_start, proj_end)
+
+
+#: The ``semicrf_kernels`` operator namespace every op folder registers into.
+LIBRARY = torch.library.Library("semicrf_kernels", "FRAGMENT")
+
+
+def _infer_schema(fn: Callable[..., object]) -> str:
+    infer = getattr(torch.library, "infer_schema", None)
+    if infer is None:  # torch 2.4: only the private spelling
+        from torch._library.infer_schema import infer_schema as infer
+    return infer(fn, mutates_args=())
+
+
+def define_op(
+    qualname: str,
+) -> Callable[[Callable[..., object]], Callable[..., object]]:
+    """Register the decorated function as the operator ``qualname``, for every device.
+
+    ``torch.library.define`` + ``torch.library.impl`` rather than ``torch.library.custom_op``:
+    the latter wraps the implementation in ``torch._disable_dynamo``, which imports
+    ``torch._dynamo`` (seconds) on the first eager call. Under ``torch.compile`` the operator
+    is an opaque node either way. The schema is inferred from the annotations as
+    ``custom_op`` does; the function is returned unchanged.
+    """
+
+    def register(fn: Callable[..., object]) -> Callable[..., object]:
+        torch.library.define(qualname, _infer_schema(fn), lib=LIBRARY)
+        torch.library.impl(qualname, "default", fn, lib=LIBRARY)
+        return fn
+
+    return register
+
+
+def register_fake(
+    qualname: str,
+) -> Callable[[Callable[..., object]], Callable[..., object]]:
+    """``torch.library.register_fake`` into :data:`LIBRARY` (a decorator)."""
+    return torch.library.register_fake(qualname, lib=LIBRARY)
+
+
+def register_autograd(
+    qualname: str, backward: Callable[..., object], setup_context: Callable[..., object]
+) -> None:
+    """``torch.library.register_autograd`` into :data:`LIBRARY`."""
+    torch.library.register_autograd(qualname, backward, setup_context=setup_context, lib=LIBRARY)

@@ -8,7 +8,7 @@ infers the schema from them).
 import torch
 from torch import Tensor
 
-from .._shared.op_support import F64
+from .._shared.op_support import F64, define_op, register_autograd, register_fake
 
 __all__ = ["cumulative_scores", "cumulative_scores_backward_op", "cumulative_scores_op"]
 
@@ -17,7 +17,7 @@ __all__ = ["cumulative_scores", "cumulative_scores_backward_op", "cumulative_sco
 # The prefix sum over positions is an operator too: Inductor's CUDA code generation of a float64
 # cumsum along a long axis (a split scan) fails on torch 2.11, and an opaque node keeps it out of
 # Inductor's hands in the forward and, through the backward operator, in the backward as well.
-@torch.library.custom_op("semicrf_kernels::cumulative_scores", mutates_args=())
+@define_op("semicrf_kernels::cumulative_scores")
 def cumulative_scores_op(scores: Tensor) -> Tensor:
     """Prefix sums over positions, accumulated in float64, with a leading zero row.
 
@@ -31,13 +31,13 @@ def cumulative_scores_op(scores: Tensor) -> Tensor:
     return torch.nn.functional.pad(csum, (0, 0, 1, 0))
 
 
-@cumulative_scores_op.register_fake
+@register_fake("semicrf_kernels::cumulative_scores")
 def _cumulative_scores_fake(scores):
     B, T, C = scores.shape
     return scores.new_empty((B, T + 1, C), dtype=F64)
 
 
-@torch.library.custom_op("semicrf_kernels::cumulative_scores_backward", mutates_args=())
+@define_op("semicrf_kernels::cumulative_scores_backward")
 def cumulative_scores_backward_op(grad_cum: Tensor, dtype: torch.dtype) -> Tensor:
     """Gradient of :func:`cumulative_scores_op` with respect to its scores.
 
@@ -56,7 +56,7 @@ def cumulative_scores_backward_op(grad_cum: Tensor, dtype: torch.dtype) -> Tenso
     return out.clone() if out.data_ptr() == grad_cum.data_ptr() else out
 
 
-@cumulative_scores_backward_op.register_fake
+@register_fake("semicrf_kernels::cumulative_scores_backward")
 def _cumulative_scores_backward_fake(grad_cum, dtype):
     B, T1, C = grad_cum.shape
     return grad_cum.new_empty((B, T1 - 1, C), dtype=dtype)
@@ -82,11 +82,15 @@ def _cumulative_backward_backward(ctx, grad_grad):
     return cum.to(ctx.dtype), None
 
 
-cumulative_scores_op.register_autograd(
-    _cumulative_backward, setup_context=_setup_cumulative_context
+register_autograd(
+    "semicrf_kernels::cumulative_scores",
+    _cumulative_backward,
+    setup_context=_setup_cumulative_context,
 )
-cumulative_scores_backward_op.register_autograd(
-    _cumulative_backward_backward, setup_context=_setup_cumulative_backward_context
+register_autograd(
+    "semicrf_kernels::cumulative_scores_backward",
+    _cumulative_backward_backward,
+    setup_context=_setup_cumulative_backward_context,
 )
 
 

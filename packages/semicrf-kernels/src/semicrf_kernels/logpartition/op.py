@@ -27,7 +27,7 @@ compute dtype, forbidden entries ``-inf``, ``int64`` lengths, contiguous); the p
 and prepare, then call them. They are not validated here. Absent optional outputs are empty
 ``(0,)`` tensors, since a custom operator cannot return None on every supported torch.
 
-Only APIs of torch 2.4 are used (``custom_op``, ``register_fake``, ``register_autograd``); the
+Only APIs of torch 2.4 are used (``define``, ``impl``, ``register_fake``, ``register_autograd``); the
 annotations are real types (no ``from __future__ import annotations``) because torch 2.4 infers
 the schema from them.
 """
@@ -38,14 +38,22 @@ import torch
 from torch import Tensor
 
 from .._shared.inputs import compute_dtype
-from .._shared.op_support import F64, empty, prepared, uses_triton
+from .._shared.op_support import (
+    F64,
+    define_op,
+    empty,
+    prepared,
+    register_autograd,
+    register_fake,
+    uses_triton,
+)
 from .pytorch import _forward_scan, _working_inputs, pytorch_gradients
 
 __all__ = ["streaming_backward_op", "streaming_forward_op"]
 
 
 # ---------------------------------------------------------------------------- forward
-@torch.library.custom_op("semicrf_kernels::streaming_forward", mutates_args=())
+@define_op("semicrf_kernels::streaming_forward")
 def streaming_forward_op(
     cum_scores: Tensor,
     transition: Tensor,
@@ -112,7 +120,11 @@ def streaming_forward_op(
 
 
 def _runs_backward_scan(
-    cum_scores: Tensor, transition: Tensor, semiring: str, use_triton: bool, with_backward: bool
+    cum_scores: Tensor,
+    transition: Tensor,
+    semiring: str,
+    use_triton: bool,
+    with_backward: bool,
 ) -> bool:
     """Whether :func:`streaming_forward_op` also returns the backward scan's rows (the fake
     implementation must agree with what the Triton path does)."""
@@ -123,7 +135,7 @@ def _runs_backward_scan(
     return scans_run_together(transition, semiring, with_backward)
 
 
-@streaming_forward_op.register_fake
+@register_fake("semicrf_kernels::streaming_forward")
 def _streaming_forward_fake(
     cum_scores, transition, duration_bias, lengths, K, proj_start, proj_end, semiring, use_triton,
     num_warps, with_backward=False,
@@ -148,7 +160,7 @@ def _streaming_forward_fake(
 
 
 # ---------------------------------------------------------------------------- backward
-@torch.library.custom_op("semicrf_kernels::streaming_backward", mutates_args=())
+@define_op("semicrf_kernels::streaming_backward")
 def streaming_backward_op(
     grad_output: Tensor,
     cum_scores: Tensor,
@@ -208,7 +220,11 @@ def streaming_backward_op(
 
             partition = log_z.to(inp.cum_scores.dtype)
             state = StreamingForwardState(
-                partition, log_z, alpha, window if inp.transition.dim() == 2 else None, shift
+                partition,
+                log_z,
+                alpha,
+                window if inp.transition.dim() == 2 else None,
+                shift,
             )
             rows = (beta_first, beta_window, beta_shift)
             ready = all(x is not None and x.numel() > 0 for x in rows)
@@ -225,7 +241,7 @@ def streaming_backward_op(
     return tuple(out)
 
 
-@streaming_backward_op.register_fake
+@register_fake("semicrf_kernels::streaming_backward")
 def _streaming_backward_fake(
     grad_output, cum_scores, transition, duration_bias, lengths, K, proj_start, proj_end, log_z,
     alpha, window, shift, use_triton, num_warps, beta_first=None, beta_window=None, beta_shift=None,
@@ -239,7 +255,19 @@ def _streaming_backward_fake(
 
 
 def _setup_forward_context(ctx, inputs, output) -> None:
-    cum, trans, bias, lengths, K, ps, pe, semiring, use_triton, num_warps, *_with_backward = inputs
+    (
+        cum,
+        trans,
+        bias,
+        lengths,
+        K,
+        ps,
+        pe,
+        semiring,
+        use_triton,
+        num_warps,
+        *_with_backward,
+    ) = inputs
     _partition, *state = output
     # Only the partition is differentiable; without these, autograd would also allocate zero
     # gradients the size of the saved state ((batch, T+1, C)) for every backward.
@@ -280,4 +308,8 @@ def _forward_backward(ctx, grad_partition, *_state_grads):
     )
 
 
-streaming_forward_op.register_autograd(_forward_backward, setup_context=_setup_forward_context)
+register_autograd(
+    "semicrf_kernels::streaming_forward",
+    _forward_backward,
+    setup_context=_setup_forward_context,
+)

@@ -11,13 +11,13 @@ import torch
 from torch import Tensor
 
 from .._shared.inputs import compute_dtype
-from .._shared.op_support import prepared, uses_triton
+from .._shared.op_support import define_op, prepared, register_fake, uses_triton
 from .pytorch import streaming_viterbi_pytorch
 
 __all__ = ["streaming_viterbi_op"]
 
 
-@torch.library.custom_op("semicrf_kernels::streaming_viterbi", mutates_args=())
+@define_op("semicrf_kernels::streaming_viterbi")
 def streaming_viterbi_op(
     cum_scores: Tensor,
     transition: Tensor,
@@ -59,9 +59,17 @@ def streaming_viterbi_op(
     return tuple(path)
 
 
-@streaming_viterbi_op.register_fake
+@register_fake("semicrf_kernels::streaming_viterbi")
 def _streaming_viterbi_fake(
-    cum_scores, transition, duration_bias, lengths, K, proj_start, proj_end, use_triton, num_warps
+    cum_scores,
+    transition,
+    duration_bias,
+    lengths,
+    K,
+    proj_start,
+    proj_end,
+    use_triton,
+    num_warps,
 ):
     B, T1, _ = cum_scores.shape
     dtype = compute_dtype(cum_scores)
