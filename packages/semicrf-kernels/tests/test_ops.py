@@ -10,6 +10,9 @@ operators take part in) without inductor's C++ build, which takes minutes on the
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -379,3 +382,20 @@ def test_cumulative_scores_compiles_without_graph_break() -> None:
 def test_cumulative_scores_rejects_bad_input(bad, error, match: str) -> None:
     with pytest.raises(error, match=match):
         cumulative_scores(bad)
+
+
+def test_eager_calls_do_not_import_dynamo() -> None:
+    # The operators are registered with torch.library.define/impl (not custom_op, whose wrapper
+    # imports torch._dynamo, seconds, on the first call): eager use must not pay for it.
+    code = (
+        "import sys, torch, semicrf_kernels as sk\n"
+        "cum = sk.cumulative_scores(torch.randn(2, 9, 3, requires_grad=True))\n"
+        "args = (torch.randn(3, 3), torch.randn(2, 3), torch.tensor([9, 4]), 2)\n"
+        "sk.semi_crf_streaming_forward(cum, *args).sum().backward()\n"
+        "sk.semi_crf_streaming_viterbi(cum.detach(), *args)\n"
+        "print('torch._dynamo' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300
+    )
+    assert out.stdout.strip() == "False"
