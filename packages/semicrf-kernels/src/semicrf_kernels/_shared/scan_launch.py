@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .split_launch import run_launches, scan_cc_launches
 from .triton_support import HAS_TRITON
 
 __all__ = ["CONFIG_OVERRIDE", "ScanConfig", "new_float", "run_forward_scan", "scan_config"]
@@ -140,14 +141,17 @@ def run_forward_scan(
     maxsr: bool,
     backpointers: bool,
     num_warps: int | None,
-) -> tuple[torch.Tensor, ...]:
+    defer: bool = False,
+) -> tuple:
     """Launch the forward scan on prepared inputs.
 
     Returns:
         ``(score64 (B,), final (B,) int64, alpha (B, T+1, C), window (B, T+1, C) | None,
         shift (B, T+1) float64, bp_duration (B, T, C) int32 | None, bp_aux (B, T, C) int32 |
         None)``; ``bp_aux`` is the best previous label per *start* with ``(C, C)`` transitions
-        and per *end* with ``(K, C, C)`` transitions.
+        and per *end* with ``(K, C, C)`` transitions. With ``defer`` (``(C, C)`` transitions
+        only) nothing is launched yet: an 8th element, a generator, issues the launches one
+        super-block per step (:func:`.split_launch.interleave`).
     """
     B, T1, C = cum.shape
     T = T1 - 1
@@ -173,20 +177,23 @@ def run_forward_scan(
             num_warps=cfg.num_warps,
         )  # fmt: skip
         if maxsr:
-            from ..viterbi.triton import _viterbi_scan_cc_kernel
+            from ..viterbi.triton import _viterbi_scan_cc_kernel as kernel
 
-            _viterbi_scan_cc_kernel[(B,)](
-                cum, trans, db, lengths, ps_arg, pe_arg,
-                alpha, window, shift, score, final, bpd, bpa,
-                T, K, C, STORE_BP=backpointers, **flags,
-            )  # fmt: skip
+            args = (cum, trans, db, lengths, ps_arg, pe_arg, alpha, window, shift, score, final)
+            args += (bpd, bpa, T, K, C)
+            flags["STORE_BP"] = backpointers
         else:
-            from ..logpartition.triton_scan import _forward_scan_cc_kernel
+            from ..logpartition.triton_scan import _forward_scan_cc_kernel as kernel
 
-            _forward_scan_cc_kernel[(B,)](
-                cum, trans, db, lengths, ps_arg, pe_arg, alpha, window, shift, score, final,
-                T, K, C, **flags,
-            )  # fmt: skip
+            args = (cum, trans, db, lengths, ps_arg, pe_arg, alpha, window, shift, score, final)
+            args += (T, K, C)
+        steps = scan_cc_launches(
+            kernel, args, flags, cum=cum, db=db, lengths=lengths, window=window, shift=shift,
+            K=K, block_c=cfg.block_c, block_p=cfg.block_p, reverse=False, maxsr=maxsr,
+        )  # fmt: skip
+        if defer:
+            return score, final, alpha, window, shift, None, None, steps
+        run_launches(steps)
     else:
         block_c, block_d, warps = _kcc_config(C, K, num_warps, dt)
         window = None

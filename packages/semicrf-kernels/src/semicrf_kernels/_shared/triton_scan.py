@@ -7,7 +7,8 @@ time) and the Viterbi scan with backpointers (:mod:`semicrf_kernels.viterbi.trit
 loop bodies are the same computation in another direction or semiring, so they are written once
 here as ``@triton.jit`` helpers (inlined when compiled): :func:`_scan_cc_body` (``(C, C)``
 transitions, temporally blocked: :func:`_scan_cc_start`, then per block :func:`_scan_cc_window`
-(phase 1) and :func:`_scan_cc_block` (phase 2)) and :func:`_scan_kcc_body` (``(K, C, C)``).
+(phase 1, which also merges the far partials of a split scan, :func:`_far_merge`) and
+:func:`_scan_cc_block` (phase 2)); the ``(K, C, C)`` body is in :mod:`.triton_scan_kcc`.
 The recurrences are documented in :mod:`semicrf_kernels.logpartition.triton_scan`.
 """
 
@@ -145,11 +146,13 @@ if HAS_TRITON:
 
     @triton.jit
     def _scan_cc_window(
-        cum_b, win_b, shift_b, db_ptr, tau0, L, K, C, r_ref, taus, pact, cumcur, offs_c, cmask,
+        cum_b, win_b, shift_b, db_ptr, lo, hi, L, K, C, r_ref, taus, pact, cumcur, offs_c, cmask,
+        init_v, init_d,
         REVERSE: tl.constexpr, MAXSR: tl.constexpr,
         BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_S: tl.constexpr,
     ):  # fmt: skip
-        """Phase 1 of a block: the window rows written before it, for all ``P`` outputs at once.
+        """Phase 1 of a block: the window rows ``[lo, hi)``, for all ``P`` outputs at once,
+        added to ``(init_v, init_d)`` (a far part already reduced, or ``(-inf, BIG)``).
 
         Returns ``(acc_v (P, C), acc_d (P, C) int64)``: per output and label the (+)-sum (one log
         value) and, for the max, the smallest best duration (``acc_d`` unused otherwise)."""
@@ -157,17 +160,16 @@ if HAS_TRITON:
         BIG: tl.constexpr = 1073741824
         DT = cum_b.dtype.element_ty
         offs_s = tl.arange(0, BLOCK_S)
-        acc_d = tl.full([BLOCK_P, BLOCK_C], BIG, tl.int64)
+        acc_d = init_d
         if MAXSR:
-            acc_v = tl.full([BLOCK_P, BLOCK_C], NEG, DT)
-            acc_d = tl.full([BLOCK_P, BLOCK_C], BIG, tl.int64)
+            acc_v = init_v
         else:
-            acc_m = tl.full([BLOCK_P, BLOCK_C], NEG, DT)
-            acc_s = tl.zeros([BLOCK_P, BLOCK_C], DT)
-        lo = tl.maximum(tau0 - K, 0)
-        for r0 in range(lo, tau0, BLOCK_S):
+            # init_v as one element: (-inf, 0) when there is none, (init_v, 1) otherwise
+            acc_m = init_v
+            acc_s = tl.where(init_v == NEG, 0.0, 1.0).to(DT)
+        for r0 in range(lo, hi, BLOCK_S):
             r = r0 + offs_s
-            rvalid = r < tau0
+            rvalid = r < hi
             if REVERSE:
                 rows_w = L - r
             else:
@@ -203,6 +205,43 @@ if HAS_TRITON:
         if not MAXSR:
             # one log value per (output, label): phase 2 then needs a single log-sum-exp
             safe = tl.where(acc_m == NEG, 0.0, acc_m)
+            acc_v = safe + tl.log(acc_s)
+        return acc_v, acc_d
+
+    @triton.jit
+    def _far_merge(
+        farv_b, fard_b, jrow, NSPLIT, C, delta, pact, offs_c, cmask, DT: tl.constexpr,
+        MAXSR: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_K: tl.constexpr,
+    ):  # fmt: skip
+        """The far kernel's ``NSPLIT`` partials of each output ``jrow`` of a super-block, merged in
+        split order: ``(v (P, C), d (P, C) int64)``, ``v`` shifted by ``delta`` (float64); the
+        max keeps the smaller duration on ties. ``(-inf, BIG)`` when ``NSPLIT = 0``."""
+        NEG: tl.constexpr = float("-inf")
+        BIG: tl.constexpr = 1073741824
+        offs_k = tl.arange(0, BLOCK_K)
+        acc_v = tl.full([BLOCK_P, BLOCK_C], NEG, DT)
+        acc_d = tl.full([BLOCK_P, BLOCK_C], BIG, tl.int64)
+        acc_s = tl.zeros([BLOCK_P, BLOCK_C], DT)
+        for k0 in range(0, NSPLIT, BLOCK_K):
+            ks = k0 + offs_k
+            fm = pact[:, None, None] & (ks < NSPLIT)[None, :, None] & cmask[None, None, :]
+            fo = (jrow[:, None, None] * NSPLIT + ks[None, :, None]) * C + offs_c[None, None, :]
+            x = tl.where(fm, tl.load(farv_b + fo, mask=fm, other=NEG) + delta.to(DT), NEG)
+            if MAXSR:
+                fd = tl.load(fard_b + fo, mask=fm, other=BIG).to(tl.int64)
+                tv = tl.max(x, axis=1)
+                td = tl.min(tl.where(x == tv[:, None, :], fd, BIG), axis=1)
+                better = (tv > acc_v) | ((tv == acc_v) & (td < acc_d))
+                acc_d = tl.where(better, td, acc_d)
+                acc_v = tl.where(better, tv, acc_v)
+            else:
+                tm = tl.max(x, axis=1)
+                nm = tl.maximum(acc_v, tm)
+                safe = tl.where(nm == NEG, 0.0, nm)
+                acc_s = acc_s * tl.exp(acc_v - safe) + tl.sum(tl.exp(x - safe[:, None, :]), axis=1)
+                acc_v = nm
+        if not MAXSR:
+            safe = tl.where(acc_v == NEG, 0.0, acc_v)
             acc_v = safe + tl.log(acc_s)
         return acc_v, acc_d
 
@@ -317,13 +356,20 @@ if HAS_TRITON:
     def _scan_cc_body(
         cum_ptr, trans_ptr, db_ptr, len_ptr, ps_ptr, pe_ptr,
         first_ptr, win_ptr, shift_ptr, score_ptr, final_ptr, bpd_ptr, bpa_ptr,
-        T, K, C,
+        T, K, C, farv_ptr, fard_ptr, t_begin, S, NSPLIT,
         REVERSE: tl.constexpr, MAXSR: tl.constexpr, HAS_PS: tl.constexpr, HAS_PE: tl.constexpr,
         STORE_BP: tl.constexpr, TRANS_REGS: tl.constexpr,
         BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_S: tl.constexpr,
-        BLOCK_TC: tl.constexpr,
+        BLOCK_TC: tl.constexpr, BLOCK_K: tl.constexpr,
     ):  # fmt: skip
-        """The ``(C, C)`` scan of the program's sequence, temporally blocked.
+        """The ``(C, C)`` scan of the program's sequence over the super-block ``tau in [t_begin,
+        t_begin + S)``, temporally blocked (the whole scan when ``t_begin = 1, S > T``).
+
+        The window rows before the super-block (``r < t_begin``) come reduced from the far
+        kernel (:mod:`.triton_far`): ``NSPLIT`` partials per output in ``farv_ptr``/``fard_ptr``
+        ``(B, S, NSPLIT, C)``, relative to the shift of row ``t_begin - 1``; this program reduces
+        only the rows ``[t_begin, tau)`` (from 0 for the first super-block, which also writes row
+        0). ``NSPLIT = 0``: no far part.
 
         Time runs over tau = 0..L. Forward: tau = t, window rows are starts s = tau' < tau.
         Reverse (the backward scan): tau = L - s, window rows are ends e = L - tau'. In both, a
@@ -350,11 +396,26 @@ if HAS_TRITON:
             )
         else:
             MT = offs_c  # unused: the tiled reduction streams the matrix
-        r_ref = _scan_cc_start(
-            cum_b, trans_ptr, MT, ps_b, pe_b, first_b, win_b, shift_b, bpa_b, L, C, offs_c, cmask,
-            REVERSE, HAS_PS, HAS_PE, STORE_BP, TRANS_REGS, BLOCK_C, BLOCK_TC,
-        )  # fmt: skip
-        for tau0 in range(1, L + 1, BLOCK_P):
+        zero64 = L.to(tl.float64) * 0.0
+        if t_begin == 1:
+            _scan_cc_start(
+                cum_b, trans_ptr, MT, ps_b, pe_b, first_b, win_b, shift_b, bpa_b, L, C, offs_c,
+                cmask, REVERSE, HAS_PS, HAS_PE, STORE_BP, TRANS_REGS, BLOCK_C, BLOCK_TC,
+            )  # fmt: skip
+        if REVERSE:
+            ref_row = L - (t_begin - 1)
+        else:
+            ref_row = t_begin - 1
+        # a later super-block starts from the shift of the row before it (row 0's is 0)
+        r_ref = tl.where(
+            t_begin == 1, zero64, tl.load(shift_b + ref_row, mask=t_begin > 1, other=0.0)
+        )
+        r_far = r_ref
+        near_lo = tl.where(t_begin == 1, 0, t_begin)
+        farv_b = farv_ptr + b * S * NSPLIT * C
+        fard_b = fard_ptr + b * S * NSPLIT * C
+        DT = cum_ptr.dtype.element_ty
+        for tau0 in range(t_begin, tl.minimum(t_begin + S, L + 1), BLOCK_P):
             # Rows written by the previous block (other threads) must be visible.
             tl.debug_barrier()
             taus = tau0 + offs_p
@@ -368,9 +429,14 @@ if HAS_TRITON:
                 mask=pact[:, None] & cmask[None, :],
                 other=0.0,
             )
+            far_v, far_d = _far_merge(
+                farv_b, fard_b, taus - t_begin, NSPLIT, C, r_far - r_ref, pact, offs_c, cmask, DT,
+                MAXSR, BLOCK_C, BLOCK_P, BLOCK_K,
+            )  # fmt: skip
             acc_v, acc_d = _scan_cc_window(
-                cum_b, win_b, shift_b, db_ptr, tau0, L, K, C, r_ref, taus, pact, cumcur, offs_c,
-                cmask, REVERSE, MAXSR, BLOCK_C, BLOCK_P, BLOCK_S,
+                cum_b, win_b, shift_b, db_ptr, tl.maximum(tau0 - K, near_lo), tau0, L, K, C,
+                r_ref, taus, pact, cumcur, offs_c, cmask, far_v, far_d,
+                REVERSE, MAXSR, BLOCK_C, BLOCK_P, BLOCK_S,
             )  # fmt: skip
             r_ref = _scan_cc_block(
                 cum_b, trans_ptr, MT, db_ptr, ps_b, pe_b, first_b, win_b, shift_b, bpd_b, bpa_b,
@@ -378,136 +444,10 @@ if HAS_TRITON:
                 REVERSE, MAXSR, HAS_PS, HAS_PE, STORE_BP, TRANS_REGS, BLOCK_C, BLOCK_P, BLOCK_TC,
             )  # fmt: skip
         if not REVERSE:
-            # (+)_c alpha[L, c], once, from the stored row L
-            tl.debug_barrier()
-            _final_score(
-                first_b + L * C, shift_b + L, score_ptr + b, final_ptr + b, offs_c, cmask, MAXSR
-            )
-
-    @triton.jit
-    def _scan_kcc_body(
-        cum_ptr,  # (B, T+1, C)
-        trans_ptr,  # (K, C, C)
-        db_ptr,  # (K, C)
-        start_ptr,  # (K, C) logsumexp_c' trans[d, c', c] (max semiring's first segment)
-        len_ptr,  # (B,) int64
-        ps_ptr,
-        pe_ptr,
-        first_ptr,  # out (B, T+1, C) alpha_n
-        shift_ptr,  # out (B, T+1) float64
-        score_ptr,  # out (B,) float64
-        final_ptr,  # out (B,) int64
-        bpd_ptr,  # out (B, T, C) int32
-        bpl_ptr,  # out (B, T, C) int32 previous label of the best segment ending at t-1
-        T,
-        K,
-        C,
-        MAXSR: tl.constexpr,
-        HAS_PS: tl.constexpr,
-        HAS_PE: tl.constexpr,
-        STORE_BP: tl.constexpr,
-        BLOCK_C: tl.constexpr,
-        BLOCK_D: tl.constexpr,
-    ):
-        """The ``(K, C, C)`` forward scan of one sequence (the program's), one position at a
-        time; ``MAXSR`` picks the semiring (``STORE_BP``: backpointers, max only)."""
-        # alpha[t, c] = pe[t-1, c] + (+)_{d} [(+)_{c'} alpha[t-d, c'] + trans[d-1, c', c]]
-        #                                    + cum[t, c] - cum[t-d, c] + ps[t-d, c] + db[d-1, c]
-        NEG: tl.constexpr = float("-inf")
-        BIG: tl.constexpr = 1073741824
-        b, L, offs_c, cmask, cum_b, ps_b, pe_b, first_b, shift_b = _scan_rows(
-            len_ptr, cum_ptr, ps_ptr, pe_ptr, first_ptr, shift_ptr, T, C, BLOCK_C
-        )
-        DT = cum_ptr.dtype.element_ty
-        offs_d = tl.arange(0, BLOCK_D)
-        zero64 = L.to(tl.float64) * 0.0
-        tl.store(first_b + offs_c, tl.where(cmask, 0.0, NEG).to(DT), mask=cmask)
-        tl.store(shift_b, zero64)
-        r_prev = zero64
-        cc_mask = cmask[:, None] & cmask[None, :]
-        for t in range(1, L + 1):
-            tl.debug_barrier()
-            cur = tl.load(cum_b + t * C + offs_c, mask=cmask, other=0.0)
-            if MAXSR:
-                acc_v = tl.full([BLOCK_C], NEG, DT)
-                acc_d = tl.full([BLOCK_C], BIG, tl.int64)
-                acc_l = tl.full([BLOCK_C], -1, tl.int64)
-            else:
-                acc_m = tl.full([BLOCK_C], NEG, DT)
-                acc_s = tl.zeros([BLOCK_C], DT)
-            dmax = tl.minimum(t, K)
-            for d0 in range(1, dmax + 1, BLOCK_D):
-                d = d0 + offs_d
-                dv = d <= dmax
-                s = t - d
-                m2 = dv[:, None] & cmask[None, :]
-                al = tl.load(first_b + s[:, None] * C + offs_c[None, :], mask=m2, other=NEG)
-                sh = tl.load(shift_b + s, mask=dv, other=0.0)
-                al = al + (sh - r_prev).to(DT)[:, None]
-                m3 = dv[:, None, None] & cc_mask[None, :, :]
-                tr = tl.load(
-                    trans_ptr
-                    + (d - 1)[:, None, None] * C * C
-                    + offs_c[None, :, None] * C
-                    + offs_c[None, None, :],
-                    mask=m3,
-                    other=NEG,
-                )
-                y = al[:, :, None] + tr  # (D, C_prev, C)
-                if MAXSR:
-                    rv = tl.max(y, axis=1)
-                    ra = tl.min(tl.where(y == rv[:, None, :], offs_c[None, :, None], BIG), axis=1)
-                    # the first segment sums its virtual start label out (log-sum-exp)
-                    st = tl.load(
-                        start_ptr + (d - 1)[:, None] * C + offs_c[None, :], mask=m2, other=NEG
-                    )
-                    first_seg = (s == 0)[:, None]
-                    rv = tl.where(first_seg, st + (sh - r_prev).to(DT)[:, None], rv)
-                    ra = tl.where(first_seg, -1, ra)
-                else:
-                    ym = tl.max(y, axis=1)
-                    ysafe = tl.where(ym == NEG, 0.0, ym)
-                    rv = ysafe + tl.log(tl.sum(tl.exp(y - ysafe[:, None, :]), axis=1))
-                cw = tl.load(cum_b + s[:, None] * C + offs_c[None, :], mask=m2, other=0.0)
-                x = rv + (cur[None, :] - cw)
-                x += tl.load(db_ptr + (d - 1)[:, None] * C + offs_c[None, :], mask=m2, other=NEG)
-                if HAS_PS:
-                    x += tl.load(ps_b + s[:, None] * C + offs_c[None, :], mask=m2, other=0.0)
-                x = tl.where(m2, x, NEG)
-                if MAXSR:
-                    tv = tl.max(x, axis=0)
-                    hit = x == tv[None, :]
-                    td = tl.min(tl.where(hit, d[:, None], BIG), axis=0)
-                    tlab = tl.max(tl.where(hit & (d[:, None] == td[None, :]), ra, -BIG), axis=0)
-                    better = tv > acc_v  # tiles in increasing duration: ties keep the smaller
-                    acc_d = tl.where(better, td, acc_d)
-                    acc_l = tl.where(better, tlab.to(tl.int64), acc_l)
-                    acc_v = tl.where(better, tv, acc_v)
-                else:
-                    tm = tl.max(x, axis=0)
-                    nm = tl.maximum(acc_m, tm)
-                    safe = tl.where(nm == NEG, 0.0, nm)
-                    acc_s = acc_s * tl.exp(acc_m - safe) + tl.sum(tl.exp(x - safe[None, :]), axis=0)
-                    acc_m = nm
-            if MAXSR:
-                val = acc_v
-            else:
-                safe = tl.where(acc_m == NEG, 0.0, acc_m)
-                val = safe + tl.log(acc_s)
-            if HAS_PE:
-                val += tl.load(pe_b + (t - 1) * C + offs_c, mask=cmask, other=0.0)
-            val = tl.where(cmask, val, NEG)
-            mx = tl.max(val, axis=0)
-            mxs = tl.where(mx == NEG, 0.0, mx)
-            fn = val - mxs
-            r_t = r_prev + mxs.to(tl.float64)
-            tl.store(first_b + t * C + offs_c, fn, mask=cmask)
-            tl.store(shift_b + t, r_t)
-            if STORE_BP:
-                tl.store(bpd_ptr + b * T * C + (t - 1) * C + offs_c, acc_d.to(tl.int32), mask=cmask)
-                tl.store(bpl_ptr + b * T * C + (t - 1) * C + offs_c, acc_l.to(tl.int32), mask=cmask)
-            r_prev = r_t
-        tl.debug_barrier()
-        _final_score(
-            first_b + L * C, shift_b + L, score_ptr + b, final_ptr + b, offs_c, cmask, MAXSR
-        )
+            # (+)_c alpha[L, c], once, from the stored row L, by the super-block that holds L
+            if (L >= t_begin) & (L < t_begin + S):
+                tl.debug_barrier()
+                _final_score(
+                    first_b + L * C, shift_b + L, score_ptr + b, final_ptr + b, offs_c, cmask,
+                    MAXSR,
+                )  # fmt: skip

@@ -46,8 +46,10 @@ from .._shared.scan_launch import (
     _next_pow2,
     _pow2_floor,
     new_float,
+    run_forward_scan,
     scan_config,
 )
+from .._shared.split_launch import interleave, run_launches, scan_cc_launches
 from .._shared.triton_support import HAS_TRITON
 from .triton_scan import StreamingForwardState, launch_streaming_triton_kernel
 
@@ -142,10 +144,13 @@ def run_backward_scan(
     state: StreamingForwardState | None,
     num_warps: int | None,
     rows: BackwardRows | None = None,
-) -> BackwardRows:
+    defer: bool = False,
+):
     """Launch the backward scan on prepared inputs ``inp`` (a ``KernelInputs``), into ``rows``
-    (allocated when None). With ``(C, C)`` transitions it reads nothing of the forward, so
-    ``state`` may be None; ``(K, C, C)`` needs the forward's ``state``."""
+    (allocated when None) and return them. With ``(C, C)`` transitions it reads nothing of the
+    forward, so ``state`` may be None; ``(K, C, C)`` needs the forward's ``state``. With
+    ``defer`` (``(C, C)`` only) nothing is launched yet: it returns ``(rows, launches)``, a
+    generator issuing one super-block per step (:func:`.._shared.split_launch.interleave`)."""
     cum, trans, db, lengths, K, ps, pe = inp
     B, T1, C = cum.shape
     T = T1 - 1
@@ -155,13 +160,19 @@ def run_backward_scan(
     pe_arg = pe if pe is not None else cum
     if trans.dim() == 2:
         cfg = scan_config(C, K, num_warps, dt)
-        _backward_scan_cc_kernel[(B,)](
-            cum, trans.t().contiguous(), db, lengths, ps_arg, pe_arg, first, wb, rb,
-            T, K, C,
+        flags = dict(
             HAS_PS=ps is not None, HAS_PE=pe is not None, TRANS_REGS=cfg.trans_regs,
             BLOCK_C=cfg.block_c, BLOCK_P=cfg.block_p, BLOCK_S=cfg.block_s, BLOCK_TC=cfg.block_tc,
             num_warps=cfg.num_warps,
         )  # fmt: skip
+        args = (cum, trans.t().contiguous(), db, lengths, ps_arg, pe_arg, first, wb, rb, T, K, C)
+        steps = scan_cc_launches(
+            _backward_scan_cc_kernel, args, flags, cum=cum, db=db, lengths=lengths, window=wb,
+            shift=rb, K=K, block_c=cfg.block_c, block_p=cfg.block_p, reverse=True, maxsr=False,
+        )  # fmt: skip
+        if defer:
+            return BackwardRows(first, wb, rb), steps
+        run_launches(steps)
     else:
         if state is None:
             raise ValueError("state: the (K, C, C) backward scan needs the forward state")
@@ -224,11 +235,18 @@ def launch_scans(
     main = torch.cuda.current_stream(cum.device)
     side = _side_stream(cum.device)
     side.wait_stream(main)
+    # The two scans' launches are issued super-block by super-block, alternating: a split scan
+    # is thousands of launches, and issuing one scan's before the other's would fill the
+    # launch queue and run them one after the other.
     with torch.cuda.stream(side):
-        run_backward_scan(inp, None, num_warps, rows)
-    state = launch_streaming_triton_kernel(*inp[:5], semiring, *inp[5:], num_warps)
+        _rows, bwd_steps = run_backward_scan(inp, None, num_warps, rows, defer=True)
+    score, _final, alpha, window, shift, _bpd, _bpa, fwd_steps = run_forward_scan(
+        *inp[:5], inp.proj_start, inp.proj_end,
+        maxsr=semiring == "max", backpointers=False, num_warps=num_warps, defer=True,
+    )  # fmt: skip
+    interleave((side, bwd_steps), (main, fwd_steps))
     main.wait_stream(side)
-    return state, rows
+    return StreamingForwardState(score.to(cum.dtype), score, alpha, window, shift), rows
 
 
 def measure_drift(

@@ -63,7 +63,8 @@ if HAS_TRITON:
     import triton
     import triton.language as tl
 
-    from .._shared.triton_scan import _scan_cc_body, _scan_kcc_body
+    from .._shared.triton_scan import _scan_cc_body
+    from .._shared.triton_scan_kcc import _scan_kcc_body
 else:  # pragma: no cover - exercised only where triton is absent
     triton = None
     tl = None
@@ -92,7 +93,7 @@ class StreamingForwardState(NamedTuple):
 
 if HAS_TRITON:
 
-    @triton.jit(do_not_specialize=["T", "K"])
+    @triton.jit(do_not_specialize=["T", "K", "t_begin", "S", "NSPLIT"])
     def _forward_scan_cc_kernel(
         cum_ptr,  # (B, T+1, C)
         trans_ptr,  # (C, C)
@@ -106,20 +107,21 @@ if HAS_TRITON:
         score_ptr,  # out (B,) float64 log Z
         final_ptr,  # unused (B,) int64 (the max semiring's best final label)
         T, K, C,
+        farv_ptr, fard_ptr, t_begin, S, NSPLIT,  # the split scan's super-block (split_launch)
         HAS_PS: tl.constexpr, HAS_PE: tl.constexpr, TRANS_REGS: tl.constexpr,
         BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_S: tl.constexpr,
-        BLOCK_TC: tl.constexpr,
+        BLOCK_TC: tl.constexpr, BLOCK_K: tl.constexpr,
     ):  # fmt: skip
         """Forward scan, log semiring, ``(C, C)`` transitions: ``alpha`` rows, window, log Z."""
         _scan_cc_body(
             cum_ptr, trans_ptr, db_ptr, len_ptr, ps_ptr, pe_ptr,
             alpha_ptr, win_ptr, shift_ptr, score_ptr, final_ptr, len_ptr, len_ptr,
-            T, K, C,
+            T, K, C, farv_ptr, fard_ptr, t_begin, S, NSPLIT,
             False, False, HAS_PS, HAS_PE, False, TRANS_REGS,
-            BLOCK_C, BLOCK_P, BLOCK_S, BLOCK_TC,
+            BLOCK_C, BLOCK_P, BLOCK_S, BLOCK_TC, BLOCK_K,
         )  # fmt: skip
 
-    @triton.jit(do_not_specialize=["T", "K"])
+    @triton.jit(do_not_specialize=["T", "K", "t_begin", "S", "NSPLIT"])
     def _backward_scan_cc_kernel(
         cum_ptr,  # (B, T+1, C)
         trans_t_ptr,  # (C, C) the transition, transposed
@@ -131,18 +133,19 @@ if HAS_TRITON:
         win_ptr,  # out (B, T+1, C) backward window values
         shift_ptr,  # out (B, T+1) float64
         T, K, C,
+        farv_ptr, fard_ptr, t_begin, S, NSPLIT,  # the split scan's super-block (split_launch)
         HAS_PS: tl.constexpr, HAS_PE: tl.constexpr, TRANS_REGS: tl.constexpr,
         BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_S: tl.constexpr,
-        BLOCK_TC: tl.constexpr,
+        BLOCK_TC: tl.constexpr, BLOCK_K: tl.constexpr,
     ):  # fmt: skip
         """Backward scan, log semiring, ``(C, C)``: the forward loop body mirrored in time."""
         # score / final / backpointer pointers are never written in reverse: stand-ins.
         _scan_cc_body(
             cum_ptr, trans_t_ptr, db_ptr, len_ptr, ps_ptr, pe_ptr,
             gamma_ptr, win_ptr, shift_ptr, shift_ptr, len_ptr, len_ptr, len_ptr,
-            T, K, C,
+            T, K, C, farv_ptr, fard_ptr, t_begin, S, NSPLIT,
             True, False, HAS_PS, HAS_PE, False, TRANS_REGS,
-            BLOCK_C, BLOCK_P, BLOCK_S, BLOCK_TC,
+            BLOCK_C, BLOCK_P, BLOCK_S, BLOCK_TC, BLOCK_K,
         )  # fmt: skip
 
     @triton.jit(do_not_specialize=["T", "K"])

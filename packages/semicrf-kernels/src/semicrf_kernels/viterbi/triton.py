@@ -32,9 +32,10 @@ if HAS_TRITON:
     import triton
     import triton.language as tl
 
-    from .._shared.triton_scan import _scan_cc_body, _scan_kcc_body
+    from .._shared.triton_scan import _scan_cc_body
+    from .._shared.triton_scan_kcc import _scan_kcc_body
 
-    @triton.jit(do_not_specialize=["T", "K"])
+    @triton.jit(do_not_specialize=["T", "K", "t_begin", "S", "NSPLIT"])
     def _viterbi_scan_cc_kernel(
         cum_ptr,  # (B, T+1, C)
         trans_ptr,  # (C, C)
@@ -50,17 +51,18 @@ if HAS_TRITON:
         bpd_ptr,  # out (B, T, C) int32 best duration per end t-1 (STORE_BP)
         bpa_ptr,  # out (B, T, C) int32 best previous label per start s (STORE_BP)
         T, K, C,
+        farv_ptr, fard_ptr, t_begin, S, NSPLIT,  # the split scan's super-block (split_launch)
         HAS_PS: tl.constexpr, HAS_PE: tl.constexpr, STORE_BP: tl.constexpr,
         TRANS_REGS: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr,
-        BLOCK_S: tl.constexpr, BLOCK_TC: tl.constexpr,
+        BLOCK_S: tl.constexpr, BLOCK_TC: tl.constexpr, BLOCK_K: tl.constexpr,
     ):  # fmt: skip
         """Viterbi scan, ``(C, C)`` transitions: best score, final label and backpointers."""
         _scan_cc_body(
             cum_ptr, trans_ptr, db_ptr, len_ptr, ps_ptr, pe_ptr,
             alpha_ptr, win_ptr, shift_ptr, score_ptr, final_ptr, bpd_ptr, bpa_ptr,
-            T, K, C,
+            T, K, C, farv_ptr, fard_ptr, t_begin, S, NSPLIT,
             False, True, HAS_PS, HAS_PE, STORE_BP, TRANS_REGS,
-            BLOCK_C, BLOCK_P, BLOCK_S, BLOCK_TC,
+            BLOCK_C, BLOCK_P, BLOCK_S, BLOCK_TC, BLOCK_K,
         )  # fmt: skip
 
     @triton.jit(do_not_specialize=["T", "K"])

@@ -1,0 +1,195 @@
+"""Host side of the split scan: when to split, the tiles, and the launches.
+
+A ``(C, C)`` scan (forward, Viterbi or backward) does O(K C) work a position for its duration
+window. At long ``K`` that work is split by its dependencies: positions are cut into
+*super-blocks* of ``S``; for every super-block the far-window kernel
+(:mod:`.triton_far`) first reduces the window rows older than the super-block for all its
+outputs, over the whole GPU, then the serial kernel (one program per sequence) finishes the
+super-block reducing only the rows inside it. The number of launches follows the padded ``T``
+(never ``max(lengths)``), so CUDA-graph capture records a fixed sequence. ``docs/kernels.md``
+has the figure and the measurements behind :func:`split_config`'s rule.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+__all__ = [
+    "SPLIT_OVERRIDE",
+    "SplitConfig",
+    "interleave",
+    "num_sms",
+    "run_launches",
+    "scan_cc_launches",
+    "split_config",
+]
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """How a scan is split.
+
+    Attributes:
+        superblock: ``S``, positions per super-block (a multiple of the scan's ``block_p``).
+        block_pf: outputs per far program (a power of two).
+        rows_per_split: ``RS``, window rows per far program.
+        block_sf: window rows per far tile (a power of two).
+        nsplit: far programs per output tile, ``ceil(K / RS)``.
+        far_warps: warps per far program.
+    """
+
+    superblock: int
+    block_pf: int
+    rows_per_split: int
+    block_sf: int
+    nsplit: int
+    far_warps: int
+
+
+#: Overrides of :func:`split_config` for tests and tuning (``benchmarks/``): ``SplitConfig``
+#: field names, and ``"enable"`` (bool) to force the split on or off.
+SPLIT_OVERRIDE: dict[str, Any] = {}
+
+
+def _pow2_floor(n: int) -> int:
+    return 1 << (max(1, int(n)).bit_length() - 1)
+
+
+def num_sms(device: torch.device) -> int:
+    """Multiprocessors of ``device`` (4 stands in on the CPU, for the interpreter)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).multi_processor_count
+    return 4
+
+
+def split_config(
+    T: int, K: int, block_c: int, block_p: int, sms: int, dtype: torch.dtype
+) -> SplitConfig | None:
+    """The split of a ``(C, C)`` scan, or None for the plain serial scan.
+
+    Rule: split when the window is long compared with a super-block (``K >= 2 S``) and there
+    is more than one super-block. ``S`` is 16 temporal blocks (128 positions for ``C <= 32``),
+    so the serial kernel reduces over at most ``S`` near rows a position instead of ``K``. The
+    far rows of a super-block are cut into slices of whole tiles so that the far grid has at
+    least ``2 x sms`` programs (two per multiprocessor).
+
+    Args:
+        T: padded length.
+        K: longest segment.
+        block_c: labels padded to a power of two.
+        block_p: the scan's temporal block.
+        sms: the device's multiprocessors.
+        dtype: compute dtype (float64 halves the far tiles).
+    """
+    S = int(SPLIT_OVERRIDE.get("superblock", 16 * block_p))
+    S = max(block_p, (S // block_p) * block_p)
+    enable = SPLIT_OVERRIDE.get("enable", K >= 2 * S and T > S)
+    if not enable:
+        return None
+    budget = 4096 // (2 if dtype == torch.float64 else 1)
+    block_pf = int(SPLIT_OVERRIDE.get("block_pf", min(_pow2_floor(S), 16)))
+    default_sf = max(2, _pow2_floor(budget // (block_pf * block_c)))
+    block_sf = int(SPLIT_OVERRIDE.get("block_sf", default_sf))
+    tiles = math.ceil(S / block_pf)
+    want = max(1, math.ceil(2 * sms / tiles))
+    # whole tiles, rounded down so that there are at least ``want`` slices
+    rs = max(block_sf, (math.ceil(K / want) // block_sf) * block_sf)
+    rs = int(SPLIT_OVERRIDE.get("rows_per_split", rs))
+    far_warps = int(SPLIT_OVERRIDE.get("far_warps", 4))
+    return SplitConfig(S, block_pf, rs, block_sf, math.ceil(K / rs), far_warps)
+
+
+def scan_cc_launches(
+    kernel,
+    kernel_args: tuple,
+    flags: dict[str, Any],
+    *,
+    cum: torch.Tensor,
+    db: torch.Tensor,
+    lengths: torch.Tensor,
+    window: torch.Tensor,
+    shift: torch.Tensor,
+    K: int,
+    block_c: int,
+    block_p: int,
+    reverse: bool,
+    maxsr: bool,
+) -> Iterator[None]:
+    """Launch a ``(C, C)`` scan, split or not: a generator issuing one super-block per step.
+
+    Args:
+        kernel: the role's serial scan kernel; it takes ``kernel_args`` (ending with ``T, K,
+            C``), then ``farv, fard, t_begin, S, NSPLIT``, then ``BLOCK_K`` and ``flags``.
+        kernel_args: its leading positional arguments.
+        flags: its other compile-time arguments and ``num_warps``.
+        cum: ``(batch, T+1, C)`` cumulative scores.
+        db: ``(K, C)`` duration bias.
+        lengths: ``(batch,)`` int64.
+        window: ``(batch, T+1, C)`` the scan's window-value output (read by the far kernel).
+        shift: ``(batch, T+1)`` float64, the scan's shift output.
+        K: longest segment.
+        block_c: labels padded to a power of two.
+        block_p: the scan's temporal block.
+        reverse: the backward scan (mirrored in time).
+        maxsr: the max semiring (far partials carry their best duration).
+    """
+    B, T1, C = cum.shape
+    T = T1 - 1
+    split = split_config(T, K, block_c, block_p, num_sms(cum.device), cum.dtype)
+    if split is None:
+        dummy = torch.empty(1, dtype=cum.dtype, device=cum.device)
+        dummy_i = torch.empty(1, dtype=torch.int32, device=cum.device)
+        kernel[(B,)](*kernel_args, dummy, dummy_i, 1, T + 1, 0, BLOCK_K=2, **flags)
+        yield
+        return
+    from .triton_far import _far_window_kernel
+
+    S = split.superblock
+    farv = torch.empty((B, S, split.nsplit, C), dtype=cum.dtype, device=cum.device)
+    shape_d = (B, S, split.nsplit, C) if maxsr else (1,)
+    fard = torch.empty(shape_d, dtype=torch.int32, device=cum.device)
+    block_k = max(2, min(16, 1 << (split.nsplit - 1).bit_length()))
+    far_grid = (math.ceil(S / split.block_pf), split.nsplit, B)
+    for t0 in range(1, T + 1, S):
+        if t0 > 1:
+            _far_window_kernel[far_grid](
+                cum, db, lengths, window, shift, farv, fard, T, K, C, t0, S,
+                split.rows_per_split,
+                REVERSE=reverse, MAXSR=maxsr, BLOCK_C=block_c, BLOCK_PF=split.block_pf,
+                BLOCK_SF=split.block_sf, num_warps=split.far_warps,
+            )  # fmt: skip
+        nsplit = split.nsplit if t0 > 1 else 0
+        kernel[(B,)](*kernel_args, farv, fard, t0, S, nsplit, BLOCK_K=block_k, **flags)
+        yield
+
+
+def run_launches(steps: Iterator[None]) -> None:
+    """Issue every launch of a :func:`scan_cc_launches` generator now."""
+    for _ in steps:
+        pass
+
+
+_DONE = object()
+
+
+def interleave(*scans: tuple[torch.cuda.Stream | None, Iterator[None]]) -> None:
+    """Issue several scans' launches super-block by super-block, each on its own stream.
+
+    Issuing one split scan's thousands of launches before the other's would fill the launch
+    queue and serialise the two scans; alternating keeps both in flight.
+    """
+    live = list(scans)
+    while live:
+        still = []
+        for stream, steps in live:
+            with torch.cuda.stream(stream) if stream is not None else nullcontext():
+                if next(steps, _DONE) is not _DONE:
+                    still.append((stream, steps))
+        live = still
+

@@ -1,0 +1,88 @@
+"""The far-window kernel of the split scan: a super-block's far rows, over the whole GPU.
+
+For a super-block ``tau in [t0, t0 + S)`` (scan time: positions forward, ``L - s`` in reverse)
+the window rows before it, ``r in [tau - K, t0)``, were all written by earlier super-blocks. One
+program reduces ``RS`` of those rows (a *slice*) for ``PF`` outputs and every label, with the
+same loop body as the serial scan's phase 1 (:func:`.triton_scan._scan_cc_window`); the grid is
+``(S / PF, NSPLIT, batch)``. Its partials, relative to the shift of row ``t0 - 1``, are merged in
+slice order by the serial kernel (:func:`.triton_scan._far_merge`): no atomics, so the result is
+bitwise deterministic. See :mod:`.split_launch` for the host side and ``docs/kernels.md`` for the
+figure.
+"""
+
+from __future__ import annotations
+
+from .triton_support import HAS_TRITON
+
+__all__: list[str] = []  # kernels only (private); launched by .split_launch
+
+if HAS_TRITON:
+    import triton
+    import triton.language as tl
+
+    from .triton_scan import _scan_cc_window
+else:  # pragma: no cover - exercised only where triton is absent
+    triton = None
+    tl = None
+
+
+if HAS_TRITON:
+
+    @triton.jit(do_not_specialize=["T", "K", "t0", "S", "RS"])
+    def _far_window_kernel(
+        cum_ptr,  # (B, T+1, C) cumulative scores
+        db_ptr,  # (K, C) duration bias
+        len_ptr,  # (B,) int64 lengths
+        win_ptr,  # (B, T+1, C) window values, relative to their row's shift
+        shift_ptr,  # (B, T+1) float64 per-row shift
+        farv_ptr,  # out (B, S, NSPLIT, C): far partial relative to shift[row(t0 - 1)]
+        fard_ptr,  # out (B, S, NSPLIT, C) int32: its best duration (MAXSR)
+        T, K, C, t0, S, RS,
+        REVERSE: tl.constexpr, MAXSR: tl.constexpr,
+        BLOCK_C: tl.constexpr, BLOCK_PF: tl.constexpr, BLOCK_SF: tl.constexpr,
+    ):  # fmt: skip
+        BIG: tl.constexpr = 1073741824
+        NEG: tl.constexpr = float("-inf")
+        tile = tl.program_id(0)
+        split = tl.program_id(1)
+        nsplit = tl.num_programs(1)
+        b = tl.program_id(2).to(tl.int64)
+        L = tl.load(len_ptr + b)
+        DT = cum_ptr.dtype.element_ty
+        offs_c = tl.arange(0, BLOCK_C)
+        cmask = offs_c < C
+        offs_p = tl.arange(0, BLOCK_PF)
+        cum_b = cum_ptr + b * (T + 1) * C
+        win_b = win_ptr + b * (T + 1) * C
+        shift_b = shift_ptr + b * (T + 1)
+        j = tile * BLOCK_PF + offs_p  # output index inside the super-block
+        taus = t0 + j
+        pact = (taus <= L) & (j < S)
+        live = L >= t0  # the sequence has outputs in this super-block
+        # this program's rows: the split-th slice of RS rows counted back from t0, clipped to
+        # the oldest row any of its outputs reaches
+        hi = t0 - split * RS
+        lo = tl.maximum(tl.maximum(hi - RS, t0 + tile * BLOCK_PF - K), 0)
+        hi = tl.where(live, hi, lo)
+        if REVERSE:
+            rows_cur = L - taus
+            ref_row = L - (t0 - 1)
+        else:
+            rows_cur = taus
+            ref_row = t0 - 1
+        r_ref = tl.load(shift_b + ref_row, mask=live, other=0.0)
+        cumcur = tl.load(
+            cum_b + rows_cur[:, None] * C + offs_c[None, :],
+            mask=pact[:, None] & cmask[None, :],
+            other=0.0,
+        )
+        acc_v, acc_d = _scan_cc_window(
+            cum_b, win_b, shift_b, db_ptr, lo, hi, L, K, C, r_ref, taus, pact, cumcur, offs_c,
+            cmask, tl.full([BLOCK_PF, BLOCK_C], NEG, DT), tl.full([BLOCK_PF, BLOCK_C], BIG, tl.int64),
+            REVERSE, MAXSR, BLOCK_C, BLOCK_PF, BLOCK_SF,
+        )  # fmt: skip
+        out = ((b * S + j[:, None]) * nsplit + split) * C + offs_c[None, :]
+        omask = (j < S)[:, None] & cmask[None, :]
+        tl.store(farv_ptr + out, acc_v, mask=omask)
+        if MAXSR:
+            tl.store(fard_ptr + out, acc_d.to(tl.int32), mask=omask)

@@ -1,0 +1,120 @@
+"""Tests of the split scan (``_shared/split_launch.py``, ``_shared/triton_far.py``): super-block
+boundaries.
+
+The split is forced with small tiles (blocks of 2 positions, super-blocks of 4) so that a short
+sequence crosses many block and super-block boundaries; every result is compared with the
+float64 PyTorch path (log Z, every gradient, the Viterbi path). Run under the Triton interpreter
+on the CPU (``TRITON_INTERPRET=1``) or on CUDA.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from _triton_env import DEVICE, TRITON_MARKS
+
+from semicrf_kernels._shared.triton_support import HAS_TRITON
+from semicrf_kernels.viterbi.pytorch import streaming_viterbi_pytorch
+
+pytestmark = TRITON_MARKS
+
+if HAS_TRITON:
+    from semicrf_kernels import semi_crf_streaming_forward
+    from semicrf_kernels._shared import scan_launch, split_launch
+    from semicrf_kernels.viterbi.triton import semi_crf_streaming_viterbi_triton
+
+S = 4  # super-block (positions)
+P = 2  # temporal block (positions)
+
+#: (B, T, C, K, lengths, proj, forbid): T a multiple of S, one more, one less; K smaller than,
+#: equal to and larger than S (and than T); lengths that end inside a block and a super-block;
+#: a batch larger than the interpreter's stand-in SM count (4).
+CASES = [
+    (2, 12, 3, 3, [12, 7], False, 0.0),
+    (2, 13, 5, 4, [13, 6], True, 0.0),
+    (3, 11, 3, 9, [11, 10, 5], False, 0.3),
+    (5, 9, 4, 20, [9, 1, 4, 8, 5], True, 0.0),
+    (1, 16, 3, 12, None, True, 0.2),
+]
+
+
+@pytest.fixture(autouse=True)
+def _forced_split(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("SEMICRF_KERNELS_DEBUG_FILL", "1")
+    split_launch.SPLIT_OVERRIDE.update(
+        enable=True, superblock=S, block_pf=2, rows_per_split=2, block_sf=2
+    )
+    scan_launch.CONFIG_OVERRIDE.update(block_p=P)
+    yield
+    split_launch.SPLIT_OVERRIDE.clear()
+    scan_launch.CONFIG_OVERRIDE.clear()
+
+
+def _grads(inp, dtype, use_triton):
+    leaves = [
+        None if x is None else x.to(DEVICE, dtype).detach().requires_grad_()
+        for x in (inp.cum_scores, inp.transition, inp.duration_bias, inp.proj_start, inp.proj_end)
+    ]
+    cum, trans, db, ps, pe = leaves
+    z = semi_crf_streaming_forward(
+        cum, trans, db, inp.lengths.to(DEVICE), inp.K, proj_start=ps, proj_end=pe,
+        use_triton=use_triton,
+    )  # fmt: skip
+    used = [x for x in leaves if x is not None]
+    grads = torch.autograd.grad(z.sum(), used)
+    return z.detach().cpu().double(), [g.cpu().double() for g in grads]
+
+
+def test_split_config_rule():
+    # the split is used only for windows long against a super-block, and more than one of them
+    split_launch.SPLIT_OVERRIDE.clear()
+    assert split_launch.split_config(1000, 32, 32, 8, 132, torch.float32) is None
+    cfg = split_launch.split_config(400_000, 3000, 32, 8, 132, torch.float32)
+    assert cfg is not None and cfg.superblock % 8 == 0
+    assert cfg.nsplit * cfg.rows_per_split >= 3000
+    assert (cfg.superblock // cfg.block_pf) * cfg.nsplit >= 2 * 132
+    assert split_launch.split_config(100, 3000, 32, 8, 132, torch.float32) is None
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_split_forward_and_gradients_match_float64(make_inputs, case):
+    B, T, C, K, lengths, proj, forbid = case
+    inp = make_inputs(B, T, C, K, proj=proj, lengths=lengths, forbid=forbid)
+    z_ref, g_ref = _grads(inp, torch.float64, use_triton=False)
+    for dtype, tol in ((torch.float64, 1e-10), (torch.float32, 2e-5)):
+        z, g = _grads(inp, dtype, use_triton=True)
+        assert not torch.isnan(z).any()
+        torch.testing.assert_close(z, z_ref, rtol=tol, atol=tol)
+        for got, want in zip(g, g_ref):
+            assert not torch.isnan(got).any()
+            torch.testing.assert_close(got, want, rtol=tol, atol=tol * 10)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_split_viterbi_matches_float64(make_inputs, case):
+    B, T, C, K, lengths, proj, forbid = case
+    inp = make_inputs(B, T, C, K, proj=proj, lengths=lengths, forbid=forbid)
+    want = streaming_viterbi_pytorch(*inp)
+    args = [x.to(DEVICE) if isinstance(x, torch.Tensor) else x for x in inp]
+    got = semi_crf_streaming_viterbi_triton(*args)
+    torch.testing.assert_close(got.scores.cpu(), want.scores, rtol=1e-10, atol=1e-10)
+    for field in ("num_segments", "starts", "durations", "labels"):
+        assert torch.equal(getattr(got, field).cpu(), getattr(want, field)), field
+
+
+def test_split_viterbi_ties(rng):
+    # Integer scores: many exactly tied paths; the split must keep the tie rule (smaller
+    # duration, then smaller label) exactly as the unsplit PyTorch path does.
+    B, T, C, K = 2, 14, 3, 9
+    emissions = torch.randint(-1, 2, (B, T, C), generator=rng).double()
+    cum = torch.zeros(B, T + 1, C, dtype=torch.float64)
+    cum[:, 1:] = emissions.cumsum(1)
+    trans = torch.where(torch.eye(C, dtype=torch.bool), 0.0, -60.0).double()
+    db = torch.randint(-1, 1, (K, C), generator=rng).double()
+    lengths = torch.tensor([14, 11])
+    want = streaming_viterbi_pytorch(cum, trans, db, lengths, K, None, None)
+    got = semi_crf_streaming_viterbi_triton(
+        cum.to(DEVICE), trans.to(DEVICE), db.to(DEVICE), lengths.to(DEVICE), K
+    )
+    for field in ("scores", "num_segments", "starts", "durations", "labels"):
+        assert torch.equal(getattr(got, field).cpu(), getattr(want, field)), field
