@@ -1,0 +1,166 @@
+"""Tune the split scan on a GPU: times of forward, forward+backward and Viterbi+path per config.
+
+    python benchmarks/experiments/split_tune.py [--sizes all|long|short] [--configs a,b,...]
+
+Each config is a set of overrides of ``triton_split.SPLIT_OVERRIDE`` / ``triton_forward.
+CONFIG_OVERRIDE``; ``base`` is the unsplit scan (today's kernel). Prints one table row per
+(size, config) and checks every split result against the unsplit one (float32) and, for
+``--precision``, against float64.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from flash_semicrf.bench import make_inputs, time_cuda
+from semicrf_kernels import semi_crf_streaming_forward, semi_crf_streaming_viterbi
+from semicrf_kernels._shared import scan_launch as triton_forward
+from semicrf_kernels._shared import split_launch as triton_split
+
+SIZES = {
+    "1x400000x3000x24": (1, 400000, 3000, 24),
+    "1x1000000x1000x16": (1, 1000000, 1000, 16),
+    "1x100000x200x24": (1, 100000, 200, 24),
+    "8x10000x100x24": (8, 10000, 100, 24),
+    "32x1000x32x24": (32, 1000, 32, 24),
+    "64x512x16x8": (64, 512, 16, 8),
+    "4x2048x64x128": (4, 2048, 64, 128),
+}
+CONFIGS = {
+    "base": ({"enable": False}, {}),
+    "s32": ({"enable": True, "superblock": 32}, {}),
+    "s64": ({"enable": True, "superblock": 64}, {}),
+    "s128": ({"enable": True, "superblock": 128}, {}),
+    "s256": ({"enable": True, "superblock": 256}, {}),
+    "s512": ({"enable": True, "superblock": 512}, {}),
+    "s128w2": ({"enable": True, "superblock": 128}, {"num_warps": 2}),
+    "s128w8": ({"enable": True, "superblock": 128}, {"num_warps": 8}),
+    "s64w2": ({"enable": True, "superblock": 64}, {"num_warps": 2}),
+    "basew2": ({"enable": False}, {"num_warps": 2}),
+    "auto": ({}, {}),
+}
+
+
+def apply(cfg):
+    so, co = CONFIGS[cfg]
+    triton_split.SPLIT_OVERRIDE.clear()
+    triton_split.SPLIT_OVERRIDE.update(so)
+    triton_forward.CONFIG_OVERRIDE.clear()
+    triton_forward.CONFIG_OVERRIDE.update(co)
+
+
+def ops(cum, trans, db, lengths, K):
+    def fwd():
+        with torch.no_grad():
+            return semi_crf_streaming_forward(cum, trans, db, lengths, K, validate=False)
+
+    c2, t2, d2 = (x.detach().requires_grad_() for x in (cum, trans, db))
+
+    def fwdbwd():
+        z = semi_crf_streaming_forward(c2, t2, d2, lengths, K, validate=False)
+        return torch.autograd.grad(z.sum(), (c2, t2, d2))
+
+    def vit():
+        return semi_crf_streaming_viterbi(cum, trans, db, lengths, K, validate=False)
+
+    return fwd, fwdbwd, vit
+
+
+def once(fn):
+    torch.cuda.synchronize()
+    s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    s.record()
+    out = fn()
+    e.record()
+    torch.cuda.synchronize()
+    return s.elapsed_time(e), out
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--sizes", default="all")
+    p.add_argument("--configs", default="base,s128,s256")
+    p.add_argument("--ops", default="fwd,fwdbwd,vit")
+    p.add_argument("--precision", action="store_true")
+    a = p.parse_args()
+    names = list(SIZES) if a.sizes == "all" else a.sizes.split(",")
+    cfgs = a.configs.split(",")
+    want = a.ops.split(",")
+    dev = torch.device("cuda")
+    print(
+        f"device {torch.cuda.get_device_name()}  SMs {torch.cuda.get_device_properties(0).multi_processor_count}"
+    )
+    print(
+        "| size | config | fwd ms | fwd+bwd ms | viterbi+path ms | peak MiB | max rel diff vs base |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for name in names:
+        B, T, K, C = SIZES[name]
+        long = T >= 100000
+        cum, trans, db, lengths = make_inputs(B, T, K, C, dev, scale=0.1)
+        ref = None
+        for cfg in cfgs:
+            apply(cfg)
+            fwd, fwdbwd, vit = ops(cum, trans, db, lengths, K)
+            if long:
+                # compile on a short sequence first (same K, C; long enough to split)
+                sc, st, sd, sl = make_inputs(1, min(T, 4 * K + 600), K, C, dev, scale=0.1)
+                for f in ops(sc, st, sd, sl, K):
+                    f()
+            res = {}
+            torch.cuda.reset_peak_memory_stats()
+            for opname, f in (("fwd", fwd), ("fwdbwd", fwdbwd), ("vit", vit)):
+                if opname not in want:
+                    res[opname] = (float("nan"), None)
+                    continue
+                if long:
+                    ms, out = once(f)
+                else:
+                    ms = time_cuda(f)
+                    out = f()
+                res[opname] = (ms, out)
+            peak = torch.cuda.max_memory_allocated() / 2**20
+            diff = float("nan")
+            if "fwdbwd" in want:
+                z_g = res["fwdbwd"][1]
+                if ref is None:
+                    ref = [g.double().clone() for g in z_g]
+                else:
+                    diff = max(
+                        ((g.double() - r).abs().max() / r.abs().max().clamp(min=1e-30)).item()
+                        for g, r in zip(z_g, ref)
+                    )
+            if "vit" in want and cfg != cfgs[0]:
+                pass
+            print(
+                f"| {name} | {cfg} | {res['fwd'][0]:.3f} | {res['fwdbwd'][0]:.3f} | {res['vit'][0]:.3f} | {peak:.0f} | {diff:.1e} |",
+                flush=True,
+            )
+            del res
+        if a.precision:
+            apply(cfgs[-1])
+            c64, t64, d64 = (x.double().detach().requires_grad_() for x in (cum, trans, db))
+            z64 = semi_crf_streaming_forward(c64, t64, d64, lengths, K, validate=False)
+            g64 = torch.autograd.grad(z64.sum(), (c64, t64, d64))
+            c32, t32, d32 = (x.detach().requires_grad_() for x in (cum, trans, db))
+            z32 = semi_crf_streaming_forward(c32, t32, d32, lengths, K, validate=False)
+            g32 = torch.autograd.grad(z32.sum(), (c32, t32, d32))
+            ez = ((z32.double() - z64).abs() / z64.abs()).max().item()
+            eg = [((a.double() - b).abs().max() / b.abs().max()).item() for a, b in zip(g32, g64)]
+            v32 = semi_crf_streaming_viterbi(cum, trans, db, lengths, K, validate=False)
+            v64 = semi_crf_streaming_viterbi(
+                cum.double(), trans.double(), db.double(), lengths, K, validate=False
+            )
+            ev = ((v32.scores.double() - v64.scores).abs() / v64.scores.abs()).max().item()
+            print(
+                f"precision {name} [{cfgs[-1]}] float32 vs float64: logZ {ez:.1e}  grads (cum, trans, db) {', '.join(f'{e:.1e}' for e in eg)}  viterbi {ev:.1e}",
+                flush=True,
+            )
+        del cum, trans, db, lengths
+        torch.cuda.empty_cache()
+
+
+if __name__ == "__main__":
+    main()
