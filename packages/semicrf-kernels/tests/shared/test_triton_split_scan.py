@@ -65,17 +65,6 @@ def _grads(inp, dtype, use_triton):
     return z.detach().cpu().double(), [g.cpu().double() for g in grads]
 
 
-def test_split_config_rule():
-    # the split is used only for windows long against a super-block, and more than one of them
-    split_launch.SPLIT_OVERRIDE.clear()
-    assert split_launch.split_config(1000, 32, 32, 8, 132, torch.float32) is None
-    cfg = split_launch.split_config(400_000, 3000, 32, 8, 132, torch.float32)
-    assert cfg is not None and cfg.superblock % 8 == 0
-    assert cfg.nsplit * cfg.rows_per_split >= 3000
-    assert (cfg.superblock // cfg.block_pf) * cfg.nsplit >= 2 * 132
-    assert split_launch.split_config(100, 3000, 32, 8, 132, torch.float32) is None
-
-
 @pytest.mark.parametrize("case", CASES)
 def test_split_forward_and_gradients_match_float64(make_inputs, case):
     B, T, C, K, lengths, proj, forbid = case

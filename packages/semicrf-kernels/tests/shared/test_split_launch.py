@@ -1,0 +1,74 @@
+"""Tests of the split scan's host side (``_shared/split_launch.py``): the rule and the launches'
+order. The kernels themselves are tested in ``test_triton_split_scan.py``."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from semicrf_kernels._shared import split_launch
+
+
+@pytest.fixture(autouse=True)
+def _no_override():
+    split_launch.SPLIT_OVERRIDE.clear()
+    yield
+    split_launch.SPLIT_OVERRIDE.clear()
+
+
+def test_short_windows_are_not_split():
+    # K = 32 < 2 S: the plain serial scan
+    assert split_launch.split_config(1000, 32, 32, 8, 132, torch.float32) is None
+    # one super-block only: nothing to split
+    assert split_launch.split_config(100, 3000, 32, 8, 132, torch.float32) is None
+
+
+@pytest.mark.parametrize("sms", [4, 114, 132])
+@pytest.mark.parametrize("K, block_c", [(300, 32), (1000, 16), (3000, 32), (257, 128)])
+def test_long_windows_fill_the_device(sms, K, block_c):
+    cfg = split_launch.split_config(400_000, K, block_c, 8, sms, torch.float32)
+    assert cfg is not None
+    assert cfg.superblock % 8 == 0
+    # every far row is covered, and the grid has at least two programs per multiprocessor
+    assert cfg.nsplit * cfg.rows_per_split >= K
+    assert (cfg.nsplit - 1) * cfg.rows_per_split < K
+    assert cfg.rows_per_split % cfg.block_sf == 0
+    assert -(-cfg.superblock // cfg.block_pf) * cfg.nsplit >= 2 * sms
+    # a far tile stays within its register budget
+    assert cfg.block_pf * cfg.block_sf * block_c <= 4096
+
+
+def test_float64_halves_the_far_tile():
+    f32 = split_launch.split_config(400_000, 3000, 32, 8, 132, torch.float32)
+    f64 = split_launch.split_config(400_000, 3000, 32, 8, 132, torch.float64)
+    assert f64.block_sf * 2 == f32.block_sf
+
+
+def test_override_forces_the_split_and_its_tiles():
+    split_launch.SPLIT_OVERRIDE.update(enable=True, superblock=4, rows_per_split=2, block_sf=2)
+    cfg = split_launch.split_config(12, 3, 4, 2, 4, torch.float32)
+    assert cfg.superblock == 4 and cfg.rows_per_split == 2 and cfg.nsplit == 2
+
+
+def test_interleave_alternates_and_runs_every_step():
+    order = []
+
+    def steps(name, n):
+        for i in range(n):
+            order.append((name, i))
+            yield
+
+    split_launch.interleave((None, steps("bwd", 3)), (None, steps("fwd", 2)))
+    assert order == [("bwd", 0), ("fwd", 0), ("bwd", 1), ("fwd", 1), ("bwd", 2)]
+
+
+def test_run_launches_exhausts_the_generator():
+    seen = []
+
+    def steps():
+        for i in range(4):
+            seen.append(i)
+            yield
+
+    split_launch.run_launches(steps())
+    assert seen == [0, 1, 2, 3]
