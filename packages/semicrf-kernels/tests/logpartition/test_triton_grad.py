@@ -28,6 +28,7 @@ if HAS_TRITON:
         measure_drift,
         run_backward_scan,
     )
+    from semicrf_kernels.logpartition.triton_grad import _drift_lz_kernel
     from semicrf_kernels.logpartition.triton_scan import launch_streaming_triton_kernel
 
 NAMES = ("cum_scores", "transition", "duration_bias", "proj_start", "proj_end")
@@ -238,6 +239,25 @@ def test_interpolate_drift_is_linear_between_checkpoints():
     # sequence 1: checkpoints at 0, 4 (= L - 1); positions past L - 1 take the last value
     expected1 = [2.0, 2.5, 3.0, 3.5, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0]
     torch.testing.assert_close(out, torch.tensor([expected0, expected1], dtype=torch.float64))
+
+
+@pytest.mark.parametrize("T, spacing", [(10, 4), (37, 8), (5, 128)])
+def test_drift_kernel_equals_interpolate_drift(rng, T, spacing):
+    # the one-launch drift correction against its PyTorch reference, with a dead sequence
+    import triton
+
+    lengths = torch.tensor([T, max(1, T // 3), 1, T])
+    J = (T - 1 + spacing - 1) // spacing + 1
+    corr = torch.randn(4, J, generator=rng, dtype=torch.float64)
+    log_z = torch.randn(4, generator=rng, dtype=torch.float64)
+    log_z[3] = -torch.inf
+    want = log_z[:, None] + interpolate_drift(corr, lengths, T, spacing)
+    want[3] = torch.inf
+    got = torch.full((4, T + 1), torch.nan, dtype=torch.float64, device=DEVICE)
+    _drift_lz_kernel[(4, triton.cdiv(T + 1, 16))](
+        lengths.to(DEVICE), log_z.to(DEVICE), corr.to(DEVICE), got, T, spacing, J, BLOCK_T=16
+    )
+    torch.testing.assert_close(got.cpu(), want, rtol=1e-15, atol=1e-15)
 
 
 def test_launcher_outputs(make_inputs, rng):

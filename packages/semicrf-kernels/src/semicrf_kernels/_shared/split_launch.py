@@ -192,4 +192,3 @@ def interleave(*scans: tuple[torch.cuda.Stream | None, Iterator[None]]) -> None:
                 if next(steps, _DONE) is not _DONE:
                     still.append((stream, steps))
         live = still
-

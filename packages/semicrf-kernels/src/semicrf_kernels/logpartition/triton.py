@@ -66,6 +66,7 @@ if HAS_TRITON:
     from .triton_grad import (
         _cut_mass_cc_kernel,
         _cut_mass_kcc_kernel,
+        _drift_lz_kernel,
         _grad_db_cc_kernel,
         _grad_kcc_kernel,
         _grad_trans_cc_kernel,
@@ -354,8 +355,12 @@ def launch_streaming_triton_backward(
 
     # Normalise every marginal by the drift-corrected log Z (module docstring).
     corr = measure_drift(inp, state, rows, num_warps)
-    lz = log_z[:, None] + interpolate_drift(corr, lengths, T, checkpoint_spacing(K))
-    lz = torch.where(alive[:, None], lz, torch.full_like(lz, float("inf"))).contiguous()
+    lz = new_float((B, T1), torch.float64, dev)
+    block_lz = max(2, min(1024, _next_pow2(T1)))
+    _drift_lz_kernel[(B, triton.cdiv(T1, block_lz))](
+        lengths, log_z, corr, lz, T, checkpoint_spacing(K), corr.shape[1],
+        BLOCK_T=block_lz, num_warps=4,
+    )  # fmt: skip
 
     # ---- per-position gradients -------------------------------------------------------------
     gcum = new_float((B, T1, C), dt, dev)

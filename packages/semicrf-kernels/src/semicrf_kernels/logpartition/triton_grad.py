@@ -456,3 +456,33 @@ if HAS_TRITON:
             acc_d,
             mask=dv[:, None] & cmask[None, :],
         )
+
+    @triton.jit(do_not_specialize=["T", "SPACING", "J"])
+    def _drift_lz_kernel(
+        len_ptr,  # (B,) int64
+        logz_ptr,  # (B,) float64 log Z
+        corr_ptr,  # (B, J) float64 drift at the checkpoints
+        lz_ptr,  # out (B, T+1) float64 drift-corrected log Z, +inf where log Z = -inf
+        T, SPACING, J,
+        BLOCK_T: tl.constexpr,
+    ):  # fmt: skip
+        # One launch for what interpolate_drift (the PyTorch reference) does in ~15 small ops:
+        # linear interpolation between checkpoints min(j * SPACING, L - 1), plus log Z.
+        b = tl.program_id(0).to(tl.int64)
+        q = tl.program_id(1) * BLOCK_T + tl.arange(0, BLOCK_T)
+        inr = q <= T
+        L = tl.load(len_ptr + b)
+        logz = tl.load(logz_ptr + b)
+        last = L - 1
+        qq = tl.minimum(q, last)
+        j = tl.minimum(qq // SPACING, J - 1)
+        p0 = j * SPACING
+        p1 = tl.minimum((j + 1) * SPACING, last)
+        jn = tl.minimum(j + 1, J - 1)
+        span = tl.maximum(p1 - p0, 1).to(tl.float64)
+        w = tl.where(p1 > p0, (qq - p0).to(tl.float64) / span, 0.0)
+        c0 = tl.load(corr_ptr + b * J + j, mask=inr, other=0.0)
+        c1 = tl.load(corr_ptr + b * J + jn, mask=inr, other=0.0)
+        lz = logz + (c0 * (1 - w) + c1 * w)
+        lz = tl.where(logz == float("-inf"), float("inf"), lz)
+        tl.store(lz_ptr + b * (T + 1) + q, lz, mask=inr)
