@@ -8,6 +8,7 @@ import torch
 
 from .._shared.logspace import safe_logsumexp
 from ..constants import NEG_INF
+from ..segmentation import Segmentation, segmentation_from_path
 
 __all__ = ["ViterbiPath", "score_path_segments"]
 
@@ -28,6 +29,9 @@ class ViterbiPath(NamedTuple):
         segment_scores: ``(batch, T)`` score of each segment (its transition from the previous
             segment included); 0 after the count.
         num_segments: ``(batch,)`` int64 number of segments; 0 when no segmentation is allowed.
+
+    This is the packed per-*segment* form; :class:`semicrf_kernels.Segmentation` (what sampling
+    and top-k return) is the per-*position* form. :meth:`to_segmentation` converts.
     """
 
     scores: torch.Tensor
@@ -36,6 +40,11 @@ class ViterbiPath(NamedTuple):
     labels: torch.Tensor
     segment_scores: torch.Tensor
     num_segments: torch.Tensor
+
+    def to_segmentation(self) -> Segmentation:
+        """This path as a :class:`semicrf_kernels.Segmentation`: ``(batch, T)`` labels (``-1``
+        past each length) and segment starts, and the Viterbi ``scores``."""
+        return segmentation_from_path(self)
 
 
 def score_path_segments(
