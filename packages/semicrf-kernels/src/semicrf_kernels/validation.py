@@ -14,6 +14,7 @@ import torch
 
 __all__ = [
     "check_K",
+    "check_count",
     "check_log_weights",
     "check_num_warps",
     "validate_streaming_inputs",
@@ -208,3 +209,12 @@ def check_num_warps(num_warps: object) -> int:
     if not 1 <= num_warps <= 32 or num_warps & (num_warps - 1):
         raise ValueError(f"num_warps: expected a power of two in [1, 32], got {num_warps}")
     return int(num_warps)
+
+
+def check_count(name: str, value: object) -> int:
+    """``value`` as an int ``>= 1``; ``TypeError`` / ``ValueError`` naming ``name`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name}: expected an int >= 1, got {type(value).__name__} {value!r}")
+    if value < 1:
+        raise ValueError(f"{name}: expected an int >= 1, got {value}")
+    return value

@@ -5,19 +5,10 @@ from __future__ import annotations
 import torch
 
 from ..segmentation import Segmentation
-from ..validation import validate_streaming_inputs
+from ..validation import check_count, validate_streaming_inputs
 from .pytorch import streaming_sample_pytorch
 
-__all__ = ["check_count", "semi_crf_streaming_sample"]
-
-
-def check_count(name: str, value: object) -> int:
-    """``value`` as an int ``>= 1``; ``TypeError`` / ``ValueError`` naming ``name`` otherwise."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name}: expected an int >= 1, got {type(value).__name__} {value!r}")
-    if value < 1:
-        raise ValueError(f"{name}: expected an int >= 1, got {value}")
-    return value
+__all__ = ["semi_crf_streaming_sample"]
 
 
 def semi_crf_streaming_sample(

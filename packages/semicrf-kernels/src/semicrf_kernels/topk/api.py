@@ -1,0 +1,65 @@
+"""``semi_crf_streaming_topk``: validation, then the k-best decoder for the inputs' device."""
+
+from __future__ import annotations
+
+import torch
+
+from ..segmentation import Segmentation
+from ..validation import check_count, validate_streaming_inputs
+from .pytorch import streaming_topk_pytorch
+
+__all__ = ["semi_crf_streaming_topk"]
+
+
+def semi_crf_streaming_topk(
+    cum_scores: torch.Tensor,
+    transition: torch.Tensor,
+    duration_bias: torch.Tensor,
+    lengths: torch.Tensor,
+    K: int,
+    k: int,
+    *,
+    proj_start: torch.Tensor | None = None,
+    proj_end: torch.Tensor | None = None,
+    validate: bool = True,
+) -> Segmentation:
+    """The ``k`` highest-scoring segmentations of each sequence, in decreasing score.
+
+    The model is ``docs/conventions.md`` section 1 (arguments as in
+    :func:`semicrf_kernels.semi_crf_streaming_forward`). Each position and label keeps its ``k``
+    best partial paths; tracebacks run on the inputs' device. Order among equal scores is total:
+    compare from the last segment backwards, its label, then its duration, then the previous
+    label (and so on), smaller first; so ``k = 1`` returns exactly the Viterbi path of
+    :func:`semicrf_kernels.semi_crf_streaming_viterbi` (ties included). Memory O(k batch T C)
+    for the backpointers; no ``T K C`` tensor is built. Not differentiable.
+
+    Args:
+        cum_scores: ``(batch, T+1, C)`` cumulative scores.
+        transition: ``(C, C)`` or ``(K, C, C)``.
+        duration_bias: ``(K, C)``.
+        lengths: ``(batch,)`` integer lengths in ``[1, T]``.
+        K: the longest segment.
+        k: how many segmentations per sequence, ``>= 1``.
+        proj_start: optional ``(batch, T, C)``.
+        proj_end: optional ``(batch, T, C)``.
+        validate: run the value checks of :func:`validate_streaming_inputs`.
+
+    Returns:
+        :class:`semicrf_kernels.Segmentation` (per-position form, not the per-segment
+        ``ViterbiPath``): ``labels`` and ``starts`` ``(k, batch, T)``, ``scores (k, batch)``
+        (float32, float64 for float64 inputs). Where a sequence has fewer than ``k`` allowed
+        segmentations, the missing entries are marked absent: score ``-inf``, labels ``-1``
+        everywhere and no starts.
+
+    Raises:
+        ValueError: ``k < 1`` or bad inputs.
+        TypeError: wrong types.
+    """
+    check_count("k", k)
+    validate_streaming_inputs(
+        cum_scores, transition, duration_bias, lengths, K, proj_start, proj_end, validate=validate
+    )
+    return streaming_topk_pytorch(
+        cum_scores, transition, duration_bias, lengths, K, k, proj_start=proj_start,
+        proj_end=proj_end,
+    )  # fmt: skip
