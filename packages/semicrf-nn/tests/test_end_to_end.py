@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from semicrf_nn import SemiMarkovCRFHead, boundary_f1, labels_to_segments
+from semicrf_nn import SemiMarkovCRFHead, boundary_f1, labels_to_segment_lists
 
 DURATIONS = {0: (3, 4), 1: (6, 7), 2: (4, 5)}
 C, D, K, T = 3, 6, 8, 40
@@ -74,7 +74,7 @@ def test_synthetic_segmentation_reaches_high_boundary_f1() -> None:
     assert scores.f1 >= 0.9, scores
     # The per-position nearest-mean classifier (which knows the true means) is far worse.
     nearest = ((x_test[..., None, :] - torch.eye(D)[:C]) ** 2).sum(-1).argmin(-1)
-    naive = boundary_f1(labels_to_segments(nearest, l_test, T), s_test)
+    naive = boundary_f1(labels_to_segment_lists(nearest, l_test, T), s_test)
     assert scores.f1 > naive.f1 + 0.1, (scores, naive)
     # The learned durations reflect the data: the most likely duration of label 1 is 6 or 7.
     assert int(head.duration_bias[:, 1].argmax()) + 1 in (6, 7)

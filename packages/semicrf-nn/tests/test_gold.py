@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from semicrf_kernels.testing.brute_force import score_segmentation
-from semicrf_nn import Segment, labels_to_segments, score_gold_vectorized
+from semicrf_nn import Segment, labels_to_segment_lists, score_gold_vectorized
 from semicrf_nn.gold import (
     describe_forbidden_gold,
     gold_segmentation,
@@ -89,7 +89,7 @@ def test_gold_score_matches_enumeration_scorer(B, T, C, K, per_duration, proj) -
     C=st.integers(1, 4),
     K=st.integers(1, 6),
 )
-def test_labels_to_segments_and_reference_agree(data, T, C, K) -> None:
+def test_labels_to_segment_lists_and_reference_agree(data, T, C, K) -> None:
     B = 2
     labels = torch.tensor(
         data.draw(
@@ -99,7 +99,7 @@ def test_labels_to_segments_and_reference_agree(data, T, C, K) -> None:
         )
     )
     lengths = torch.tensor(data.draw(st.lists(st.integers(1, T), min_size=B, max_size=B)))
-    segs = labels_to_segments(labels, lengths, K)
+    segs = labels_to_segment_lists(labels, lengths, K)
     for b in range(B):
         assert [(s.start, s.end, s.label) for s in segs[b]] == _runs_split(
             labels[b].tolist(), int(lengths[b]), K

@@ -21,7 +21,7 @@ from semicrf_nn import (
     SemiMarkovCRFHead,
     UniformDuration,
     ViterbiResult,
-    labels_to_segments,
+    labels_to_segment_lists,
 )
 
 BACKENDS = ["streaming", "exact", "binary_tree_sharded"]
@@ -102,7 +102,7 @@ def test_loss_is_the_gold_probability(name, C, K, T, kwargs) -> None:
             L = int(lengths[b])
             split = [
                 (s.start, s.end, s.label)
-                for s in labels_to_segments(labels[b : b + 1], lengths[b : b + 1], K)[0]
+                for s in labels_to_segment_lists(labels[b : b + 1], lengths[b : b + 1], K)[0]
             ]
             for value, segs in (
                 (nll[b], split),

@@ -3,10 +3,13 @@
 This meta-package gathers the public API of its four layers under one import; every name is the
 very object of the layer that defines it (re-exported, never wrapped or copied):
 
-* ``semicrf_nn``: ``SemiMarkovCRFHead``, ``UncertaintySemiMarkovCRFHead``, ``Segment``,
-  ``ViterbiResult``, the duration distributions, gold scoring and boundary metrics;
+* ``semicrf_nn``: ``SemiMarkovCRFHead``, ``UncertaintySemiMarkovCRFHead``,
+  ``SemiCRFDistribution``, ``Segment``, ``ViterbiResult``, the duration distributions, gold
+  scoring and boundary metrics;
 * ``semicrf_kernels``: ``semi_crf_streaming_forward``, ``semi_crf_streaming_viterbi``,
-  ``ViterbiPath``, ``SemiCRFStreaming``, ``compute_edge_block_streaming``, ``NEG_INF``;
+  ``ViterbiPath``, ``Segmentation``, ``semi_crf_streaming_sample``, ``semi_crf_streaming_topk``,
+  the streaming cross-entropy and KL, ``labels_to_segments``, ``segments_to_labels``,
+  ``SemiCRFStreaming``, ``compute_edge_block_streaming``, ``NEG_INF``;
 * ``semicrf_core``: ``SemiMarkov``, ``BandedMatrix``, ``BlockTriangularMatrix`` and the orderings;
 * ``semicrf_semirings``: under ``flash_semicrf.semirings`` (and ``.semirings.checkpoint``).
 
@@ -51,14 +54,19 @@ from .nn import (
     NegativeBinomialDuration,
     PoissonDuration,
     Segment,
+    Segmentation,
+    SegmentationMarginals,
+    SemiCRFDistribution,
     SemiMarkovCRFHead,
     UncertaintySemiMarkovCRFHead,
     UniformDuration,
     ViterbiResult,
     boundary_f1,
     create_duration_distribution,
+    labels_to_segment_lists,
     labels_to_segments,
     score_gold_vectorized,
+    segments_to_labels,
 )
 from .streaming import (
     HAS_TRITON,
@@ -68,7 +76,11 @@ from .streaming import (
     ViterbiPath,
     compute_edge_block_streaming,
     score_path_segments,
+    semi_crf_streaming_cross_entropy,
     semi_crf_streaming_forward,
+    semi_crf_streaming_kl_divergence,
+    semi_crf_streaming_sample,
+    semi_crf_streaming_topk,
     semi_crf_streaming_viterbi,
     streaming_marginals_pytorch,
 )
@@ -109,6 +121,9 @@ __all__ = [
     "NegativeBinomialDuration",
     "PoissonDuration",
     "Segment",
+    "Segmentation",
+    "SegmentationMarginals",
+    "SemiCRFDistribution",
     "SemiCRFStreaming",
     "SemiMarkov",
     "SemiMarkovCRFHead",
@@ -125,12 +140,18 @@ __all__ = [
     "compute_edge_block_streaming",
     "create_duration_distribution",
     "hsmm",
+    "labels_to_segment_lists",
     "labels_to_segments",
     "measure_effective_bandwidth",
     "rcm_ordering_from_adjacency",
     "score_gold_vectorized",
     "score_path_segments",
+    "segments_to_labels",
+    "semi_crf_streaming_cross_entropy",
     "semi_crf_streaming_forward",
+    "semi_crf_streaming_kl_divergence",
+    "semi_crf_streaming_sample",
+    "semi_crf_streaming_topk",
     "semi_crf_streaming_viterbi",
     "snake_ordering",
     "streaming_marginals_pytorch",

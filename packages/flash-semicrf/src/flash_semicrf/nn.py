@@ -18,14 +18,19 @@ from semicrf_nn import (
     NegativeBinomialDuration,
     PoissonDuration,
     Segment,
+    Segmentation,
+    SegmentationMarginals,
+    SemiCRFDistribution,
     SemiMarkovCRFHead,
     UncertaintySemiMarkovCRFHead,
     UniformDuration,
     ViterbiResult,
     boundary_f1,
     create_duration_distribution,
+    labels_to_segment_lists,
     labels_to_segments,
     score_gold_vectorized,
+    segments_to_labels,
 )
 
 from ._optional import HAS_LIGHTNING
@@ -40,14 +45,19 @@ __all__ = [
     "NegativeBinomialDuration",
     "PoissonDuration",
     "Segment",
+    "Segmentation",
+    "SegmentationMarginals",
+    "SemiCRFDistribution",
     "SemiMarkovCRFHead",
     "UncertaintySemiMarkovCRFHead",
     "UniformDuration",
     "ViterbiResult",
     "boundary_f1",
     "create_duration_distribution",
+    "labels_to_segment_lists",
     "labels_to_segments",
     "score_gold_vectorized",
+    "segments_to_labels",
 ]
 if HAS_LIGHTNING:
     __all__ += ["SemiCRFLightningModule"]  # noqa: F822 (resolved by __getattr__)

@@ -10,6 +10,10 @@ Everything here is an object of ``semicrf_kernels`` re-exported unchanged:
   ``launch_streaming_triton_kernel``, ``launch_streaming_triton_backward``,
   ``launch_streaming_triton_kernel_max_bp`` and ``semi_crf_streaming_viterbi_triton`` import
   from here too.
+* ``semi_crf_streaming_sample`` / ``semi_crf_streaming_topk``: exact samples and the k best
+  segmentations as a ``Segmentation``; ``semi_crf_streaming_cross_entropy`` /
+  ``semi_crf_streaming_kl_divergence`` between two models; ``labels_to_segments`` /
+  ``segments_to_labels``.
 * ``NEG_INF``: the large finite negative float (``-1e9``) used as log-space minus infinity
   (``docs/conventions.md`` section 1 says why not ``-1e38``).
 
@@ -21,6 +25,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from semicrf_kernels import (
+    Segmentation,
+    labels_to_segments,
+    segments_to_labels,
+    semi_crf_streaming_cross_entropy,
+    semi_crf_streaming_kl_divergence,
+    semi_crf_streaming_sample,
+    semi_crf_streaming_topk,
+)
 from semicrf_kernels import streaming as _kernels_streaming
 from semicrf_kernels.streaming import (
     HAS_TRITON,
@@ -48,12 +61,19 @@ _TRITON_NAMES = (
 __all__ = [
     "HAS_TRITON",
     "NEG_INF",
+    "Segmentation",
     "SemiCRFStreaming",
     "StreamingMarginals",
     "ViterbiPath",
     "compute_edge_block_streaming",
+    "labels_to_segments",
     "score_path_segments",
+    "segments_to_labels",
+    "semi_crf_streaming_cross_entropy",
     "semi_crf_streaming_forward",
+    "semi_crf_streaming_kl_divergence",
+    "semi_crf_streaming_sample",
+    "semi_crf_streaming_topk",
     "semi_crf_streaming_viterbi",
     "streaming_forward_pytorch",
     "streaming_marginals_pytorch",

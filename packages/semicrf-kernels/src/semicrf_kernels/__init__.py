@@ -1,4 +1,4 @@
-"""semicrf-kernels: streaming semi-CRF forward, backward and Viterbi.
+"""semicrf-kernels: streaming semi-CRF forward, backward, Viterbi, top-k, sampling and KL.
 
 One folder per operation (:mod:`.logpartition`, :mod:`.viterbi`, :mod:`.marginals`,
 :mod:`.cumulative`), each with the same faces: ``pytorch.py``, ``triton*.py``, ``op.py``; shared
@@ -18,13 +18,18 @@ from . import streaming as _streaming
 from ._shared.triton_support import HAS_TRITON
 from .constants import NEG_INF
 from .cumulative import cumulative_scores
+from .divergence import semi_crf_streaming_cross_entropy, semi_crf_streaming_kl_divergence
 from .edge_block import compute_edge_block_streaming
+from .sampling import semi_crf_streaming_sample
+from .segmentation import Segmentation, labels_to_segments, segments_to_labels
+from .segmentation_score import score_segmentation_tensors
 from .streaming import (
     SemiCRFStreaming,
     StreamingMarginals,
     semi_crf_streaming_forward,
     streaming_marginals_pytorch,
 )
+from .topk import semi_crf_streaming_topk
 from .viterbi import ViterbiPath, score_path_segments, semi_crf_streaming_viterbi
 
 __version__ = "0.1.0"
@@ -32,14 +37,22 @@ __version__ = "0.1.0"
 __all__ = [
     "HAS_TRITON",
     "NEG_INF",
+    "Segmentation",
     "SemiCRFStreaming",
     "StreamingMarginals",
     "ViterbiPath",
     "__version__",
     "compute_edge_block_streaming",
     "cumulative_scores",
+    "labels_to_segments",
     "score_path_segments",
+    "score_segmentation_tensors",
+    "segments_to_labels",
+    "semi_crf_streaming_cross_entropy",
     "semi_crf_streaming_forward",
+    "semi_crf_streaming_kl_divergence",
+    "semi_crf_streaming_sample",
+    "semi_crf_streaming_topk",
     "semi_crf_streaming_viterbi",
     "streaming_marginals_pytorch",
 ]

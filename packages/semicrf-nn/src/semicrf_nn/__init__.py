@@ -3,9 +3,13 @@
 ``SemiMarkovCRFHead`` sits on any encoder's ``(batch, T, hidden)`` output; the streaming
 kernels of ``semicrf_kernels`` compute its partition function, gradients and Viterbi path in
 ``O(KC)`` memory. ``UncertaintySemiMarkovCRFHead`` adds exact posterior marginals and
-entropy. The PyTorch Lightning wrapper lives in ``semicrf_nn.lightning`` (optional).
+entropy. ``SemiCRFDistribution`` is the distribution over segmentations (sampling, top-k,
+KL), ``head.distribution(...)`` builds one. The PyTorch Lightning wrapper lives in ``semicrf_nn.lightning`` (optional).
 """
 
+from semicrf_kernels import Segmentation, labels_to_segments, segments_to_labels
+
+from .distribution import SegmentationMarginals, SemiCRFDistribution
 from .durations import (
     CallableDuration,
     DurationDistribution,
@@ -16,7 +20,7 @@ from .durations import (
     UniformDuration,
     create_duration_distribution,
 )
-from .gold import labels_to_segments, score_gold_vectorized
+from .gold import labels_to_segment_lists, score_gold_vectorized
 from .head import SemiMarkovCRFHead
 from .metrics import BoundaryScores, boundary_f1
 from .segment import Segment, ViterbiResult
@@ -33,6 +37,9 @@ __all__ = [
     "NegativeBinomialDuration",
     "PoissonDuration",
     "Segment",
+    "Segmentation",
+    "SegmentationMarginals",
+    "SemiCRFDistribution",
     "SemiMarkovCRFHead",
     "UncertaintySemiMarkovCRFHead",
     "UniformDuration",
@@ -40,6 +47,8 @@ __all__ = [
     "__version__",
     "boundary_f1",
     "create_duration_distribution",
+    "labels_to_segment_lists",
     "labels_to_segments",
     "score_gold_vectorized",
+    "segments_to_labels",
 ]

@@ -26,7 +26,7 @@ __all__ = [
     "GoldSegmentation",
     "describe_forbidden_gold",
     "gold_segment_starts",
-    "labels_to_segments",
+    "labels_to_segment_lists",
     "safe_logsumexp",
     "score_gold_reference",
     "score_gold_vectorized",
@@ -390,7 +390,7 @@ def describe_forbidden_gold(parts: GoldSegmentation, batch_index: int) -> str | 
     return f"{where} follows label {p} but the transition {p} -> {c} is forbidden"
 
 
-def labels_to_segments(
+def labels_to_segment_lists(
     labels: torch.Tensor, lengths: torch.Tensor, max_duration: int
 ) -> list[list[Segment]]:
     """Gold segments of per-position labels, as ``Segment`` lists (score 0.0).

@@ -14,12 +14,18 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from semicrf_kernels import semi_crf_streaming_forward, semi_crf_streaming_viterbi
+from semicrf_kernels import (
+    segments_to_labels,
+    semi_crf_streaming_forward,
+    semi_crf_streaming_viterbi,
+)
 from semicrf_semirings import LogSemiring, MaxSemiring, Semiring
 
 from .backends import build_edge_tensor, check_edge_memory, exact_sum
+from .distribution import SemiCRFDistribution
 from .durations import DurationDistribution, LearnedDuration, create_duration_distribution
 from .gold import describe_forbidden_gold, gold_segmentation, segments_to_tensors
+from .masks import accepts_mask
 from .preprocess import ModelInputs, position_mask, prepare_inputs
 from .segment import Segment, ViterbiResult
 from .validation import (
@@ -297,6 +303,7 @@ class SemiMarkovCRFHead(nn.Module):
         return exact_sum(edge, lengths, semiring, sharded=backend == "binary_tree_sharded")
 
     # ------------------------------------------------------------------ public API
+    @accepts_mask
     def forward(
         self,
         hidden_states: torch.Tensor,
@@ -382,6 +389,7 @@ class SemiMarkovCRFHead(nn.Module):
         )
         return nll.to(inputs.cum_scores.dtype)
 
+    @accepts_mask
     def compute_loss(
         self,
         hidden_states: torch.Tensor,
@@ -425,6 +433,59 @@ class SemiMarkovCRFHead(nn.Module):
             return values.sum()
         return values
 
+    # ------------------------------------------------------------------ the distribution
+    @accepts_mask
+    def distribution(
+        self, hidden_states: torch.Tensor, lengths: torch.Tensor | None = None, *,
+        use_triton: bool = True,
+    ) -> SemiCRFDistribution:  # fmt: skip
+        """The distribution over segmentations for these inputs (differentiable in the head).
+
+        Args:
+            hidden_states: ``(batch, T, hidden_dim)`` encoder output.
+            lengths: ``(batch,)`` integer valid lengths (or give ``mask=``).
+            use_triton: (keyword) let the kernels use Triton where available.
+
+        Returns:
+            :class:`SemiCRFDistribution` of the head's scores (after centering, projections and
+            boundaries): ``log_partition``, ``log_prob``, ``argmax``, ``topk``, ``sample``,
+            ``entropy``, ``cross_entropy``, ``kl_divergence``, ``marginals``.
+        """
+        self._check(hidden_states, lengths)
+        inputs = self._prepare(hidden_states, lengths)
+        return SemiCRFDistribution(
+            inputs.cum_scores, inputs.transition, inputs.duration_bias, lengths,
+            self.max_duration, proj_start=inputs.proj_start, proj_end=inputs.proj_end,
+            use_triton=use_triton, validate=self.validate,
+        )  # fmt: skip
+
+    @accepts_mask
+    @torch.no_grad()
+    def decode_labels(
+        self, hidden_states: torch.Tensor, lengths: torch.Tensor | None = None, *,
+        use_triton: bool = True,
+    ) -> torch.Tensor:  # fmt: skip
+        """The best segmentation as per-position labels (what torch-crf's ``decode`` gives).
+
+        Args:
+            hidden_states: ``(batch, T, hidden_dim)`` encoder output.
+            lengths: ``(batch,)`` integer valid lengths (or give ``mask=``).
+            use_triton: (keyword) let the kernels use Triton where available.
+
+        Returns:
+            ``(batch, T)`` int64 labels of the Viterbi segmentation, ``-1`` past each length
+            (and everywhere for a sequence with no allowed segmentation).
+        """
+        self._check(hidden_states, lengths)
+        inputs = self._prepare(hidden_states, lengths)
+        path = semi_crf_streaming_viterbi(
+            inputs.cum_scores, inputs.transition, inputs.duration_bias, lengths,
+            self.max_duration, use_triton, self.num_warps, proj_start=inputs.proj_start,
+            proj_end=inputs.proj_end, validate=self.validate,
+        )  # fmt: skip
+        return segments_to_labels(path, hidden_states.shape[1])
+
+    @accepts_mask
     @torch.no_grad()
     def decode(
         self,
@@ -445,6 +506,7 @@ class SemiMarkovCRFHead(nn.Module):
             inputs.cum_scores.dtype
         )
 
+    @accepts_mask
     @torch.no_grad()
     def decode_with_traceback(
         self,

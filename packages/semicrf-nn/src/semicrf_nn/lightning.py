@@ -23,7 +23,7 @@ except ImportError:  # pragma: no cover - depends on the environment
             "semicrf_nn.lightning needs the 'lightning' package (pip install lightning)"
         ) from exc
 
-from .gold import labels_to_segments
+from .gold import labels_to_segment_lists
 from .head import SemiMarkovCRFHead
 from .metrics import boundary_f1
 from .uncertainty import UncertaintySemiMarkovCRFHead
@@ -96,7 +96,7 @@ class SemiCRFLightningModule(pl.LightningModule):
         self.log("val/loss", loss, sync_dist=True, batch_size=n)
         hidden = self.encoder(batch["inputs"])
         pred = self.crf.decode_with_traceback(hidden, batch["lengths"]).segments
-        gold = labels_to_segments(batch["labels"], batch["lengths"], batch["labels"].shape[1])
+        gold = labels_to_segment_lists(batch["labels"], batch["lengths"], batch["labels"].shape[1])
         self.log("val/boundary_f1", boundary_f1(pred, gold).f1, sync_dist=True, batch_size=n)
         if isinstance(self.crf, UncertaintySemiMarkovCRFHead):
             entropy = self.crf.compute_entropy_streaming(hidden, batch["lengths"])

@@ -69,7 +69,7 @@ def boundary_f1(
     Args:
         predicted: ``predicted[b]`` the predicted segments of sequence ``b`` (e.g.
             ``ViterbiResult.segments``).
-        gold: ``gold[b]`` the gold segments (e.g. ``labels_to_segments(labels, lengths, T)``
+        gold: ``gold[b]`` the gold segments (e.g. ``labels_to_segment_lists(labels, lengths, T)``
             for maximal label runs).
 
     Returns:

@@ -26,7 +26,7 @@ class Segment:
             scores over ``[start, end]``), duration bias, boundary scores, and the transition
             from the previous segment's label, or for the first segment the start score
             ``logsumexp_{c'} transition[c', label]``. A Viterbi path's segment scores add up to
-            its Viterbi score. Segments built from gold labels (``labels_to_segments``) have
+            its Viterbi score. Segments built from gold labels (``labels_to_segment_lists``) have
             score ``0.0``.
     """
 

@@ -21,6 +21,7 @@ from semicrf_kernels import streaming_marginals_pytorch
 from semicrf_semirings import EntropySemiring, LogSemiring
 
 from .head import REDUCTIONS, SemiMarkovCRFHead
+from .masks import accepts_mask
 from .preprocess import ModelInputs, cumulative_scores, position_mask
 from .validation import check_choice
 
@@ -127,6 +128,7 @@ class UncertaintySemiMarkovCRFHead(SemiMarkovCRFHead):
                 return grad_ps
             return ops.cumulative_scores_backward.default(grad_cum, scores.dtype)
 
+    @accepts_mask
     def compute_boundary_marginals(
         self,
         hidden_states: torch.Tensor,
@@ -159,6 +161,7 @@ class UncertaintySemiMarkovCRFHead(SemiMarkovCRFHead):
         )
         return boundary.clamp(0.0, 1.0) if normalize else boundary
 
+    @accepts_mask
     def compute_position_marginals(
         self,
         hidden_states: torch.Tensor,
@@ -187,6 +190,7 @@ class UncertaintySemiMarkovCRFHead(SemiMarkovCRFHead):
         return grad.clamp(0.0, 1.0)
 
     # ------------------------------------------------------------------ entropy
+    @accepts_mask
     def compute_entropy_streaming(
         self, hidden_states: torch.Tensor, lengths: torch.Tensor
     ) -> torch.Tensor:
@@ -217,6 +221,7 @@ class UncertaintySemiMarkovCRFHead(SemiMarkovCRFHead):
         # distribution; entropy is >= 0.
         return marg.entropy.clamp(min=0.0).to(inputs.cum_scores.dtype)
 
+    @accepts_mask
     def compute_entropy_exact(
         self, hidden_states: torch.Tensor, lengths: torch.Tensor
     ) -> torch.Tensor:
@@ -234,6 +239,7 @@ class UncertaintySemiMarkovCRFHead(SemiMarkovCRFHead):
         return entropy.to(inputs.cum_scores.dtype)
 
     # ------------------------------------------------------------------ weighted loss
+    @accepts_mask
     def sequence_uncertainty(
         self,
         hidden_states: torch.Tensor,
@@ -273,6 +279,7 @@ class UncertaintySemiMarkovCRFHead(SemiMarkovCRFHead):
         out_dtype = torch.float64 if hidden_states.dtype == torch.float64 else torch.float32
         return u.clamp(0.0, 1.0).to(out_dtype)
 
+    @accepts_mask
     def compute_loss_uncertainty_weighted(
         self,
         hidden_states: torch.Tensor,
