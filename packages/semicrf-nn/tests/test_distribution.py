@@ -11,8 +11,8 @@ from _nn_helpers import brute, make_batch, make_head
 
 from semicrf_kernels.brute_force import enumerate_segmentations, score_segmentation
 from semicrf_nn import (
-    SemiCRFDistribution,
     Segmentation,
+    SemiCRFDistribution,
     labels_to_segments,
     segments_to_labels,
 )
@@ -58,7 +58,7 @@ def test_members_match_brute_force(setup) -> None:
     dist = head.distribution(hidden, lengths)
     assert isinstance(dist, torch.distributions.Distribution)
     assert dist.batch_shape == (3,) and dist.event_shape == (5,)
-    ref, inputs = brute(head, hidden, lengths)
+    ref, _ = brute(head, hidden, lengths)
     torch.testing.assert_close(dist.log_partition, ref.log_partition, rtol=1e-10, atol=1e-10)
     torch.testing.assert_close(dist.entropy(), ref.entropy, rtol=1e-8, atol=1e-8)
     m = dist.marginals

@@ -54,7 +54,7 @@ def test_decode_labels_is_the_viterbi_segmentation() -> None:
 
 def test_bad_masks() -> None:
     head = make_head(2, 2)
-    hidden, lengths = make_batch(2, 4, 4, seed=3)
+    hidden, _ = make_batch(2, 4, 4, seed=3)
     with pytest.raises(ValueError, match="prefix"):
         head.decode(hidden, mask=torch.tensor([[True, False, True, False], [True] * 4]))
     with pytest.raises(ValueError, match="disagree"):
@@ -63,5 +63,5 @@ def test_bad_masks() -> None:
         head.decode(hidden, mask=torch.ones(2, 3, dtype=torch.bool))
     with pytest.raises(TypeError, match="mask"):
         head.decode(hidden, mask=torch.ones(2, 4))
-    with pytest.raises(ValueError, match="lengths .* or mask="):
+    with pytest.raises(ValueError, match=r"lengths .* or mask="):
         head.decode(hidden)
