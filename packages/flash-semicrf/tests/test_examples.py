@@ -18,6 +18,7 @@ EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 SCRIPTS = [
     "quickstart_head.py",
     "uncertainty.py",
+    "distribution_samples.py",
     "streaming_api.py",
     "semimarkov_semirings.py",
     "duration_distributions.py",
