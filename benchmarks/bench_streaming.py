@@ -4,6 +4,7 @@
     python benchmarks/bench_streaming.py --quick         # a small smoke run
     python benchmarks/bench_streaming.py --sweep         # also try num_warps / tile variants
     python benchmarks/bench_streaming.py --out DIR       # where the markdown table goes
+    python benchmarks/bench_streaming.py --distribution  # sample(100) and topk(10) vs a forward
 
 For every configuration ``B x T x K x C`` it times, with ``triton.testing.do_bench`` (median):
 the forward (log Z), the Viterbi score (max forward), the Viterbi decode with device
@@ -173,6 +174,68 @@ def bench_config(cfg: Config, num_warps: int, torch_too: bool) -> dict:
     return row
 
 
+#: Configurations of the segmentation-distribution rows and their targets, in forward passes.
+DISTRIBUTION_CONFIGS = [Config(1, 100000, 200, 24, {}), Config(32, 1000, 32, 24, {})]
+DISTRIBUTION_TARGETS = {"sample(100)": 3.0, "topk(10)": 15.0}
+
+
+def bench_distribution(cfg: Config) -> str:
+    """One table row: forward, ``sample(100)`` and ``topk(10)`` times (ms), their ratios to
+    the forward against the targets, and the peak MiB of each (inputs included)."""
+    from semicrf_kernels import (
+        semi_crf_streaming_forward,
+        semi_crf_streaming_sample,
+        semi_crf_streaming_topk,
+    )
+
+    K = cfg.K
+    cum, trans, db, lengths = make_inputs(cfg.B, cfg.T, K, cfg.C, "cuda", dtype=DTYPE, scale=SCALE)
+    generator = torch.Generator(device="cuda").manual_seed(0)
+
+    def fwd():
+        with torch.no_grad():
+            return semi_crf_streaming_forward(cum, trans, db, lengths, K, validate=False)
+
+    def sample():
+        return semi_crf_streaming_sample(
+            cum, trans, db, lengths, K, 100, generator=generator, validate=False
+        )
+
+    def topk():
+        return semi_crf_streaming_topk(cum, trans, db, lengths, K, 10, validate=False)
+
+    cells = [f"{cfg.B}x{cfg.T}x{cfg.K}x{cfg.C}"]
+    base = time_cuda(fwd, long=cfg.T > 10000)
+    cells.append(fmt(base))
+    for name, fn in (("sample(100)", sample), ("topk(10)", topk)):
+        ms = time_cuda(fn, long=True)
+        ratio = ms / base
+        verdict = "ok" if ratio <= DISTRIBUTION_TARGETS[name] else "MISSED"
+        cells.append(f"{fmt(ms)} ({ratio:.1f}x, target {DISTRIBUTION_TARGETS[name]:g}x: {verdict})")
+    for fn in (fwd, sample, topk):
+        cells.append(fmt(peak_memory(fn)))
+    return "| " + " | ".join(cells) + " |"
+
+
+def distribution_table(configs: list[Config]) -> list[str]:
+    lines = [
+        "",
+        "## Segmentation distribution: sampling and top-k against one forward pass",
+        "",
+        "| B x T x K x C | fwd ms | sample(100) ms | topk(10) ms | peak MiB fwd | peak MiB "
+        "sample | peak MiB topk |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for cfg in configs:
+        try:
+            line = bench_distribution(cfg)
+        except torch.cuda.OutOfMemoryError as exc:
+            line = f"| {cfg.B}x{cfg.T}x{cfg.K}x{cfg.C} | out of memory: {exc} |"
+        lines.append(line)
+        print(line, flush=True)
+    return lines
+
+
 def check_targets(cfg: Config, row: dict) -> str:
     notes = []
     for what, limit in cfg.targets.items():
@@ -229,6 +292,11 @@ def main() -> int:
     parser.add_argument("--no-torch", action="store_true", help="do not time the PyTorch path")
     parser.add_argument("--sweep", action="store_true", help="also sweep tiles and warps")
     parser.add_argument(
+        "--distribution",
+        action="store_true",
+        help="also time sample(100) and topk(10) against one forward (1x100000x200x24, 32x1000x32x24)",
+    )
+    parser.add_argument(
         "--only",
         default="",
         help="run only configs whose BxTxKxC contains one of these (comma-separated)",
@@ -279,6 +347,11 @@ def main() -> int:
     if args.sweep:
         for cfg in configs:
             lines += ["", *sweep(cfg)]
+    if args.distribution:
+        chosen = [
+            c for c in DISTRIBUTION_CONFIGS if any(w in f"{c.B}x{c.T}x{c.K}x{c.C}" for w in wanted)
+        ]
+        lines += distribution_table(chosen)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     name = f"streaming_{card}_{date}_{sha}{'_quick' if args.quick else ''}.md"

@@ -2,11 +2,12 @@
 # Run the GPU test suites and the benchmarks from source, in one call, on a GPU machine
 # that has python3 with torch and triton but no package registry (and maybe no nox).
 #
-#   bash benchmarks/gpu_check.sh [quick|tests|bench|all|reliability]     (default: all)
+#   bash benchmarks/gpu_check.sh [quick|tests|bench|all|reliability|distribution]  (default: all)
 #
 # tests: every package's suite on CUDA; bench: bench_streaming.py + check_precision.py; quick:
 # tests + a small benchmark; reliability: benchmarks/gpu_reliability.py (compile, CUDA graphs,
-# precision, DDP and Lightning on every visible GPU; extra arguments via RELIABILITY_ARGS).
+# precision, DDP and Lightning on every visible GPU; extra arguments via RELIABILITY_ARGS);
+# distribution: sample(100) and topk(10) against one forward (bench_streaming.py --distribution).
 # "all" (tests + bench) needs about 15 minutes: split it where a call is limited to 10.
 #
 # pytest/hypothesis, when missing there, are installed from wheels in .whl/, and Lightning from
@@ -66,6 +67,11 @@ if [[ "$MODE" == "reliability" ]]; then
 fi
 if [[ "$MODE" == "quick" ]]; then
     run python3 benchmarks/bench_streaming.py --quick --out "$RESULTS"
+fi
+if [[ "$MODE" == "distribution" ]]; then
+    # sample(100) and topk(10) against one forward at the two sizes of issue 14.
+    run python3 benchmarks/bench_streaming.py --distribution --no-torch \
+        --only 1x100000x200x24,32x1000x32x24 --out "$RESULTS"
 fi
 echo; echo "gpu_check: $([[ $status == 0 ]] && echo PASSED || echo FAILED)"
 exit $status
