@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from ..segmentation import Segmentation
-from ..validation import check_count, validate_streaming_inputs
+from .._triton_support import triton_available_for
+from ..validation import check_count, check_num_warps, validate_streaming_inputs
 from .pytorch import streaming_sample_pytorch
 
 __all__ = ["semi_crf_streaming_sample"]
@@ -22,6 +23,8 @@ def semi_crf_streaming_sample(
     proj_start: torch.Tensor | None = None,
     proj_end: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
+    use_triton: bool = True,
+    num_warps: int = 4,
     validate: bool = True,
 ) -> Segmentation:
     """Exact samples from the segmentation distribution of the streaming model.
@@ -43,6 +46,10 @@ def semi_crf_streaming_sample(
         proj_end: optional ``(batch, T, C)``.
         generator: a ``torch.Generator`` on ``cum_scores``' device; the same generator state
             gives the same samples. None uses the default generator.
+        use_triton: run the Triton kernels where they can run (CUDA, or the CPU under
+            ``TRITON_INTERPRET=1``); else the PyTorch path. They agree in distribution, not
+            draw by draw.
+        num_warps: warps per Triton program (a power of two).
         validate: run the value checks of :func:`validate_streaming_inputs`.
 
     Returns:
@@ -69,6 +76,14 @@ def semi_crf_streaming_sample(
                 f"generator: expected a generator on cum_scores' device {cum_scores.device}, "
                 f"got one on {generator.device}"
             )
+    check_num_warps(num_warps)
+    if use_triton and triton_available_for(cum_scores):
+        from .triton import streaming_sample_triton
+
+        return streaming_sample_triton(
+            cum_scores, transition, duration_bias, lengths, K, num_samples,
+            proj_start=proj_start, proj_end=proj_end, generator=generator, num_warps=num_warps,
+        )  # fmt: skip
     return streaming_sample_pytorch(
         cum_scores, transition, duration_bias, lengths, K, num_samples,
         proj_start=proj_start, proj_end=proj_end, generator=generator,
