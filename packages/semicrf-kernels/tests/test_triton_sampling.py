@@ -24,7 +24,7 @@ pytestmark = TRITON_MARKS
 if HAS_TRITON:
     from semicrf_kernels.sampling.triton import streaming_sample_triton
 
-DRAWS = 4000 if ON_CUDA else 1200
+DRAWS = 4000 if ON_CUDA else 1000
 
 #: (B, T, C, K, lengths, per_duration, proj, forbid)
 CASES = [

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from ..segmentation import Segmentation
 from .._triton_support import triton_available_for
+from ..segmentation import Segmentation
 from ..validation import check_count, check_num_warps, validate_streaming_inputs
 from .pytorch import streaming_sample_pytorch
 

@@ -35,17 +35,18 @@ if HAS_TRITON:
 
     @triton.jit
     def _draw(logits, valid, u):
-        """Index drawn with probability softmax(logits) over ``valid`` entries (inverse CDF with
-        ``1 - u`` in (0, 1]); an entry of probability 0 is never drawn."""
+        """Per row of ``logits (rows, n)``, an index drawn with probability softmax over the
+        ``valid`` entries (inverse CDF with ``1 - u`` in (0, 1]); an entry of probability 0 is
+        never drawn."""
         x = tl.where(valid, logits, float("-inf"))
-        m = tl.max(x, axis=0)
+        m = tl.max(x, axis=1)
         m = tl.where(m > float("-inf"), m, 0.0)
-        w = tl.where(valid, tl.exp(x - m), 0.0)
-        cdf = tl.cumsum(w, axis=0)
-        target = (1.0 - u) * tl.sum(w, axis=0)
-        return tl.sum((cdf < target).to(tl.int64), axis=0)
+        w = tl.where(valid, tl.exp(x - m[:, None]), 0.0)
+        cdf = tl.cumsum(w, axis=1)
+        target = (1.0 - u) * tl.sum(w, axis=1)
+        return tl.sum((cdf < target[:, None]).to(tl.int64), axis=1)
 
-    @triton.jit(do_not_specialize=["B", "T", "C", "K", "row0", "seed"])
+    @triton.jit(do_not_specialize=["B", "T", "C", "K", "rows", "seed"])
     def _sample_kernel(
         alpha_ptr,  # (B, T+1, C) alpha - shift
         window_ptr,  # (B, T+1, C) A + proj_start - shift ((C, C) only)
@@ -63,78 +64,84 @@ if HAS_TRITON:
         T,
         C,
         K,
-        row0,
+        rows,
         seed,
         PER_DURATION: tl.constexpr,
         HAS_PS: tl.constexpr,
+        BLOCK_N: tl.constexpr,
         BLOCK_C: tl.constexpr,
         BLOCK_K: tl.constexpr,
     ):
-        local = tl.program_id(0).to(tl.int64)
-        row = row0 + local
+        # BLOCK_N samples per program, all advancing one segment per step.
+        row = tl.program_id(0).to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
+        rmask = row < rows
         b = row % B
-        L = tl.load(len_ptr + b)
-        ok = tl.load(alive_ptr + b) != 0
+        L = tl.load(len_ptr + b, mask=rmask, other=0)
+        ok = (tl.load(alive_ptr + b, mask=rmask, other=0) != 0) & rmask
         offs_c = tl.arange(0, BLOCK_C)
         cm = offs_c < C
         offs_k = tl.arange(0, BLOCK_K)
-        base = b * (T + 1) * C
-        final = tl.load(alpha_ptr + base + L * C + offs_c, mask=cm, other=float("-inf"))
+        base = b * (T + 1) * C  # (BLOCK_N,)
         stride = 2 * T + 2  # uniforms per row: the final label, then two per segment
-        u = tl.rand(seed, (local * stride).to(tl.int32))
-        c = _draw(final.to(tl.float64), cm, u)
+        m2 = rmask[:, None] & cm[None, :]
+        final = tl.load(
+            alpha_ptr + (base + L * C)[:, None] + offs_c[None, :], mask=m2, other=float("-inf")
+        )
+        u = tl.rand(seed, (row * stride).to(tl.int32))
+        c = _draw(final.to(tl.float64), m2, u)
         t = tl.where(ok, L, 0)
         step = 1
-        while t > 0:
-            u1 = tl.rand(seed, (local * stride + 2 * step - 1).to(tl.int32))
-            u2 = tl.rand(seed, (local * stride + 2 * step).to(tl.int32))
-            d = offs_k + 1
-            s = t - d
-            ok_d = (d <= K) & (s >= 0)
+        while tl.max(t, axis=0) > 0:
+            active = t > 0
+            u1 = tl.rand(seed, (row * stride + 2 * step - 1).to(tl.int32))
+            u2 = tl.rand(seed, (row * stride + 2 * step).to(tl.int32))
+            d = offs_k[None, :] + 1  # (1, BLOCK_K)
+            s = t[:, None] - d  # (BLOCK_N, BLOCK_K)
+            ok_d = active[:, None] & (d <= K) & (s >= 0)
             s_safe = tl.where(ok_d, s, 0)
-            bias = tl.load(bias_ptr + (d - 1) * C + c, mask=ok_d, other=float("-inf"))
+            cc = c[:, None]
+            bias = tl.load(bias_ptr + (d - 1) * C + cc, mask=ok_d, other=float("-inf"))
+            side = bias.to(tl.float64) - tl.load(
+                cum_ptr + base[:, None] + s_safe * C + cc, mask=ok_d, other=0.0
+            ).to(tl.float64)
+            sh = tl.load(shift_ptr + (b * (T + 1))[:, None] + s_safe, mask=ok_d, other=0.0)
             if PER_DURATION:
-                # Joint (d, c') over a (BLOCK_K, BLOCK_C) tile, flattened for the draw.
-                s2 = s_safe[:, None]
-                ok2 = ok_d[:, None] & cm[None, :]
-                a = tl.load(alpha_ptr + base + s2 * C + offs_c[None, :], mask=ok2, other=0.0)
-                sh = tl.load(shift_ptr + b * (T + 1) + s2, mask=ok_d[:, None], other=0.0)
-                tr = tl.load(
-                    trans_ptr + (d[:, None] - 1) * C * C + offs_c[None, :] * C + c,
-                    mask=ok2, other=float("-inf"),
-                )  # fmt: skip
-                first = tl.load(first_ptr + (d - 1) * C + c, mask=ok_d, other=float("-inf"))
-                side = bias.to(tl.float64) - tl.load(
-                    cum_ptr + base + s_safe * C + c, mask=ok_d, other=0.0
-                ).to(tl.float64)
+                # Joint (d, c') over (BLOCK_N, BLOCK_K, BLOCK_C), flattened for the draw.
                 if HAS_PS:
                     side += tl.load(
-                        ps_ptr + b * T * C + s_safe * C + c, mask=ok_d & (s_safe < T), other=0.0
+                        ps_ptr + (b * T * C)[:, None] + s_safe * C + cc, mask=ok_d, other=0.0
                     ).to(tl.float64)
-                inner = a.to(tl.float64) + sh + tr.to(tl.float64)
-                at_start = (s2 == 0) & (offs_c[None, :] == 0)
-                inner = tl.where(s2 == 0, tl.where(at_start, first[:, None], float("-inf")), inner)
-                joint = inner + side[:, None]
-                valid = ok2 & (joint == joint)  # NaN-free by construction; keep it that way
-                flat = tl.reshape(joint, [BLOCK_K * BLOCK_C])
-                fvalid = tl.reshape(valid, [BLOCK_K * BLOCK_C])
-                pick = _draw(flat, fvalid, u1)
+                s3 = s_safe[:, :, None]
+                ok3 = ok_d[:, :, None] & cm[None, None, :]
+                c3 = offs_c[None, None, :]
+                a = tl.load(alpha_ptr + base[:, None, None] + s3 * C + c3, mask=ok3, other=0.0)
+                tr = tl.load(
+                    trans_ptr + (d[:, :, None] - 1) * C * C + c3 * C + cc[:, :, None],
+                    mask=ok3, other=float("-inf"),
+                )  # fmt: skip
+                first = tl.load(first_ptr + (d - 1) * C + cc, mask=ok_d, other=float("-inf"))
+                inner = a.to(tl.float64) + sh[:, :, None] + tr.to(tl.float64)
+                first3 = tl.where(c3 == 0, first[:, :, None], float("-inf"))
+                inner = tl.where(s3 == 0, first3, inner)
+                joint = tl.reshape(inner + side[:, :, None], [BLOCK_N, BLOCK_K * BLOCK_C])
+                valid = tl.reshape(ok3, [BLOCK_N, BLOCK_K * BLOCK_C])
+                pick = _draw(joint, valid, u1)
                 dd = pick // BLOCK_C + 1
                 prev = pick % BLOCK_C
             else:
-                w = tl.load(window_ptr + base + s_safe * C + c, mask=ok_d, other=float("-inf"))
-                sh = tl.load(shift_ptr + b * (T + 1) + s_safe, mask=ok_d, other=0.0)
-                cs = tl.load(cum_ptr + base + s_safe * C + c, mask=ok_d, other=0.0)
-                g = w.to(tl.float64) + sh - cs.to(tl.float64) + bias.to(tl.float64)
+                w = tl.load(window_ptr + base[:, None] + s_safe * C + cc, mask=ok_d, other=0.0)
+                g = w.to(tl.float64) + sh + side
                 dd = _draw(g, ok_d, u1) + 1
-                sp = t - dd
-                a = tl.load(alpha_ptr + base + sp * C + offs_c, mask=cm, other=float("-inf"))
-                tr = tl.load(trans_ptr + offs_c * C + c, mask=cm, other=float("-inf"))
-                prev = _draw(a.to(tl.float64) + tr.to(tl.float64), cm, u2)
-            s_new = t - dd
-            tl.store(starts_ptr + local * T + s_new, (s_new * 0 + 1).to(tl.int8))
-            tl.store(label_ptr + local * T + s_new, c)
-            c = prev
+                sp = tl.where(active, t - dd, 0)
+                a = tl.load(
+                    alpha_ptr + (base + sp * C)[:, None] + offs_c[None, :], mask=m2, other=0.0
+                )
+                tr = tl.load(trans_ptr + offs_c[None, :] * C + c[:, None], mask=m2, other=0.0)
+                prev = _draw(a.to(tl.float64) + tr.to(tl.float64), m2 & (tr > float("-inf")), u2)
+            s_new = tl.where(active, t - dd, 0)
+            tl.store(starts_ptr + row * T + s_new, (s_new * 0 + 1).to(tl.int8), mask=active)
+            tl.store(label_ptr + row * T + s_new, c, mask=active)
+            c = tl.where(active, prev, c)
             t = s_new
             step += 1
 
@@ -174,17 +181,29 @@ def streaming_sample_triton(
         label_at = torch.zeros(rows, T, dtype=torch.int64, device=cum.device)
         ps = inp.proj_start if inp.proj_start is not None else cum
         per_launch = max(1, _MAX_OFFSETS // (2 * T + 2))
+        block_c, block_k = _next_pow2(C), _next_pow2(K)
+        # Rows per program: a (BLOCK_N, BLOCK_K) tile per step, (BLOCK_N, BLOCK_K, BLOCK_C) with
+        # (K, C, C) transitions; keep each tile within 4096 elements.
+        tile = block_k * (block_c if per_duration else 1)
+        block_n = max(1, min(16, 4096 // tile))
         for row0 in range(0, rows, per_launch):
             n = min(per_launch, rows - row0)
             seed = int(
                 torch.randint(0, 2**31 - 1, (1,), generator=generator, device=cum.device).item()
             )
-            _sample_kernel[(n,)](
-                alpha, window if window is not None else alpha, shift, cum, ps, trans, bias,
-                first, lens, alive.to(torch.int8), starts[row0:], label_at[row0:],
-                B, T, C, K, row0, seed,
+            # Output row row0 + i samples sequence (row0 + i) % B: the kernel numbers its rows
+            # from 0, so a launch not starting at a multiple of B sees the batch rotated.
+            seq = (alpha, window if window is not None else alpha, shift, cum, ps, lens, alive)
+            if row0 % B:
+                order = (torch.arange(B, device=cum.device) + row0 % B) % B
+                seq = tuple(x[order] for x in seq)
+            a_, w_, sh_, cum_, ps_, lens_, alive_ = seq
+            _sample_kernel[(triton.cdiv(n, block_n),)](
+                a_, w_, sh_, cum_, ps_, trans, bias, first, lens_, alive_.to(torch.int8),
+                starts[row0:], label_at[row0:],
+                B, T, C, K, n, seed,
                 PER_DURATION=per_duration, HAS_PS=inp.proj_start is not None,
-                BLOCK_C=_next_pow2(C), BLOCK_K=_next_pow2(K), num_warps=num_warps,
+                BLOCK_N=block_n, BLOCK_C=block_c, BLOCK_K=block_k, num_warps=num_warps,
             )  # fmt: skip
         starts = starts.bool().reshape(num_samples, B, T)
         t = torch.arange(T, device=cum.device).expand(starts.shape)
