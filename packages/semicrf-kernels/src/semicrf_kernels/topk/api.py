@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import torch
 
+from .._triton_support import triton_available_for
 from ..segmentation import Segmentation
-from ..validation import check_count, validate_streaming_inputs
+from ..validation import check_count, check_num_warps, validate_streaming_inputs
 from .pytorch import streaming_topk_pytorch
 
 __all__ = ["semi_crf_streaming_topk"]
+
+
+def _pow2(n: int) -> int:
+    return 1 << max(0, int(n) - 1).bit_length()
+
+
+def _fits_triton(transition: torch.Tensor, K: int, k: int) -> bool:
+    """With ``(K, C, C)`` transitions a step's ``K C k`` candidates form one Triton tile."""
+    if transition.dim() == 2:
+        return True
+    return _pow2(K) * _pow2(transition.shape[-1]) * _pow2(k) <= 16384
 
 
 def semi_crf_streaming_topk(
@@ -21,6 +33,8 @@ def semi_crf_streaming_topk(
     *,
     proj_start: torch.Tensor | None = None,
     proj_end: torch.Tensor | None = None,
+    use_triton: bool = True,
+    num_warps: int = 4,
     validate: bool = True,
 ) -> Segmentation:
     """The ``k`` highest-scoring segmentations of each sequence, in decreasing score.
@@ -42,6 +56,11 @@ def semi_crf_streaming_topk(
         k: how many segmentations per sequence, ``>= 1``.
         proj_start: optional ``(batch, T, C)``.
         proj_end: optional ``(batch, T, C)``.
+        use_triton: run the Triton kernels where they can run (CUDA, or the CPU under
+            ``TRITON_INTERPRET=1``; with ``(K, C, C)`` transitions only while a step's
+            candidates fit a 16,384-entry tile); else the PyTorch path. Both give the same
+            result bit for bit.
+        num_warps: warps per Triton program (a power of two).
         validate: run the value checks of :func:`validate_streaming_inputs`.
 
     Returns:
@@ -59,6 +78,14 @@ def semi_crf_streaming_topk(
     validate_streaming_inputs(
         cum_scores, transition, duration_bias, lengths, K, proj_start, proj_end, validate=validate
     )
+    check_num_warps(num_warps)
+    if use_triton and triton_available_for(cum_scores) and _fits_triton(transition, K, k):
+        from .triton import streaming_topk_triton
+
+        return streaming_topk_triton(
+            cum_scores, transition, duration_bias, lengths, K, k, proj_start, proj_end,
+            num_warps=num_warps,
+        )  # fmt: skip
     return streaming_topk_pytorch(
         cum_scores, transition, duration_bias, lengths, K, k, proj_start=proj_start,
         proj_end=proj_end,
