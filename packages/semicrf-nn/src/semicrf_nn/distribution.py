@@ -184,7 +184,9 @@ class SemiCRFDistribution(Distribution):
         :func:`semicrf_kernels.semi_crf_streaming_topk` documents; ``topk(1)[0]`` is
         :attr:`argmax`). Ranks beyond the number of allowed segmentations score ``-inf``, with
         labels ``-1`` and no starts."""
-        return semi_crf_streaming_topk(*self._model, k, **self._proj, validate=False)
+        return semi_crf_streaming_topk(
+            *self._model, k, **self._proj, use_triton=self.use_triton, validate=False
+        )
 
     def sample(
         self, sample_shape: torch.Size | tuple[int, ...] = (), *,
@@ -203,7 +205,12 @@ class SemiCRFDistribution(Distribution):
         if n < 1:
             raise ValueError(f"sample_shape: expected at least one sample, got {tuple(shape)}")
         seg = semi_crf_streaming_sample(
-            *self._model, n, **self._proj, generator=generator, validate=False
+            *self._model,
+            n,
+            **self._proj,
+            generator=generator,
+            use_triton=self.use_triton,
+            validate=False,
         )
         B, T = seg.labels.shape[-2:]
         return Segmentation(
