@@ -17,10 +17,10 @@ def _pow2(n: int) -> int:
 
 
 def _fits_triton(transition: torch.Tensor, K: int, k: int) -> bool:
-    """With ``(K, C, C)`` transitions a step's ``K C k`` candidates form one Triton tile."""
+    """With ``(K, C, C)`` transitions a step's ``K C`` list heads form one Triton tile."""
     if transition.dim() == 2:
         return True
-    return _pow2(K) * _pow2(transition.shape[-1]) * _pow2(k) <= 16384
+    return _pow2(K) * _pow2(transition.shape[-1]) <= 16384
 
 
 def semi_crf_streaming_topk(
@@ -57,8 +57,8 @@ def semi_crf_streaming_topk(
         proj_start: optional ``(batch, T, C)``.
         proj_end: optional ``(batch, T, C)``.
         use_triton: run the Triton kernels where they can run (CUDA, or the CPU under
-            ``TRITON_INTERPRET=1``; with ``(K, C, C)`` transitions only while a step's
-            candidates fit a 16,384-entry tile); else the PyTorch path. Both give the same
+            ``TRITON_INTERPRET=1``; with ``(K, C, C)`` transitions only while a step's ``K C``
+            list heads fit a 16,384-entry tile); else the PyTorch path. Both give the same
             result bit for bit.
         num_warps: warps per Triton program (a power of two).
         validate: run the value checks of :func:`validate_streaming_inputs`.

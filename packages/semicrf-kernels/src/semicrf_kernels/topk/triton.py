@@ -1,16 +1,17 @@
 """Triton top-k: the k-best scan of :mod:`.pytorch`, one program per sequence, in float64.
 
-Every ``(position, label)`` keeps its ``k`` best partial paths. A list is filled by ``k``
-selection passes over its candidates, each taking the largest remaining value and, among equal
-values, the smallest candidate index: exactly the order of the PyTorch path's stable descending
-sort, since candidates are indexed the same way (duration, then previous label, then rank). The
+Every ``(position, label)`` keeps its ``k`` best partial paths. The candidates of a list come in
+sorted runs (one per duration, or per duration and previous label: a run is an earlier list plus
+terms shared by the whole run), so a list is filled by a k-way merge of the runs' heads, taking
+the largest head and, among equal values, the run that comes first: exactly the order of the
+PyTorch path's stable descending sort, since candidates are indexed the same way (duration, then
+previous label, then rank). The
 scan works in float64 and adds in the PyTorch path's order, so both give the same results bit for
 bit (the start scores are computed once, by the same torch function, and passed in). A traceback
 kernel then follows the backpointers of every rank on the device.
 
-Cost per position: O(C k K k) with ``(C, C)`` transitions (plus O(C k C k) for the start-side
-lists), O(C k K C k) with ``(K, C, C)``; the selection passes make it slower than the PyTorch
-path's sort for large ``k``. Memory O(k batch T C).
+Cost per position: O(C k K) with ``(C, C)`` transitions (plus O(C k C) for the start-side
+lists), O(C k K C) with ``(K, C, C)``. Memory O(k batch T C).
 """
 
 from __future__ import annotations
@@ -31,17 +32,21 @@ if HAS_TRITON:
     import triton.language as tl
 
     @triton.jit
-    def _select(cand, avail, index, r, k, out_v, out_i, extra, pos_ok):
-        """Pass ``r`` of the k-best selection: store the largest available candidate (smallest
-        index among ties) plus ``extra`` at ``out_v`` and its index at ``out_i``; return the
-        availability without it."""
-        key = tl.where(avail, cand, float("-inf"))
-        v = tl.max(key, axis=0)
-        pick = tl.min(tl.where(avail & (cand == v), index, 1 << 30), axis=0)
+    def _merge_step(val, ok, index, head, r, k, out_v, out_i, extra, pos_ok, KK: tl.constexpr):
+        """Step ``r`` of a k-way merge of sorted lists: ``val``/``ok`` are the lists' current
+        heads (any shape), ``index`` each list's number in candidate order. Stores the largest
+        head (the smallest list number among ties: the stable order) plus ``extra`` at ``out_v``
+        and its candidate index ``list * KK + rank`` at ``out_i``; returns the advanced heads."""
+        key = tl.where(ok, val, float("-inf"))
+        v = tl.max(tl.max(key, axis=1), axis=0)
+        first = tl.where(ok & (val == v), index, 1 << 30)
+        pick = tl.min(tl.min(first, axis=1), axis=0)
+        chosen = index == pick
+        rank = tl.sum(tl.sum(tl.where(chosen, head, 0), axis=1), axis=0)
         keep = pos_ok & (r < k)
         tl.store(out_v, v + extra, mask=keep)
-        tl.store(out_i, pick, mask=keep)
-        return avail & (index != pick)
+        tl.store(out_i, (pick * KK + rank).to(tl.int32), mask=keep)
+        return head + chosen.to(tl.int32)
 
     @triton.jit(do_not_specialize=["T", "C", "K", "k"])
     def _topk_scan_kernel(
@@ -64,6 +69,9 @@ if HAS_TRITON:
         BLOCK_C: tl.constexpr,
         BLOCK_D: tl.constexpr,
     ):
+        # Every list is sorted (value descending, ties in candidate order), and a candidate's
+        # value is its list entry plus terms shared by the whole list, so the k best are a
+        # k-way merge of the lists' heads: O(lists) per step instead of O(lists * k).
         b = tl.program_id(0).to(tl.int64)
         L = tl.load(len_ptr + b)
         rows = (T + 1) * C
@@ -83,65 +91,71 @@ if HAS_TRITON:
                 out = (b * rows + t * C + c) * KK
                 bp = ((b * T + t - 1) * C + c) * KK
                 if PER_DURATION:
-                    # Candidates (d, c', i), index ((d-1) * BLOCK_C + c') * KK + i.
-                    d3 = offs_d[:, None, None] + 1
-                    c3 = offs_c[None, :, None]
-                    j3 = offs_j[None, None, :]
-                    z3 = d3 * 0 + c3 * 0 + j3 * 0  # full-shape offsets for every load
-                    d3 = d3 + z3
-                    s3 = t - d3
-                    ok = (d3 <= dmax) & (c3 < C) & (j3 < k)
-                    s_safe = tl.where(ok, s3, 0)
-                    a = tl.load(
-                        alpha_ptr + ((b * rows + s_safe * C + c3) * KK + j3), mask=ok & (s3 > 0),
-                        other=float("-inf"),
-                    )  # fmt: skip
-                    tr = tl.load(trans_ptr + ((d3 - 1) * C + c3) * C + c, mask=ok, other=0.0)
-                    pair = a + tr
-                    fst = tl.load(first_ptr + (d3 - 1) * C + c, mask=ok, other=float("-inf"))
-                    pair = tl.where(
-                        s3 == 0, tl.where((c3 == 0) & (j3 == 0), fst, float("-inf")), pair
-                    )
-                    st = tl.load(starts_ptr + b * rows + s_safe * C + c, mask=ok, other=0.0)
-                    bs = tl.load(bias_ptr + (d3 - 1) * C + c, mask=ok, other=0.0)
-                    cand = tl.reshape((pair + st) + bs, [BLOCK_D * BLOCK_C * KK])
-                    avail = tl.reshape(ok, [BLOCK_D * BLOCK_C * KK])
-                    index = tl.arange(0, BLOCK_D * BLOCK_C * KK)
-                else:
-                    # Candidates (d, j), index (d-1) * KK + j.
-                    j2 = offs_j[None, :]
-                    d2 = offs_d[:, None] + 1 + j2 * 0
+                    # Lists (d, c'), numbered (d - 1) * BLOCK_C + c'; entries i.
+                    d2 = offs_d[:, None] + 1 + offs_c[None, :] * 0
+                    c2 = offs_c[None, :] + offs_d[:, None] * 0
                     s2 = t - d2
-                    ok = (d2 <= dmax) & (j2 < k)
-                    s_safe = tl.where(ok, s2, 0)
-                    g = tl.load(g_ptr + (b * rows + s_safe * C + c) * KK + j2, mask=ok, other=0.0)
-                    bs = tl.load(bias_ptr + (d2 - 1) * C + c, mask=ok, other=0.0)
-                    cand = tl.reshape(g + bs, [BLOCK_D * KK])
-                    avail = tl.reshape(ok, [BLOCK_D * KK])
-                    index = tl.arange(0, BLOCK_D * KK)
-                for r in range(KK):
-                    avail = _select(
-                        cand, avail, index, r, k, alpha_ptr + out + r, end_ptr + bp + r, e, True
-                    )
+                    ok_l = (d2 <= dmax) & (c2 < C)
+                    s_safe = tl.where(ok_l, s2, 0)
+                    tr = tl.load(trans_ptr + ((d2 - 1) * C + c2) * C + c, mask=ok_l, other=0.0)
+                    fst = tl.load(first_ptr + (d2 - 1) * C + c, mask=ok_l, other=float("-inf"))
+                    st = tl.load(starts_ptr + b * rows + s_safe * C + c, mask=ok_l, other=0.0)
+                    bs = tl.load(bias_ptr + (d2 - 1) * C + c, mask=ok_l, other=0.0)
+                    index = (d2 - 1) * BLOCK_C + c2
+                    head = tl.zeros([BLOCK_D, BLOCK_C], dtype=tl.int32)
+                    for r in range(k):
+                        ok = ok_l & (head < k)
+                        a = tl.load(
+                            alpha_ptr + (b * rows + s_safe * C + c2) * KK + head,
+                            mask=ok & (s2 > 0), other=float("-inf"),
+                        )  # fmt: skip
+                        pair = a + tr
+                        at0 = tl.where((c2 == 0) & (head == 0), fst, float("-inf"))
+                        pair = tl.where(s2 == 0, at0, pair)
+                        head = _merge_step(
+                            (pair + st) + bs, ok, index, head, r, k, alpha_ptr + out + r,
+                            end_ptr + bp + r, e, True, KK,
+                        )  # fmt: skip
+                else:
+                    # Lists d (start-side lists G[t - d, c]), numbered d - 1; entries j.
+                    d2 = offs_d[:, None] + 1
+                    s2 = t - d2
+                    ok_l = d2 <= dmax
+                    s_safe = tl.where(ok_l, s2, 0)
+                    bs = tl.load(bias_ptr + (d2 - 1) * C + c, mask=ok_l, other=0.0)
+                    index = d2 - 1
+                    head = tl.zeros([BLOCK_D, 1], dtype=tl.int32)
+                    for r in range(k):
+                        ok = ok_l & (head < k)
+                        g = tl.load(
+                            g_ptr + (b * rows + s_safe * C + c) * KK + head, mask=ok,
+                            other=float("-inf"),
+                        )  # fmt: skip
+                        head = _merge_step(
+                            g + bs, ok, index, head, r, k, alpha_ptr + out + r,
+                            end_ptr + bp + r, e, True, KK,
+                        )  # fmt: skip
             if not PER_DURATION:
                 tl.debug_barrier()
-                # Start-side lists G[t, c]: candidates (c', i), index c' * KK + i.
+                # Start-side lists G[t, c]: lists c' (alpha[t, c']), entries i.
                 for c in range(C):
-                    j2 = offs_j[None, :]
-                    c2 = offs_c[:, None] + j2 * 0
-                    ok = (c2 < C) & (j2 < k)
-                    a = tl.load(alpha_ptr + (b * rows + t * C + c2) * KK + j2, mask=ok, other=0.0)
-                    tr = tl.load(trans_ptr + c2 * C + c, mask=ok, other=0.0)
-                    cand = tl.reshape(a + tr, [BLOCK_C * KK])
-                    avail = tl.reshape(ok, [BLOCK_C * KK])
-                    index = tl.arange(0, BLOCK_C * KK)
+                    c2 = offs_c[:, None]
+                    ok_l = c2 < C
+                    tr = tl.load(trans_ptr + c2 * C + c, mask=ok_l, other=0.0)
                     st = tl.load(starts_ptr + b * rows + t * C + c)
                     out = (b * rows + t * C + c) * KK
                     bp = ((b * T + t) * C + c) * KK
-                    for r in range(KK):
-                        avail = _select(
-                            cand, avail, index, r, k, g_ptr + out + r, start_ptr + bp + r, st, t < L
-                        )
+                    head = tl.zeros([BLOCK_C, 1], dtype=tl.int32)
+                    for r in range(k):
+                        ok = ok_l & (head < k)
+                        a = tl.load(
+                            alpha_ptr + (b * rows + t * C + c2) * KK + head, mask=ok,
+                            other=float("-inf"),
+                        )  # fmt: skip
+                        head = _merge_step(
+                            a + tr, ok, c2, head, r, k, g_ptr + out + r, start_ptr + bp + r, st,
+                            t < L, KK,
+                        )  # fmt: skip
             tl.debug_barrier()
 
     @triton.jit(do_not_specialize=["B", "T", "C", "k"])
