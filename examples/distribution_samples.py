@@ -17,7 +17,7 @@ from collections import Counter
 import torch
 
 from flash_semicrf import SemiCRFDistribution
-from semicrf_kernels.brute_force import enumerate_segmentations, score_segmentation
+from semicrf_kernels.testing.brute_force import enumerate_segmentations, score_segmentation
 
 torch.manual_seed(0)
 

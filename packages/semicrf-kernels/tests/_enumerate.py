@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections import Counter
 from typing import NamedTuple
 
-from semicrf_kernels.brute_force import enumerate_segmentations, score_segmentation
+from scipy.stats import chisquare
+
+from semicrf_kernels.testing.brute_force import enumerate_segmentations, score_segmentation
 
 
 class Scored(NamedTuple):
@@ -54,3 +57,27 @@ def tie_key(path: Scored) -> tuple[int, ...]:
     """The documented order among equal scores: from the last segment backwards, its label,
     then its duration, then the previous label, ..., smaller first."""
     return tuple(x for s, e, c in reversed(path.segments) for x in (c, e - s + 1))
+
+
+#: Significance of the chi-square test; the seed is fixed, so the outcome is too.
+ALPHA = 1e-3
+
+
+def chi_square_pvalue(counts: Counter, probs: dict, n: int) -> float:
+    """p-value of observed ``counts`` against ``probs``; bins expecting < 5 are pooled."""
+    observed, expected = [], []
+    pooled_o = pooled_e = 0.0
+    for key, p in probs.items():
+        if p * n >= 5:
+            observed.append(counts.get(key, 0))
+            expected.append(p * n)
+        else:
+            pooled_o += counts.get(key, 0)
+            pooled_e += p * n
+    if pooled_e > 0:
+        observed.append(pooled_o)
+        expected.append(pooled_e)
+    if len(observed) < 2:
+        return 1.0
+    scale = sum(observed) / sum(expected)  # removes float rounding of sum(p) = 1
+    return float(chisquare(observed, [e * scale for e in expected]).pvalue)

@@ -7,7 +7,6 @@ import math
 import pytest
 import torch
 
-from semicrf_kernels.brute_force import score_segmentation
 from semicrf_kernels.segmentation import (
     Segmentation,
     labels_to_segments,
@@ -15,6 +14,7 @@ from semicrf_kernels.segmentation import (
     segments_to_labels,
 )
 from semicrf_kernels.segmentation_score import check_segmentation, score_segmentation_tensors
+from semicrf_kernels.testing.brute_force import score_segmentation
 from semicrf_kernels.viterbi.pytorch import streaming_viterbi_pytorch
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from _nn_helpers import brute, make_batch, make_head
 
-from semicrf_kernels.brute_force import enumerate_segmentations, score_segmentation
+from semicrf_kernels.testing.brute_force import enumerate_segmentations, score_segmentation
 from semicrf_nn import (
     Segmentation,
     SemiCRFDistribution,

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from ._inputs import compute_dtype, mask_forbidden
-from ._logspace import safe_logsumexp
+from ._shared.inputs import compute_dtype, mask_forbidden
+from ._shared.logspace import safe_logsumexp
 from .segmentation import Segmentation
 
 __all__ = ["check_segmentation", "score_segmentation_tensors"]

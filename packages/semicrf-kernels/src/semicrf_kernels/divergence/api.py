@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from .._inputs import compute_dtype
-from ..streaming.api import semi_crf_streaming_forward
+from .._shared.inputs import compute_dtype
+from ..logpartition.api import semi_crf_streaming_forward
 from ..validation import validate_streaming_inputs
 from .pytorch import expected_score, feature_marginals, prepare_pair
 

@@ -20,9 +20,9 @@ from typing import NamedTuple
 
 import torch
 
-from .._inputs import KernelInputs, prepare_inputs
-from .._logspace import safe_logsumexp
-from ..streaming.pytorch import _backward_scan, _forward_scan, _working_inputs
+from .._shared.inputs import KernelInputs, prepare_inputs
+from .._shared.logspace import safe_logsumexp
+from ..logpartition.pytorch import _backward_scan, _forward_scan, _working_inputs
 
 __all__ = ["FeatureMarginals", "expected_score", "feature_marginals"]
 

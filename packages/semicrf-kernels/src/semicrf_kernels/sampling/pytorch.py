@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import torch
 
-from .._inputs import KernelInputs, prepare_inputs
-from .._logspace import safe_logsumexp, safe_max_shift
+from .._shared.inputs import KernelInputs, prepare_inputs
+from .._shared.logspace import safe_logsumexp, safe_max_shift
+from ..logpartition.pytorch import _forward_scan, _start_terms, _working_inputs
 from ..segmentation import Segmentation
 from ..segmentation_score import score_segmentation_tensors
-from ..streaming.pytorch import _forward_scan, _start_terms, _working_inputs
 
 __all__ = ["draw_categorical", "streaming_sample_pytorch"]
 

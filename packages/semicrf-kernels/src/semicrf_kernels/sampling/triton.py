@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import torch
 
-from .._inputs import prepare_inputs
-from .._logspace import safe_logsumexp
-from .._triton_support import HAS_TRITON
+from .._shared.inputs import prepare_inputs
+from .._shared.logspace import safe_logsumexp
+from .._shared.scan_launch import _check_triton, _next_pow2, run_forward_scan
+from .._shared.triton_support import HAS_TRITON
 from ..segmentation import Segmentation
 from ..segmentation_score import score_segmentation_tensors
-from ..streaming.triton_forward import _check_triton, _next_pow2, run_forward_scan
 
 __all__ = ["streaming_sample_triton"]
 

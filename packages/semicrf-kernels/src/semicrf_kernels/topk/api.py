@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .._triton_support import triton_available_for
+from .._shared.triton_support import triton_available_for
 from ..segmentation import Segmentation
 from ..validation import check_count, check_num_warps, validate_streaming_inputs
 from .pytorch import streaming_topk_pytorch

@@ -25,10 +25,10 @@ from typing import NamedTuple
 
 import torch
 
-from .._inputs import KernelInputs, prepare_inputs
-from .._logspace import safe_logsumexp
+from .._shared.inputs import KernelInputs, prepare_inputs
+from .._shared.logspace import safe_logsumexp
+from ..logpartition.pytorch import _end_terms, _start_terms, _working_inputs
 from ..segmentation import Segmentation
-from ..streaming.pytorch import _end_terms, _start_terms, _working_inputs
 
 __all__ = ["streaming_topk_pytorch"]
 

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import torch
 
-from .._inputs import prepare_inputs
-from .._logspace import safe_logsumexp
-from .._triton_support import HAS_TRITON
+from .._shared.inputs import prepare_inputs
+from .._shared.logspace import safe_logsumexp
+from .._shared.scan_launch import _check_triton, _next_pow2
+from .._shared.triton_support import HAS_TRITON
+from ..logpartition.pytorch import _end_terms, _start_terms, _working_inputs
 from ..segmentation import Segmentation
-from ..streaming.pytorch import _end_terms, _start_terms, _working_inputs
-from ..streaming.triton_forward import _check_triton, _next_pow2
 
 __all__ = ["streaming_topk_triton"]
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 from _triton_env import DEVICE, TRITON_MARKS
 
-from semicrf_kernels._triton_support import HAS_TRITON
+from semicrf_kernels._shared.triton_support import HAS_TRITON
 from semicrf_kernels.topk import semi_crf_streaming_topk
 from semicrf_kernels.topk.pytorch import streaming_topk_pytorch
 from semicrf_kernels.viterbi.pytorch import streaming_viterbi_pytorch

@@ -12,11 +12,10 @@ from collections import Counter
 
 import pytest
 import torch
-from _enumerate import log_partition, scored_segmentations
+from _enumerate import ALPHA, chi_square_pvalue, log_partition, scored_segmentations
 from _triton_env import DEVICE, ON_CUDA, TRITON_MARKS
-from test_sampling_pytorch import ALPHA, chi_square_pvalue
 
-from semicrf_kernels._triton_support import HAS_TRITON
+from semicrf_kernels._shared.triton_support import HAS_TRITON
 from semicrf_kernels.sampling import semi_crf_streaming_sample
 
 pytestmark = TRITON_MARKS

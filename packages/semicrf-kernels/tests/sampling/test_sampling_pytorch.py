@@ -7,12 +7,11 @@ from collections import Counter
 
 import pytest
 import torch
-from _enumerate import log_partition, scored_segmentations
-from scipy.stats import chisquare
+from _enumerate import ALPHA, chi_square_pvalue, log_partition, scored_segmentations
 
-from semicrf_kernels.brute_force import brute_force_streaming
 from semicrf_kernels.sampling import semi_crf_streaming_sample
 from semicrf_kernels.sampling.pytorch import draw_categorical
+from semicrf_kernels.testing.brute_force import brute_force_streaming
 
 #: (B, T, C, K, lengths, per_duration, proj, forbid)
 CASES = [
@@ -27,28 +26,6 @@ CASES = [
 
 #: Draws per sequence: enough that every bin but the pooled tail expects >= 5 counts.
 DRAWS = 4000
-#: Significance of the chi-square test; the seed is fixed, so the outcome is too.
-ALPHA = 1e-3
-
-
-def chi_square_pvalue(counts: Counter, probs: dict, n: int) -> float:
-    """p-value of observed ``counts`` against ``probs``; bins expecting < 5 are pooled."""
-    observed, expected = [], []
-    pooled_o = pooled_e = 0.0
-    for key, p in probs.items():
-        if p * n >= 5:
-            observed.append(counts.get(key, 0))
-            expected.append(p * n)
-        else:
-            pooled_o += counts.get(key, 0)
-            pooled_e += p * n
-    if pooled_e > 0:
-        observed.append(pooled_o)
-        expected.append(pooled_e)
-    if len(observed) < 2:
-        return 1.0
-    scale = sum(observed) / sum(expected)  # removes float rounding of sum(p) = 1
-    return float(chisquare(observed, [e * scale for e in expected]).pvalue)
 
 
 @pytest.mark.parametrize(("B", "T", "C", "K", "lengths", "per_duration", "proj", "forbid"), CASES)
