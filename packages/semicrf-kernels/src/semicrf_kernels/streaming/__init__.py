@@ -2,7 +2,8 @@
 
 Re-exported by the meta-package as ``flash_semicrf.streaming``. The code lives in the op
 folders (:mod:`semicrf_kernels.logpartition`, :mod:`semicrf_kernels.viterbi`,
-:mod:`semicrf_kernels.marginals`); this package only gathers their public names. The Triton names
+:mod:`semicrf_kernels.marginals`, :mod:`semicrf_kernels.sampling`, :mod:`semicrf_kernels.topk`,
+:mod:`semicrf_kernels.divergence`); this package only gathers their public names. The Triton names
 (``SemiCRFStreamingTriton`` and, when Triton is installed, the launchers) are imported on first
 use, so this package imports without Triton.
 """
@@ -14,20 +15,31 @@ from typing import Any
 
 from .._shared.triton_support import HAS_TRITON
 from ..constants import NEG_INF
+from ..divergence import semi_crf_streaming_cross_entropy, semi_crf_streaming_kl_divergence
 from ..edge_block import compute_edge_block_streaming
 from ..logpartition import SemiCRFStreaming, semi_crf_streaming_forward, streaming_forward_pytorch
 from ..marginals import StreamingMarginals, streaming_marginals_pytorch
+from ..sampling import semi_crf_streaming_sample
+from ..segmentation import Segmentation, labels_to_segments, segments_to_labels
+from ..topk import semi_crf_streaming_topk
 from ..viterbi import ViterbiPath, score_path_segments, semi_crf_streaming_viterbi
 
 __all__ = [
     "HAS_TRITON",
     "NEG_INF",
+    "Segmentation",
     "SemiCRFStreaming",
     "StreamingMarginals",
     "ViterbiPath",
     "compute_edge_block_streaming",
+    "labels_to_segments",
     "score_path_segments",
+    "segments_to_labels",
+    "semi_crf_streaming_cross_entropy",
     "semi_crf_streaming_forward",
+    "semi_crf_streaming_kl_divergence",
+    "semi_crf_streaming_sample",
+    "semi_crf_streaming_topk",
     "semi_crf_streaming_viterbi",
     "streaming_forward_pytorch",
     "streaming_marginals_pytorch",
