@@ -4,23 +4,12 @@ from __future__ import annotations
 
 import torch
 
-from .._shared.triton_support import triton_available_for
+from .._shared.inputs import prepare_inputs
 from ..segmentation import Segmentation
 from ..validation import check_count, check_num_warps, validate_streaming_inputs
-from .pytorch import streaming_topk_pytorch
+from . import op as _op  # noqa: F401 - registers torch.ops.semicrf_kernels.streaming_topk
 
 __all__ = ["semi_crf_streaming_topk"]
-
-
-def _pow2(n: int) -> int:
-    return 1 << max(0, int(n) - 1).bit_length()
-
-
-def _fits_triton(transition: torch.Tensor, K: int, k: int) -> bool:
-    """With ``(K, C, C)`` transitions a step's ``K C`` list heads form one Triton tile."""
-    if transition.dim() == 2:
-        return True
-    return _pow2(K) * _pow2(transition.shape[-1]) <= 16384
 
 
 def semi_crf_streaming_topk(
@@ -79,14 +68,13 @@ def semi_crf_streaming_topk(
         cum_scores, transition, duration_bias, lengths, K, proj_start, proj_end, validate=validate
     )
     check_num_warps(num_warps)
-    if use_triton and triton_available_for(cum_scores) and _fits_triton(transition, K, k):
-        from .triton import streaming_topk_triton
-
-        return streaming_topk_triton(
-            cum_scores, transition, duration_bias, lengths, K, k, proj_start, proj_end,
-            num_warps=num_warps,
-        )  # fmt: skip
-    return streaming_topk_pytorch(
-        cum_scores, transition, duration_bias, lengths, K, k, proj_start=proj_start,
-        proj_end=proj_end,
-    )  # fmt: skip
+    with torch.no_grad():
+        inp = prepare_inputs(
+            cum_scores, transition, duration_bias, lengths, K, proj_start, proj_end
+        )
+        # One custom operator for both paths (it dispatches on the device): one opaque node
+        # under torch.compile.
+        labels, starts, scores = torch.ops.semicrf_kernels.streaming_topk.default(
+            *inp[:5], k, inp.proj_start, inp.proj_end, bool(use_triton), int(num_warps)
+        )
+    return Segmentation(labels, starts, scores)
