@@ -122,3 +122,65 @@ def test_command_line(tmp_path, capsys) -> None:
     assert "boundary F1" in text.out and "wrote" in text.out
     assert "train semi-CRF" in text.err  # the progress bar
     assert (out / "demo.png").is_file() and (out / "metrics.json").is_file()
+
+
+def test_default_config_needs_no_torch() -> None:
+    # The command line builds its parser from these defaults before torch is imported.
+    from flash_semicrf.demo import config
+
+    assert config.DemoConfig is DemoConfig
+    assert "torch" not in vars(config)
+
+
+def test_default_output_folder_is_ignored_by_git() -> None:
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    if shutil.which("git") is None or not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    out = DemoConfig().out
+    # check-ignore exits 0 when the path is ignored (the folder need not exist).
+    done = subprocess.run(
+        ["git", "-C", str(root), "check-ignore", "-q", f"{out}/demo.png"], check=False
+    )
+    assert done.returncode == 0, f"{out}/ (the demo's default output) is not in .gitignore"
+
+
+def test_figure_says_boundary_f1_and_where_the_axis_ends(tmp_path, monkeypatch) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    from flash_semicrf.demo.run import _figure
+
+    texts: list[str] = []
+
+    def capture(fig, path, **kwargs) -> None:
+        for ax in fig.axes:
+            texts.extend([ax.get_ylabel(), ax.get_xlabel()])
+
+    monkeypatch.setattr(Figure, "savefig", capture)
+    L = 37
+    gold = [0] * 10 + [1] * 20 + [0] * 7
+    _figure(
+        tmp_path / "f.png",
+        gold,
+        {"semi-CRF": gold, "softmax": [0] * L},
+        torch.rand(L),
+        {"semi-CRF": 0.9, "softmax": 0.25},
+    )
+    joined = "\n".join(texts)
+    assert "boundary F1 0.90" in joined and "boundary F1 0.25" in joined
+    assert f"0 to {L - 1}" in joined and f"length is {L}" in joined
+    assert "boundary F1" in format_report(
+        {
+            "test_boundaries": 1,
+            "test_regions": 2,
+            "device": "cpu",
+            "semi_crf": dict.fromkeys(METRIC_KEYS, 0.5),
+            "softmax": dict.fromkeys(METRIC_KEYS, 0.5),
+        }
+    )

@@ -197,7 +197,7 @@ def test_lightning_helper_only_when_lightning_imports() -> None:
 def test_versions_name_each_layer() -> None:
     found = flash_semicrf.versions()
     assert set(found) == {"flash-semicrf", *LAYERS}
-    assert found["flash-semicrf"] == flash_semicrf.__version__ == "0.1.0"
+    assert found["flash-semicrf"] == flash_semicrf.__version__ == "2026.12.0"
     for dist, module in LAYERS.items():
         assert found[dist] == importlib.import_module(module).__version__
         assert flash_semicrf.__layer_versions__[dist] == found[dist]

@@ -1,4 +1,9 @@
-"""The ``flash-semicrf`` command line: ``flash-semicrf demo`` and ``flash-semicrf bench``."""
+"""The ``flash-semicrf`` command line: ``flash-semicrf demo``, ``flash-semicrf bench`` and
+``flash-semicrf --version``.
+
+Arguments are parsed before torch is imported (importing it takes seconds), so ``--help`` of
+every subcommand answers at once; torch and the layers are imported only to do the work.
+"""
 
 from __future__ import annotations
 
@@ -31,12 +36,58 @@ _fraction = _checked(float, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)")
 _positive_float = _checked(float, lambda v: v > 0.0, "a positive number")
 
 
+def version_report() -> str:
+    """The text of ``--version``: the five packages' versions, torch, triton and the CUDA seen."""
+    from importlib import metadata
+
+    import torch
+
+    import flash_semicrf
+
+    lines = [f"{dist} {version}" for dist, version in flash_semicrf.versions().items()]
+    lines.append(f"torch {torch.__version__}")
+    try:
+        lines.append(f"triton {metadata.version('triton')}")
+    except metadata.PackageNotFoundError:
+        lines.append("triton not installed (the CPU path is used)")
+    if torch.version.cuda is None:
+        lines.append("CUDA: none (a CPU-only torch build)")
+    elif not torch.cuda.is_available():
+        lines.append(f"CUDA: torch built for CUDA {torch.version.cuda}, no GPU visible")
+    else:
+        count = torch.cuda.device_count()
+        lines.append(
+            f"CUDA: torch built for CUDA {torch.version.cuda}, {count} GPU(s) visible, "
+            f"cuda:0 is {torch.cuda.get_device_name(0)}"
+        )
+    return "\n".join(lines)
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: print :func:`version_report` and exit (torch is imported only here)."""
+
+    def __init__(
+        self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None
+    ):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(version_report())
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
-    from .demo.run import DemoConfig
+    """The argument parser of the command (imports neither torch nor the layers)."""
+    from .demo.config import DemoConfig
 
     d = DemoConfig()
     parser = argparse.ArgumentParser(
         prog="flash-semicrf", description="Fast, exact semi-Markov CRFs for PyTorch."
+    )
+    parser.add_argument(
+        "--version",
+        action=_VersionAction,
+        help="print the versions of the five packages, torch, triton and the CUDA seen, and exit",
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -101,7 +152,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default=d.out, help="output folder (default %(default)s)")
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
 
-    bench = sub.add_parser("bench", help="run the benchmark suite and print its table")
+    bench = sub.add_parser(
+        "bench",
+        help="run the benchmark suite and print its table",
+        description="Time the streaming forward, forward + backward and Viterbi (with its path) "
+        "of semicrf-kernels over a set of batch x T x K x C sizes, on the GPU (Triton kernels) "
+        "when one is there and on the CPU (PyTorch path) otherwise, and print the results as a "
+        "markdown table with the machine, torch and triton versions. Speed is measured here, "
+        "never asserted in tests.",
+    )
     bench.add_argument("--quick", action="store_true", help="small sizes only (seconds)")
     bench.add_argument("--device", default="auto", help="auto, cpu or cuda (default %(default)s)")
     bench.add_argument("--out", default=None, help="also write the table (markdown) to this folder")

@@ -19,12 +19,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
-from .data import LABEL_NAMES, LONGEST_REGION, GeneDataset, make_gene_dataset
+from .config import DemoConfig
+from .data import LABEL_NAMES, GeneDataset, make_gene_dataset
 from .metrics import label_runs, segmentation_metrics
 from .model import SemiCRFTagger, SoftmaxTagger
 
@@ -32,25 +33,6 @@ from .model import SemiCRFTagger, SoftmaxTagger
 COLORS = ("#c8c8c8", "#1f77b4", "#ff7f0e")
 #: How many held-out sequences the figure chooses its example from.
 _FIGURE_CANDIDATES = 16
-
-
-@dataclass
-class DemoConfig:
-    """Options of the demo (each but ``hidden`` is a command-line flag of the same name)."""
-
-    train_size: int = 256
-    test_size: int = 64
-    seq_len: int = 400
-    max_duration: int = LONGEST_REGION
-    epochs: int = 8
-    batch_size: int = 16
-    lr: float = 1e-2
-    hidden: int = 32
-    noise: float = 0.1
-    device: str = "auto"
-    seed: int = 0
-    out: str = "flash-semicrf-demo"
-    progress: bool = True
 
 
 def _resolve_device(name: str) -> torch.device:
@@ -147,7 +129,7 @@ def _figure(
 
     L = len(gold)
     true_bounds = [s for s, _, _ in label_runs(gold)[1:]]
-    tracks = [("truth", gold)] + [(f"{k}\n(F1 {f1[k]:.2f})", v) for k, v in preds.items()]
+    tracks = [("truth", gold)] + [(f"{k}\n(boundary F1 {f1[k]:.2f})", v) for k, v in preds.items()]
     fig, axes = plt.subplots(
         len(tracks) + 1, 1, figsize=(11, 5.4), sharex=True, height_ratios=[1] * len(tracks) + [2.4]
     )
@@ -167,7 +149,11 @@ def _figure(
     )
     ax.set_ylim(-0.03, 1.03)
     ax.set_xlim(-0.5, L - 0.5)
-    ax.set_xlabel("position in a held-out sequence (red: true boundaries)")
+    # The axis ends at the sequence's own length, not at --seq-len: say so.
+    ax.set_xlabel(
+        f"position t in one held-out sequence, 0 to {L - 1} (its length is {L}; "
+        "red: true boundaries)"
+    )
     axes[0].legend(
         handles=[Patch(color=c, label=n) for c, n in zip(COLORS, LABEL_NAMES)],
         loc="lower center",
