@@ -120,9 +120,77 @@ def layers(session: nox.Session) -> None:
     session.run("pytest", "tools/tests", *session.posargs)
 
 
+def _wheel_requirements(wheel: Path) -> list[str]:
+    """The ``Requires-Dist`` lines of ``wheel`` that apply here without extras."""
+    import zipfile
+
+    from packaging.requirements import Requirement
+
+    with zipfile.ZipFile(wheel) as zf:
+        name = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
+        text = zf.read(name).decode()
+    found = []
+    for line in text.splitlines():
+        if line.startswith("Requires-Dist:"):
+            req = Requirement(line.split(":", 1)[1].strip())
+            if req.marker is None or req.marker.evaluate({"extra": ""}):
+                found.append(req)
+    return [str(r) for r in found]
+
+
+def _install_from_wheels(session: nox.Session, dist: Path, package: str) -> Path:
+    """A fresh venv holding ``package`` and its lower layers from ``dist`` only; its python.
+
+    The third-party requirements go in first, from the registry (torch at the version this
+    workspace runs, so uv links it from its cache instead of downloading it again; set
+    ``SEMICRF_TORCH_INDEX=https://download.pytorch.org/whl/cpu`` to take torch from that index
+    instead). Then our packages install with ``--no-index --find-links dist``: a layer missing
+    from the built wheels fails here instead of coming from the workspace or the public index.
+    """
+    from importlib import metadata
+
+    ours = set(PACKAGES.values())
+    wheels = {p.name.split("-")[0].replace("_", "-"): p for p in dist.glob("*.whl")}
+    third_party: set[str] = set()
+    todo, seen = [package], set()
+    while todo:
+        name = todo.pop()
+        seen.add(name)
+        for req in _wheel_requirements(wheels[name]):
+            dep = req.split(";")[0].strip()
+            base = dep.split("[")[0]
+            for sep in "<>=!~ ":
+                base = base.split(sep)[0]
+            if base in ours:
+                if base not in seen:
+                    todo.append(base)
+            else:
+                third_party.add(req)
+    try:
+        torch_pin = f"torch=={metadata.version('torch')}"
+    except metadata.PackageNotFoundError:
+        torch_pin = "torch"
+    venv = Path(session.create_tmp()) / f"wheel-{package}"
+    shutil.rmtree(venv, ignore_errors=True)
+    session.run("uv", "venv", "--quiet", "--python", sys.executable, str(venv), external=True)
+    python = str(venv / "bin" / "python")
+    pip = ("uv", "pip", "install", "--quiet", "--python", python)
+    torch_index = os.environ.get("SEMICRF_TORCH_INDEX")
+    if torch_index:
+        session.run(*pip, "--index-url", torch_index, torch_pin.split("+")[0], external=True)
+    session.run(*pip, torch_pin, *sorted(third_party), external=True)
+    session.run(*pip, "--no-index", "--find-links", str(dist), package, external=True)
+    return venv
+
+
 @nox.session
 def build(session: nox.Session) -> None:
-    """Build the five wheels and sdists without workspace sources; install semirings alone."""
+    """Build the five wheels and sdists without workspace sources, then install from them.
+
+    In fresh environments, from the built wheels only (nothing from the workspace):
+    ``semicrf-semirings`` alone (imports); ``semicrf-kernels`` alone (a forward and a backward);
+    ``semicrf-nn`` alone (one training step of a head); ``flash-semicrf`` (``--version``).
+    """
     dist = ROOT / "dist"
     shutil.rmtree(dist, ignore_errors=True)
     session.run(
@@ -149,6 +217,19 @@ def build(session: nox.Session) -> None:
         "print('semicrf_semirings', s.__version__, 'imports alone')",
         external=True,
     )
+    smoke = str(ROOT / "tools" / "wheel_smoke.py")
+    env = {"OMP_NUM_THREADS": "1"}
+    for package, check in (("semicrf-kernels", "kernels"), ("semicrf-nn", "nn")):
+        venv = _install_from_wheels(session, dist, package)
+        session.run(str(venv / "bin" / "python"), smoke, check, env=env, external=True)
+    venv = _install_from_wheels(session, dist, "flash-semicrf")
+    version = session.run(
+        str(venv / "bin" / "flash-semicrf"), "--version", env=env, external=True, silent=True
+    )
+    session.log(version)
+    built = next(dist.glob("flash_semicrf-*.whl")).name.split("-")[1]
+    if f"flash-semicrf {built}" not in (version or ""):
+        session.error(f"flash-semicrf --version does not name the built version {built}")
 
 
 @nox.session
