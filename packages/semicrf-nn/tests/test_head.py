@@ -296,6 +296,8 @@ def test_transition_mask_forbids_and_is_not_trained_or_penalised() -> None:
     with torch.no_grad():
         head.transition_raw[0, 1] = 5.0  # even if written, it is never used nor penalised
     expected = head.transition_raw[mask].pow(2).sum() + head.duration_dist.bias.pow(2).sum()
+    torch.testing.assert_close(head.parameter_penalty(over="parameters"), expected)
+    expected = head.transition_raw[mask].pow(2).sum() + head.duration_bias.pow(2).sum()
     torch.testing.assert_close(head.parameter_penalty(), expected)
     result = head.decode_with_traceback(torch.randn(3, 8, 2), torch.tensor([8, 8, 5]))
     for segs in result.segments:
@@ -318,16 +320,57 @@ def test_parameter_penalty_covers_learnable_crf_parameters() -> None:
         + 3 * 0.5**p
         + 3 * 2.0**p
     )  # the fixed geometric rate and the emission projection are not penalised
-    torch.testing.assert_close(head.parameter_penalty(p), expected)
+    torch.testing.assert_close(head.parameter_penalty(p, over="parameters"), expected)
     learned = SemiMarkovCRFHead(
         3, 4, duration_distribution=NegativeBinomialDuration(4, 3, init_log_r=0.5)
     )
     expected = learned.transition_raw.pow(2).sum() + 3 * 0.5**2
-    torch.testing.assert_close(learned.parameter_penalty(), expected)
-    learned.parameter_penalty().backward()
+    torch.testing.assert_close(learned.parameter_penalty(over="parameters"), expected)
+    learned.parameter_penalty(over="parameters").backward()
     assert learned.transition_raw.grad is not None and learned.duration_dist.log_r.grad is not None
     with pytest.raises(ValueError, match="p must be"):
         head.parameter_penalty(0)
+    with pytest.raises(ValueError, match="over must be"):
+        head.parameter_penalty(over="weights")
+
+
+@pytest.mark.parametrize("p", [1.0, 2.0, 3.5])
+def test_parameter_penalty_default_is_the_scores_norms(p: float) -> None:
+    # The API contract: ||transition||_p^p + ||duration_bias||_p^p over allowed transitions and
+    # finite duration biases, written out element by element.
+    K, C = 5, 3
+    torch.manual_seed(1)
+    mask = torch.tensor([[True, False, True], [True, True, True], [False, True, True]])
+
+    def prior(K_, C_, device):
+        bias = torch.linspace(-2.0, 1.0, K_ * C_, device=device).reshape(K_, C_)
+        bias[3, 1] = -math.inf  # a forbidden duration: left out, not +inf
+        return bias
+
+    for dist in (
+        "geometric",
+        NegativeBinomialDuration(K, C, init_log_r=0.3),
+        CallableDuration(K, C, prior),
+    ):
+        head = SemiMarkovCRFHead(C, K, duration_distribution=dist, transition_mask=mask, duration_dependent_transitions=True)  # fmt: skip
+        with torch.no_grad():
+            head.transition_raw.normal_()
+        trans, bias = head.transition.detach(), head.duration_bias.detach()
+        expected = 0.0
+        for k in range(K):
+            for i in range(C):
+                for j in range(C):
+                    if mask[i, j]:
+                        expected += abs(float(trans[k, i, j])) ** p
+                if math.isfinite(float(bias[k, i])):
+                    expected += abs(float(bias[k, i])) ** p
+        got = head.parameter_penalty(p)
+        assert math.isfinite(float(got.detach()))
+        torch.testing.assert_close(got.double(), torch.tensor(expected, dtype=torch.float64))
+        got.backward()
+        assert head.transition_raw.grad is not None
+        assert torch.isfinite(head.transition_raw.grad).all()
+        assert (head.transition_raw.grad[:, ~mask] == 0).all()
 
 
 def test_exposed_parameters_and_repr() -> None:

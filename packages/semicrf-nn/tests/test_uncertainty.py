@@ -226,3 +226,31 @@ def test_streaming_marginals_equal_autograd_bitwise(name: str, dtype) -> None:
     got_position = head.compute_position_marginals(hidden, lengths, backend="streaming")
     assert got_boundary.dtype == dtype and got_position.dtype == dtype
     assert torch.equal(got_boundary, boundary) and torch.equal(got_position, position)
+
+
+@pytest.mark.parametrize(("use_streaming", "backend"), [(True, "streaming"), (False, "exact")])
+def test_use_streaming_is_a_deprecated_alias_of_backend(use_streaming, backend) -> None:
+    head = make_uhead(3, 4)
+    hidden, lengths = make_batch(2, 7, H, seed=11)
+    truth, _ = brute(head, hidden, lengths)
+    expected = head.compute_boundary_marginals(hidden, lengths, backend=backend)
+    torch.testing.assert_close(expected, truth.boundary_marginals, rtol=1e-9, atol=1e-10)
+    with pytest.warns(DeprecationWarning, match=f"backend='{backend}'") as caught:
+        got = head.compute_boundary_marginals(hidden, lengths, use_streaming=use_streaming)
+    # The warning points at the caller's line, not inside the library.
+    assert caught[0].filename == __file__
+    torch.testing.assert_close(got, expected, rtol=0, atol=0)
+    # The earlier signature had the flag third, where backend now is.
+    with pytest.warns(DeprecationWarning, match="use_streaming"):
+        positional = head.compute_boundary_marginals(hidden, lengths, use_streaming)
+    torch.testing.assert_close(positional, expected, rtol=0, atol=0)
+    # Agreeing with backend is fine; contradicting it is an error naming both.
+    with pytest.warns(DeprecationWarning):
+        head.compute_boundary_marginals(
+            hidden, lengths, backend=backend, use_streaming=use_streaming
+        )
+    other = "exact" if use_streaming else "streaming"
+    with pytest.raises(ValueError, match="contradicts"), pytest.warns(DeprecationWarning):
+        head.compute_boundary_marginals(hidden, lengths, backend=other, use_streaming=use_streaming)
+    with pytest.raises(TypeError, match="use_streaming must be a bool"):
+        head.compute_boundary_marginals(hidden, lengths, use_streaming="yes")

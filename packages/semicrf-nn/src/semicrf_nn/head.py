@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from semicrf_kernels import (
+    NEG_INF,
     segments_to_labels,
     semi_crf_streaming_forward,
     semi_crf_streaming_viterbi,
@@ -554,21 +555,40 @@ class SemiMarkovCRFHead(nn.Module):
         )
         return _to_viterbi_result(path, inputs.cum_scores.dtype)
 
-    def parameter_penalty(self, p: float = 2.0) -> torch.Tensor:
-        """Lp penalty ``sum |theta|^p`` over the learnable CRF parameters.
+    def parameter_penalty(self, p: float = 2.0, *, over: str = "scores") -> torch.Tensor:
+        """Lp penalty for regularisation: ``||transition||_p^p + ||duration_bias||_p^p``.
 
-        Covers the allowed transitions (masked entries excluded), the duration distribution's
-        trainable parameters, and the boundary parameters (``proj_start_layer``/
-        ``proj_end_layer`` weights, ``pi_start``/``pi_end``). The emission projection is not
-        included (regularise it with the encoder).
+        Args:
+            p: the exponent, a finite number > 0.
+            over: what is penalised.
+
+                * ``"scores"`` (default): the scores the model uses, ``sum |transition|^p`` over
+                  the allowed transitions (``(C, C)`` or ``(K, C, C)``; masked or
+                  ``<= NEG_INF / 2`` entries left out) plus ``sum |duration_bias|^p`` over the
+                  finite, allowed entries of the ``(K, C)`` duration scores (gradients reach the
+                  duration distribution's parameters through them).
+                * ``"parameters"``: ``sum |theta|^p`` over the raw learnable parameters: the
+                  allowed transitions, the duration distribution's trainable parameters (its
+                  rates, not the scores they give) and the boundary parameters
+                  (``proj_start_layer`` / ``proj_end_layer`` weights, ``pi_start``, ``pi_end``).
+
+            The emission projection is never included (regularise it with the encoder).
 
         Returns:
             Scalar tensor (differentiable).
+
+        Raises:
+            ValueError: ``p`` not a finite number > 0, or ``over`` not one of the two names.
         """
         if not (
             isinstance(p, (int, float)) and not isinstance(p, bool) and p > 0 and math.isfinite(p)
         ):
             raise ValueError(f"p must be a finite number > 0, got {p!r}")
+        if over not in ("scores", "parameters"):
+            raise ValueError(f"over must be 'scores' or 'parameters', got {over!r}")
+        if over == "scores":
+            total = _allowed(self.transition).abs().pow(p).sum()
+            return total + _allowed(self.duration_bias).abs().pow(p).sum()
         trans = self.transition_raw
         if self.transition_mask is not None:
             trans = trans[self.transition_mask.expand_as(trans)]
@@ -583,6 +603,11 @@ class SemiMarkovCRFHead(nn.Module):
         for q in params:
             total = total + q.abs().pow(p).sum()
         return total
+
+
+def _allowed(scores: torch.Tensor) -> torch.Tensor:
+    """The entries of ``scores`` that allow something: finite and above ``NEG_INF / 2``."""
+    return scores[torch.isfinite(scores) & (scores > NEG_INF / 2)]
 
 
 def _to_viterbi_result(path: object, dtype: torch.dtype) -> ViterbiResult:

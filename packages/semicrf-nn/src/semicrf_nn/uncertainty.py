@@ -14,6 +14,7 @@ streaming backend:
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 
@@ -137,6 +138,7 @@ class UncertaintySemiMarkovCRFHead(SemiMarkovCRFHead):
         normalize: bool = True,
         *,
         use_triton: bool = True,
+        use_streaming: bool | None = None,
     ) -> torch.Tensor:
         """``P(a segment starts at t)`` for every position.
 
@@ -148,11 +150,20 @@ class UncertaintySemiMarkovCRFHead(SemiMarkovCRFHead):
             normalize: clip the values into ``[0, 1]`` (they are probabilities already; this
                 only removes floating-point rounding). Kept for API compatibility.
             use_triton: (keyword) let the kernels use Triton where available.
+            use_streaming: (keyword, deprecated) the earlier name of ``backend``: ``True`` is
+                ``backend="streaming"``, ``False`` is ``backend="exact"``. Accepted with a
+                ``DeprecationWarning``; a bool passed positionally as ``backend`` is read the
+                same way.
 
         Returns:
             ``(batch, T)`` float: 1 at ``t = 0``, 0 at padding; 0 everywhere for a sequence with
             no allowed segmentation.
+
+        Raises:
+            ValueError: ``use_streaming`` together with a ``backend`` other than ``"auto"`` that
+                says otherwise.
         """
+        backend = _backend_from_use_streaming(backend, use_streaming)
         backend, inputs = self._log_z_inputs(hidden_states, lengths, backend)
         grad = self._gradient_of_log_z(inputs, lengths, backend, use_triton, "start")
         boundary = grad.sum(dim=-1)
@@ -322,3 +333,37 @@ class UncertaintySemiMarkovCRFHead(SemiMarkovCRFHead):
         u = self.sequence_uncertainty(hidden_states, lengths, focus_mode, use_triton=use_triton)
         weighted = (1 + uncertainty_weight * u.to(nll.dtype)) * nll
         return self._reduce(weighted, reduction)
+
+
+def _backend_from_use_streaming(backend: object, use_streaming: bool | None) -> object:
+    """``backend``, after reading the deprecated ``use_streaming`` flag into it.
+
+    Earlier code calls ``compute_boundary_marginals(h, lengths, use_streaming=True)`` or passes
+    the flag third, where ``backend`` now is: both still work, with a warning naming the
+    replacement.
+    """
+    if isinstance(backend, bool):
+        if use_streaming is not None:
+            raise ValueError(
+                f"compute_boundary_marginals got a bool backend={backend} (the deprecated "
+                f"positional use_streaming) and use_streaming={use_streaming}; pass backend="
+                "'streaming' or 'exact' alone"
+            )
+        use_streaming, backend = backend, "auto"
+    if use_streaming is None:
+        return backend
+    if not isinstance(use_streaming, bool):
+        raise TypeError(f"use_streaming must be a bool, got {type(use_streaming).__name__}")
+    replacement = "streaming" if use_streaming else "exact"
+    warnings.warn(
+        f"compute_boundary_marginals(use_streaming={use_streaming}) is deprecated; use "
+        f"backend={replacement!r} instead",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    if backend not in ("auto", replacement):
+        raise ValueError(
+            f"use_streaming={use_streaming} (backend={replacement!r}) contradicts "
+            f"backend={backend!r}; pass backend alone"
+        )
+    return replacement
