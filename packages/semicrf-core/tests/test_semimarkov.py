@@ -386,3 +386,31 @@ def test_sum_raw_and_unconverted(gen):
     torch.testing.assert_close(model.sum(edge), raw[0])
     torch.testing.assert_close(raw[0], SemiMarkov(MaxSemiring).sum(edge))
     assert torch.all(raw[0] >= raw[1]) and torch.all(raw[1] >= raw[2])
+
+
+@pytest.mark.parametrize("algorithm", ["linear", "tree", "auto"])
+def test_raw_marginals_stack_one_per_channel(algorithm, gen, ref):
+    B, N, K, C, lens = CONFIGS[1]
+    edge = _edges(gen, B, N, K, C)
+    lengths = torch.tensor(lens)
+    opts = ALGORITHMS[algorithm]
+    for semiring in (LogSemiring, MaxSemiring):
+        raw = SemiMarkov(semiring).marginals(edge, lengths, _raw=True, **opts)
+        assert raw.shape == (1, *edge.shape)
+        torch.testing.assert_close(raw[0], SemiMarkov(semiring).marginals(edge, lengths, **opts))
+    # k-max: channel j marks the edges of the j-th best structure (pytorch-struct's use).
+    k = 3
+    raw = SemiMarkov(KMaxSemiring(k)).marginals(edge, lengths, _raw=True, **opts)
+    assert raw.shape == (k, *edge.shape) and raw.dtype == edge.dtype
+    for b in range(B):
+        scores, structs = ref.structure_scores(edge, b, lens[b])
+        order = torch.sort(scores, descending=True)
+        indicators = ref.indicator(edge.shape, structs, b)
+        for j in range(k):
+            torch.testing.assert_close(raw[j, b], indicators[int(order.indices[j])])
+    # Other semirings: the shape, and the differentiable path.
+    x = edge.clone().requires_grad_(True)
+    raw = SemiMarkov(EntropySemiring).marginals(x, lengths, _raw=True, **opts)
+    assert raw.shape == (2, *edge.shape) and raw.requires_grad
+    with pytest.raises(TypeError, match="_raw"):
+        SemiMarkov().marginals(edge, lengths, _raw="yes")

@@ -102,3 +102,36 @@ def test_logsumexp_gradient_under_torch_func_equals_autograd():
     assert torch.equal(got[1], torch.zeros(5, dtype=torch.float64))
     batched = torch.func.vmap(lambda row: logsumexp(row, 0))(x.detach())
     assert torch.equal(batched, logsumexp(x.detach(), 1))
+
+
+@pytest.mark.parametrize("S", [LogSemiring, KMaxSemiring(3), EntropySemiring, CrossEntropySemiring])
+def test_fill_is_where_with_v_broadcast_over_channels(S):
+    s = S.size()
+    gen = torch.Generator().manual_seed(5)
+    c = torch.randn(s, 2, 5, generator=gen, dtype=torch.float64, requires_grad=True)
+    mask = torch.rand(2, 5, generator=gen) < 0.5
+    v = torch.arange(1.0, s + 1, dtype=torch.float64)
+    out = S.fill(c, mask, v)
+    assert out.shape == c.shape
+    for k in range(s):
+        for i in range(2):
+            for j in range(5):
+                want = v[k] if mask[i, j] else c[k, i, j]
+                assert out[k, i, j] == want
+    # The semiring's own zero, a full-shape mask, a plain number; c is never modified.
+    torch.testing.assert_close(S.fill(c, mask, S.zero)[:, mask], S.zeros((2, 5)).double()[:, mask])
+    full = mask.expand(s, 2, 5)
+    torch.testing.assert_close(S.fill(c, full, v), out)
+    assert (S.fill(c, mask, 7.0)[:, mask] == 7.0).all()
+    out.sum().backward()
+    torch.testing.assert_close(c.grad, (~mask).double().expand(s, 2, 5))
+
+
+def test_fill_validation():
+    c = LogSemiring.zeros((2, 3))
+    with pytest.raises(TypeError, match="mask must be a bool tensor"):
+        LogSemiring.fill(c, torch.zeros(2, 3), LogSemiring.one)
+    with pytest.raises(ValueError, match=r"mask of shape \(4,\)"):
+        LogSemiring.fill(c, torch.zeros(4, dtype=torch.bool), LogSemiring.one)
+    with pytest.raises(ValueError, match=r"v must have shape \(ssize,\) = \(1,\)"):
+        LogSemiring.fill(c, torch.zeros(2, 3, dtype=torch.bool), torch.zeros(3))

@@ -255,7 +255,11 @@ class SemiMarkov:
         return v if _raw else self.semiring.unconvert(v)
 
     def marginals(
-        self, log_potentials: Potentials, lengths: Tensor | None = None, **kwargs: object
+        self,
+        log_potentials: Potentials,
+        lengths: Tensor | None = None,
+        _raw: bool = False,
+        **kwargs: object,
     ) -> Tensor | list[Tensor]:
         """Gradient of `sum(semiring.unconvert(v))` with respect to the potentials.
 
@@ -266,13 +270,21 @@ class SemiMarkov:
         Args:
             log_potentials: as in `logpartition`.
             lengths: as in `logpartition`.
+            _raw: as pytorch-struct: one marginal per semiring channel, stacked. Channel `k` is
+                the gradient of `v[k].sum()` with respect to the converted potentials,
+                unconverted by the semiring (for `KMaxSemiring(k)`: the 0/1 edges of the k-th
+                best structure; for Log and Max: `marginals(...)[None]`).
             kwargs: `logpartition`'s algorithm options.
 
         Returns:
             `(batch, N-1, K, C, C)` in the input dtype (a list of such for a list input);
             entries the model never uses (index 0, segments past a sequence's end) are 0. If the
-            input requires grad the result is differentiable (double backward).
+            input requires grad the result is differentiable (double backward). With `_raw=True`:
+            `(ssize, batch, N-1, K, C, C)`, one tensor even for a list input.
         """
+        _check_flag("_raw", _raw)
+        if _raw:
+            return self._raw_marginals(log_potentials, lengths, **kwargs)
         xs, _ = check_potentials(log_potentials)
         differentiable = torch.is_grad_enabled() and any(x.requires_grad for x in xs)
         leaves = [x if x.requires_grad else x.detach().requires_grad_(True) for x in xs]
@@ -285,6 +297,25 @@ class SemiMarkov:
             )
         out = [torch.zeros_like(x) if g is None else g for g, x in zip(grads, leaves)]
         return out[0] if isinstance(log_potentials, Tensor) else out
+
+    def _raw_marginals(
+        self, log_potentials: Potentials, lengths: Tensor | None, **kwargs: object
+    ) -> Tensor:
+        """`marginals(..., _raw=True)`: `(ssize, batch, N-1, K, C, C)`, see there."""
+        if "force_grad" in kwargs:
+            raise TypeError("marginals() takes no force_grad: it always differentiates")
+        xs, _ = check_potentials(log_potentials)
+        differentiable = torch.is_grad_enabled() and any(x.requires_grad for x in xs)
+        with torch.enable_grad():
+            v, (edge,), _ = self.logpartition(log_potentials, lengths, force_grad=True, **kwargs)
+            out = []
+            for k in range(v.shape[0]):
+                (g,) = torch.autograd.grad(
+                    v[k].sum(), edge, create_graph=differentiable, retain_graph=True,
+                    allow_unused=True,
+                )  # fmt: skip
+                out.append(self.semiring.unconvert(torch.zeros_like(edge) if g is None else g))
+        return torch.stack(out).to(xs[0].dtype)
 
     def score(self, potentials: Tensor, parts: Tensor) -> Tensor:
         """Semiring product of the potentials a structure selects.

@@ -296,6 +296,41 @@ class Semiring:
         return x.copy_(cls._fill_value(cls.one, x).expand_as(x))
 
     @classmethod
+    def fill(cls, c: Tensor, mask: Tensor, v: Tensor | float) -> Tensor:
+        """`torch.where(mask, v, c)` with `v` broadcast over the channel dim (pytorch-struct's).
+
+        Args:
+            c: converted tensor `(ssize, *shape)`.
+            mask: bool, broadcastable to `c`'s shape (e.g. `shape`, or `(ssize, *shape)`).
+            v: `(ssize,)` one value per channel (e.g. `cls.zero` or `cls.one`), or a number
+                used in every channel.
+
+        Returns:
+            A new converted tensor `(ssize, *shape)`: `v[k]` in channel `k` where `mask`, `c`
+            elsewhere. Differentiable in `c` (and in `v` where it is a tensor that requires grad).
+        """
+        if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
+            what = f"dtype {mask.dtype}" if isinstance(mask, Tensor) else type(mask).__name__
+            raise TypeError(f"mask must be a bool tensor, got {what}")
+        if isinstance(v, Tensor):
+            if v.dim() > 1 or v.numel() not in (1, c.shape[0]):
+                raise ValueError(
+                    f"v must have shape (ssize,) = ({c.shape[0]},) or be a number, got shape "
+                    f"{tuple(v.shape)}"
+                )
+            fill = v.to(dtype=c.dtype, device=c.device).reshape(-1, *([1] * (c.dim() - 1)))
+        else:
+            fill = torch.tensor(float(v), dtype=c.dtype, device=c.device)
+        try:
+            torch.broadcast_shapes(mask.shape, c.shape)
+        except RuntimeError as err:
+            raise ValueError(
+                f"mask of shape {tuple(mask.shape)} does not broadcast to c's shape "
+                f"{tuple(c.shape)}"
+            ) from err
+        return torch.where(mask, fill, c)
+
+    @classmethod
     def zero_mask_(cls, x: Tensor, mask: Tensor) -> Tensor:
         """In place: set `x (ssize, *shape)` to zero where `mask` is True, and return `x`.
 
