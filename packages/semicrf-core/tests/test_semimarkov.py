@@ -414,3 +414,40 @@ def test_raw_marginals_stack_one_per_channel(algorithm, gen, ref):
     assert raw.shape == (2, *edge.shape) and raw.requires_grad
     with pytest.raises(TypeError, match="_raw"):
         SemiMarkov().marginals(edge, lengths, _raw="yes")
+
+
+@pytest.mark.parametrize("scale", [1e10, 1e30])
+@pytest.mark.parametrize(("semiring", "algorithm"), _pairs([LogSemiring, MaxSemiring], ALGORITHMS))
+def test_every_algorithm_agrees_at_large_magnitudes(semiring, algorithm, scale, gen, ref):
+    # The semiring zero must stay absorbing next to potentials of any size: a finite zero
+    # (-1e9) plus a 1e10 edge looks like a real structure to the tree algorithms.
+    B, N, K, C, lens = 3, 7, 3, 3, [7, 5, 2]
+    edge = _edges(gen, B, N, K, C) * scale
+    edge[0, 1, 1, 0, :] = float("-inf")  # some forbidden edges too
+    lengths = torch.tensor(lens)
+    got = SemiMarkov(semiring).sum(edge, lengths, **ALGORITHMS[algorithm])
+    for b in range(B):
+        scores, _ = ref.structure_scores(edge, b, lens[b])
+        want = torch.logsumexp(scores, 0) if semiring is LogSemiring else scores.max()
+        assert torch.isfinite(got[b])
+        torch.testing.assert_close(got[b], want, rtol=1e-12, atol=0)
+    if semiring is LogSemiring and algorithm in ("linear", "tree"):
+        marg = SemiMarkov(semiring).marginals(edge, lengths, **ALGORITHMS[algorithm])
+        assert torch.isfinite(marg).all() and marg.min() >= 0
+
+
+@pytest.mark.parametrize("algorithm", list(ALGORITHMS))
+def test_impossible_input_gives_minus_infinity_and_zero_marginals(algorithm, gen):
+    # Every edge forbidden: no structure, log Z = -inf exactly (docs/conventions.md section 6),
+    # and the marginals of every algorithm are 0, never NaN.
+    B, N, K, C, lens = 2, 6, 3, 2, [6, 4]
+    edge = torch.full((B, N - 1, K, C, C), float("-inf"), dtype=torch.float64)
+    lengths = torch.tensor(lens)
+    opts = ALGORITHMS[algorithm]
+    for semiring in (LogSemiring, MaxSemiring):
+        assert (SemiMarkov(semiring).sum(edge, lengths, **opts) == float("-inf")).all()
+        marg = SemiMarkov(semiring).marginals(edge, lengths, **opts)
+        assert (marg == 0).all()
+    if algorithm != "banded":
+        entropy = SemiMarkov(EntropySemiring).sum(edge, lengths, **opts)
+        assert (entropy == 0).all()

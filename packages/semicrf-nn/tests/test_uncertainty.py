@@ -254,3 +254,32 @@ def test_use_streaming_is_a_deprecated_alias_of_backend(use_streaming, backend) 
         head.compute_boundary_marginals(hidden, lengths, backend=other, use_streaming=use_streaming)
     with pytest.raises(TypeError, match="use_streaming must be a bool"):
         head.compute_boundary_marginals(hidden, lengths, use_streaming="yes")
+
+
+@pytest.mark.parametrize("impossible", ["transitions", "durations"])
+def test_impossible_model_every_path_agrees(impossible) -> None:
+    # No allowed segmentation at all: log Z = -inf, every entropy path 0 (a distribution over
+    # nothing has no uncertainty), every marginal path 0, and never NaN.
+    from semicrf_nn import CallableDuration
+
+    C, K = 3, 4
+    if impossible == "transitions":
+        head = make_uhead(C, K, transition_mask=torch.zeros(C, C, dtype=torch.bool))
+    else:
+        forbid_all = CallableDuration(
+            K, C, lambda K_, C_, dev: torch.full((K_, C_), -math.inf, device=dev)
+        )
+        head = make_uhead(C, K, duration_distribution=forbid_all)
+    hidden, lengths = make_batch(3, 9, H, seed=21)
+    assert (head(hidden, lengths)["partition"] == -math.inf).all()
+    for entropy in (
+        head.compute_entropy_exact(hidden, lengths),
+        head.compute_entropy_streaming(hidden, lengths),
+    ):
+        assert entropy.shape == (3,)
+        assert (entropy == 0).all(), entropy
+    for backend in ("streaming", "exact", "binary_tree_sharded"):
+        boundary = head.compute_boundary_marginals(hidden, lengths, backend=backend)
+        position = head.compute_position_marginals(hidden, lengths, backend=backend)
+        assert (boundary == 0).all(), (backend, boundary)
+        assert (position == 0).all(), (backend, position)

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from semicrf_semirings.base import logsumexp
+
 __all__ = ["BandedMatrix"]
 
 
@@ -161,14 +163,16 @@ class BandedMatrix:
         bb = (b + other.ld).clamp(0, other.width - 1).expand_as(valid)
         gathered = other.data[:, kk, bb]  # (batch, n, wa, wt): other[k, j]
         terms = self.data.unsqueeze(-1) + gathered
-        # The lowest finite value rather than -inf keeps empty reductions (cells outside the
-        # matrix) finite, so no NaN reaches a gradient; it is exp-negligible next to real terms.
-        lowest = torch.finfo(terms.dtype).min
-        terms = torch.where(valid, terms, torch.full_like(terms, lowest))
+        # Cells off a band are the semiring zero, -inf at any magnitude of the entries (a finite
+        # stand-in stops being negligible next to entries of 1e30).
+        terms = torch.where(valid, terms, torch.full_like(terms, -torch.inf))
         if reduce == "log":
-            out = torch.logsumexp(terms, dim=2)
+            # NaN-free gradient where every term is -inf (a cell no path reaches).
+            out = logsumexp(terms, dim=2)
         else:
             out = terms.amax(dim=2)
+            # No gradient through a cell no path reaches (amax would spread it over the -infs).
+            out = torch.where(out > -torch.inf, out, out.detach())
         j = i.view(n, 1) + t.view(1, -1)
         inside = (j >= 0) & (j < n)
         out = torch.where(inside, out, torch.full_like(out, self.fill))

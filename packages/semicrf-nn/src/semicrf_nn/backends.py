@@ -17,7 +17,7 @@ import torch
 
 from semicrf_core import SemiMarkov
 from semicrf_kernels import NEG_INF
-from semicrf_semirings import LogSemiring, MaxSemiring, Semiring
+from semicrf_semirings import LogSemiring, Semiring
 
 from .gold import start_scores
 
@@ -70,8 +70,8 @@ def build_edge_tensor(
 
     Returns:
         Differentiable edges in ``cum_scores``' dtype. Segments running past ``T``, the unused
-        duration slot 0, the dead start slots and forbidden choices hold ``NEG_INF`` (the
-        finite log-space zero of ``semicrf_semirings``).
+        duration slot 0, the dead start slots and forbidden choices hold ``-inf`` (the zero of
+        ``semicrf_semirings``, absorbing at any magnitude).
     """
     B, T1, C = cum_scores.shape
     T = T1 - 1
@@ -82,12 +82,15 @@ def build_edge_tensor(
     inside = end <= T
     end_c = end.clamp(max=T)
     seg = cum_scores[:, end_c, :] - cum_scores[:, s.expand(T, K), :]  # (B, T, K, C)
-    seg = seg + duration_bias.to(dtype)[None, None, :, :]
+    seg = seg + _forbid(duration_bias.to(dtype))[None, None, :, :]
     if proj_start is not None:
         seg = seg + proj_start[:, :, None, :]
     if proj_end is not None:
         seg = seg + proj_end[:, (end_c - 1).clamp(min=0), :]
-    trans = transition.to(dtype)
+    # Forbidden choices (docs/conventions.md section 1) become -inf, the semirings' zero; the
+    # rule reads the transitions and duration scores, never a segment's total, which may be far
+    # below NEG_INF / 2 at large magnitudes and still allowed.
+    trans = _forbid(transition.to(dtype))
     trans_k = trans.expand(K, C, C) if trans.ndim == 2 else trans  # (K, C_src, C_dst)
     link = trans_k.transpose(1, 2)[None, None].expand(B, T, K, C, C).clone()  # (.., C_dst, C_src)
     start = start_scores(trans_k)  # (K, C_dst)
@@ -95,11 +98,15 @@ def build_edge_tensor(
     first[:, :, 0] = start
     link[:, 0] = first
     edge = seg[..., None] + link
-    edge = torch.where(inside[None, :, :, None, None], edge, torch.full_like(edge, NEG_INF))
-    forbidden = (edge <= NEG_INF / 2) | torch.isnan(edge)
-    edge = torch.where(forbidden, torch.full_like(edge, NEG_INF), edge)
-    zero_slot = torch.full((B, T, 1, C, C), NEG_INF, dtype=dtype, device=device)
+    edge = torch.where(inside[None, :, :, None, None], edge, torch.full_like(edge, -torch.inf))
+    zero_slot = torch.full((B, T, 1, C, C), -torch.inf, dtype=dtype, device=device)
     return torch.cat([zero_slot, edge], dim=2)
+
+
+def _forbid(scores: torch.Tensor) -> torch.Tensor:
+    """``scores`` with every forbidden entry (``<= NEG_INF / 2``, ``-inf`` or NaN) set to ``-inf``."""
+    forbidden = (scores <= NEG_INF / 2) | torch.isnan(scores)
+    return torch.where(forbidden, torch.full_like(scores, -torch.inf), scores)
 
 
 def exact_sum(
@@ -122,13 +129,11 @@ def exact_sum(
 
     Returns:
         ``(batch,)`` the unconverted result. For log and max, a sequence with no allowed
-        segmentation gives ``-inf`` (not the finite semiring zero).
+        segmentation gives ``-inf``; its entropy is 0.
     """
     fences = lengths.to(torch.int64) + 1
     if sharded:
         value = SemiMarkov(semiring).sum(edge, lengths=fences, checkpoint_shards=SHARD_MAX_SIZE)
     else:
         value = SemiMarkov(semiring).sum(edge, lengths=fences, use_linear_scan=True)
-    if semiring in (LogSemiring, MaxSemiring):
-        value = torch.where(value <= NEG_INF / 2, torch.full_like(value, -torch.inf), value)
     return value

@@ -7,13 +7,16 @@ semiring's `ssize = S.size()` channels, so a converted tensor has shape `(ssize,
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
 import torch
 from torch import Tensor
 
-#: The log-space zero: a large finite negative number rather than `-inf`, so that a difference of
-#: two zeros is 0 and not NaN (see docs/conventions.md).
+#: A large finite negative score (`-1e9`) that callers may use to forbid a choice. It is not the
+#: semirings' zero: that is `-inf`, which stays absorbing whatever the magnitude of the other
+#: scores (a finite zero plus a score of 1e10 would look like a real structure); every reduction
+#: here is NaN-safe on `-inf` (docs/conventions.md section 3).
 NEG_INF: float = -1e9
 
 __all__ = [
@@ -63,7 +66,7 @@ def logsumexp(x: Tensor, dim: int) -> Tensor:
     """Log-sum-exp over `dim` with finite gradients.
 
     Args:
-        x: any shape, floating point. Entries may be the finite zero `NEG_INF` or `-inf`.
+        x: any shape, floating point. Entries may be `-inf` (the zero) or `NEG_INF`.
         dim: the dim to reduce.
 
     Returns:
@@ -353,11 +356,12 @@ class Semiring:
 class LogSpaceSemiring(Semiring):
     """Shared base of the semirings whose channels are log-space scores.
 
-    (x) is channel-wise addition and the (x)-reduction is a sum; zero is `NEG_INF = -1e9` (finite)
+    (x) is channel-wise addition and the (x)-reduction is a sum; zero is `-inf` (absorbing at any
+    magnitude of the potentials; every reduction is NaN-safe on it)
     and one is `0`. Subclasses define `sum` (and, for several channels, `convert`, `zero`, `one`).
     """
 
-    zero: ClassVar[Tensor] = torch.tensor([NEG_INF])
+    zero: ClassVar[Tensor] = torch.tensor([-math.inf])
     one: ClassVar[Tensor] = torch.tensor([0.0])
 
     @classmethod

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import ClassVar
 
 import torch
 from torch import Tensor
 
-from .base import NEG_INF, LogSpaceSemiring, log_softmax, logsumexp, normalize_dim
+from .base import LogSpaceSemiring, log_softmax, logsumexp, normalize_dim
 
 __all__ = ["CrossEntropySemiring"]
 
@@ -20,7 +21,7 @@ class _TwoDistributionSemiring(LogSpaceSemiring):
     accumulated (`-log q` for the cross-entropy, `log p - log q` for KL).
     """
 
-    zero: ClassVar[Tensor] = torch.tensor([NEG_INF, NEG_INF, 0.0])
+    zero: ClassVar[Tensor] = torch.tensor([-math.inf, -math.inf, 0.0])
     one: ClassVar[Tensor] = torch.tensor([0.0, 0.0, 0.0])
 
     @classmethod
@@ -93,7 +94,7 @@ class CrossEntropySemiring(_TwoDistributionSemiring):
     """Cross-entropy semiring: `H(P, Q) = -sum_y P(y) log Q(y)` over structures `y`.
 
     * ssize 3: channels (P log-potential, Q log-potential, accumulated cross-entropy `v`).
-    * zero `[-1e9, -1e9, 0]`; one `[0, 0, 0]`.
+    * zero `[-inf, -inf, 0]`; one `[0, 0, 0]`.
     * `convert([p, q])` takes a **list of two tensors** of one shape (the two models'
       log-potentials) and gives `[p, q, 0]`; `unconvert(v) = v[2]`.
     * `(x)`: channel-wise `+`.
@@ -102,7 +103,7 @@ class CrossEntropySemiring(_TwoDistributionSemiring):
 
     Use it for the cross-entropy between two structured models (e.g. distillation). Terms with
     `p_i = 0` contribute 0. Where Q gives probability 0 (`-inf`) to a structure that P allows the
-    result is `+inf`; with the finite zero `-1e9` it stays finite.
+    result is `+inf`; a very negative finite score there gives a large finite value instead.
     """
 
     @classmethod

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
 import torch
 from torch import Tensor
 
-from .base import NEG_INF, LogSpaceSemiring, log_softmax, logsumexp, normalize_dim
+from .base import LogSpaceSemiring, log_softmax, logsumexp, normalize_dim
 
 __all__ = ["EntropySemiring"]
 
@@ -17,7 +18,7 @@ class EntropySemiring(LogSpaceSemiring):
     normalised distribution has entropy `h`.
 
     * ssize 2: channel 0 the log-potential `z`, channel 1 the entropy accumulator `h`.
-    * zero `[-1e9, 0]`; one `[0, 0]`.
+    * zero `[-inf, 0]`; one `[0, 0]`.
     * `convert(x) = [x, 0]`; `unconvert(v) = v[1]` (the entropy, in nats).
     * `(x)`: channel-wise `+` (independent parts: log-weights add, entropies add).
     * `sum(xs, dim)`: with `p = softmax(z, dim)` (as `log p = log_softmax(z, dim)`),
@@ -25,11 +26,11 @@ class EntropySemiring(LogSpaceSemiring):
 
     Running a dynamic programme with it on `convert(log_potentials)` gives
     `H = -sum_y P(y) log P(y)` over all structures `y`, with `P(y) = exp(score(y)) / Z`.
-    Terms with `p_i = 0` (a `-inf` log-potential, or a `-1e9` one next to real ones) contribute 0;
-    no NaN arises even when every `z_i` is `-1e9` or `-inf`.
+    Terms with `p_i = 0` (a `-inf` log-potential, or a very negative one next to real ones)
+    contribute 0; no NaN arises even when every `z_i` is `-inf`.
     """
 
-    zero: ClassVar[Tensor] = torch.tensor([NEG_INF, 0.0])
+    zero: ClassVar[Tensor] = torch.tensor([-math.inf, 0.0])
     one: ClassVar[Tensor] = torch.tensor([0.0, 0.0])
 
     @classmethod

@@ -13,7 +13,7 @@ class KLDivergenceSemiring(_TwoDistributionSemiring):
     """KL-divergence semiring: `KL(P || Q) = sum_y P(y) (log P(y) - log Q(y)) >= 0`.
 
     * ssize 3: channels (P log-potential, Q log-potential, accumulated divergence `v`).
-    * zero `[-1e9, -1e9, 0]`; one `[0, 0, 0]`.
+    * zero `[-inf, -inf, 0]`; one `[0, 0, 0]`.
     * `convert([p, q])` takes a **list of two tensors** of one shape and gives `[p, q, 0]`;
       `unconvert(v) = v[2]`.
     * `(x)`: channel-wise `+`.

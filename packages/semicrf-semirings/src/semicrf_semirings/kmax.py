@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import functools
+import math
 import numbers
 
 import torch
 from torch import Tensor
 
-from .base import NEG_INF, LogSpaceSemiring, align_channels, normalize_dim
+from .base import LogSpaceSemiring, align_channels, normalize_dim
 
 __all__ = ["KMaxSemiring"]
 
@@ -30,8 +31,8 @@ class _KMaxBase(LogSpaceSemiring):
 
     @classmethod
     def convert(cls, x: Tensor) -> Tensor:
-        """`(k, *x.shape)`: `x` in channel 0, the zero `-1e9` in channels 1..k-1."""
-        rest = torch.full((cls.k - 1, *x.shape), NEG_INF, dtype=x.dtype, device=x.device)
+        """`(k, *x.shape)`: `x` in channel 0, the zero `-inf` in channels 1..k-1."""
+        rest = torch.full((cls.k - 1, *x.shape), -math.inf, dtype=x.dtype, device=x.device)
         return torch.cat([x.unsqueeze(0), rest], dim=0)
 
     @classmethod
@@ -59,7 +60,7 @@ class _KMaxBase(LogSpaceSemiring):
         Returns:
             `(values, (channel, position))`: `values (k, *rest)` as `sum`; `channel` and `position`
             (int64, same shape) give, for each kept score, its channel in `xs` and its index along
-            `dim`. Candidates that do not exist (fewer than k of them) are the zero `-1e9`, with
+            `dim`. Candidates that do not exist (fewer than k of them) are the zero `-inf`, with
             channel and position 0.
         """
         k = cls.k
@@ -67,7 +68,7 @@ class _KMaxBase(LogSpaceSemiring):
         x = xs.movedim(d, -1).movedim(0, -1)  # (*rest, n, k): candidates position-major
         flat = x.flatten(-2)
         if flat.shape[-1] < k:  # an empty reduced dim: pad with zeros
-            pad = flat.new_full((*flat.shape[:-1], k - flat.shape[-1]), NEG_INF)
+            pad = flat.new_full((*flat.shape[:-1], k - flat.shape[-1]), -math.inf)
             flat = torch.cat([flat, pad], dim=-1)
         values, idx = flat.topk(k, dim=-1, largest=True, sorted=True)
         n = max(x.shape[-2], 1)
@@ -106,8 +107,8 @@ class _KMaxBase(LogSpaceSemiring):
 
 @functools.cache
 def _make_kmax(k: int) -> type[_KMaxBase]:
-    zero = torch.full((k,), NEG_INF)
-    one = torch.full((k,), NEG_INF)
+    zero = torch.full((k,), -math.inf)
+    one = torch.full((k,), -math.inf)
     one[0] = 0.0
     doc = (
         f"K-max semiring with k={k}: channels hold the {k} best scores, sorted descending. "
@@ -123,7 +124,7 @@ def KMaxSemiring(k: int) -> type[_KMaxBase]:
 
     The channels of a converted tensor are the k best log-space scores, sorted descending:
 
-    * ssize `k`; zero `[-1e9] * k`; one `[0, -1e9, ..., -1e9]`.
+    * ssize `k`; zero `[-inf] * k`; one `[0, -inf, ..., -inf]`.
     * `convert(x)`: `x` in channel 0, zero elsewhere; `unconvert(v)`: the best, `v[0]`.
     * `sum(xs, dim)`: the k best over the channels and `dim` together.
     * `mul(a, b)`: the k best of the k*k sums `a[i] + b[j]`.

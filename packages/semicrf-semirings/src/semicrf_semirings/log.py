@@ -12,13 +12,13 @@ __all__ = ["LogSemiring"]
 class LogSemiring(LogSpaceSemiring):
     """Log semiring: `a (+) b = log(exp(a) + exp(b))`, `a (x) b = a + b`.
 
-    * ssize 1; zero `-1e9` (finite log 0), one `0`.
+    * ssize 1; zero `-inf` (log 0), one `0`.
     * `sum(xs, dim)` is the log-sum-exp along `dim`; `prod` is the sum.
     * `matmul(a, b)[i, j] = logsumexp_l a[i, l] + b[l, j]`.
 
     Use it for the log partition function `log Z`; its gradients with respect to log-potentials are
     the marginal probabilities. The log-sum-exp has a finite gradient (0, not NaN) even where every
-    reduced input is `-1e9` or `-inf`.
+    reduced input is `-inf`.
     """
 
     @classmethod

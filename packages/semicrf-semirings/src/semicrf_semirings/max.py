@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+
+import torch
 from torch import Tensor
 
 from .base import LogSpaceSemiring, normalize_dim
@@ -12,13 +15,14 @@ __all__ = ["MaxSemiring"]
 class MaxSemiring(LogSpaceSemiring):
     """Max semiring (max-plus): `a (+) b = max(a, b)`, `a (x) b = a + b`.
 
-    * ssize 1; zero `-1e9`, one `0`.
+    * ssize 1; zero `-inf`, one `0`.
     * `sum(xs, dim)` is the max along `dim` (values); `prod` is the sum.
     * `matmul(a, b)[i, j] = max_l a[i, l] + b[l, j]`.
 
     Use it for Viterbi scores. The gradient of `sum` flows to one arg-max per reduction (the first,
     i.e. smallest, index on ties), so the gradient of a Viterbi score is the indicator of one best
-    structure. `sparse_sum` also returns the arg-max indices, for explicit back-pointers.
+    structure (0 where every candidate is `-inf`: no structure). `sparse_sum` also returns the
+    arg-max indices, for explicit back-pointers.
     """
 
     @classmethod
@@ -41,4 +45,8 @@ class MaxSemiring(LogSpaceSemiring):
         d = normalize_dim(xs, dim)
         # argmax documents "first maximal index" on ties; gather keeps the gradient on that one.
         idx = xs.argmax(d, keepdim=True)
-        return xs.gather(d, idx).squeeze(d), idx.squeeze(d)
+        values = xs.gather(d, idx).squeeze(d)
+        # Where every entry is -inf there is no best structure: its gradient (its "indicator")
+        # is 0, not a 1 on an arbitrary -inf entry.
+        values = torch.where(values > -math.inf, values, values.detach())
+        return values, idx.squeeze(d)

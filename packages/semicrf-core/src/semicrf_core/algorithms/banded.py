@@ -8,6 +8,8 @@ is exact; it saves work only while the bands stay narrower than the matrices.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -17,8 +19,9 @@ from ..banded_matrix import BandedMatrix
 from ..orderings import apply_permutation, rcm_ordering_from_adjacency, snake_ordering
 from .binary_tree import read_out, step_matrices
 
-#: The log-space zero written off the band (the semiring zero of log and max).
-_FILL = -1e9
+#: The log-space zero written off the band (the semiring zero of log and max): a true -inf, so
+#: that it stays absorbing whatever the magnitude of the potentials (docs/conventions.md sec. 3).
+_FILL = -math.inf
 
 
 def step_pattern(K: int, C: int) -> Tensor:
