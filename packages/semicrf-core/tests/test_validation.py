@@ -19,6 +19,12 @@ VALUE_CASES = [
     (GOOD, torch.tensor([6, 5]), r"\[2, 5\]"),
     (GOOD, torch.tensor([5]), r"shape \(batch,\)"),
     (GOOD, torch.tensor([[5, 5]]), r"shape \(batch,\)"),
+    # Another device (meta stands in for a GPU here): named, not a failure inside torch.
+    (
+        GOOD,
+        torch.tensor([5, 5], device="meta"),
+        r"lengths must be on the same device .*\(cpu\), got meta",
+    ),
 ]
 
 
@@ -41,6 +47,8 @@ def test_value_errors(method, edge, lengths, match):
 def test_type_errors(edge, lengths, match):
     with pytest.raises(TypeError, match=match):
         SemiMarkov().logpartition(edge, lengths)
+    with pytest.raises(TypeError, match=match):
+        SemiMarkov().marginals(edge, lengths)
 
 
 def test_semiring_must_be_a_class():

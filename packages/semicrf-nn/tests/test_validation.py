@@ -83,3 +83,55 @@ def test_value_checks_are_skipped_while_compiling(monkeypatch) -> None:
     monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
     assert validation.is_tracing()
     assert not value_checks_enabled(True)
+
+
+def test_overflowing_scores_say_they_overflowed() -> None:
+    # Finite hidden states whose cumulative scores pass float32's range: the message must not
+    # blame the (finite) input, and must say what to do.
+    from semicrf_nn import SemiMarkovCRFHead
+
+    # (Not centred: centring would remove the constant offset that overflows.)
+    head = SemiMarkovCRFHead(num_classes=2, max_duration=3, center_emissions=False)
+    hidden = torch.full((2, 10, 2), 1e38)  # finite in float32; summed over T it is not
+    assert torch.isfinite(hidden).all()
+    with pytest.raises(ValueError, match=r"overflowed torch\.float32") as err:
+        head(hidden, torch.tensor([10, 7]))
+    message = str(err.value)
+    assert "hidden_states are finite" in message and "float64" in message
+    # The same values in float64 are fine.
+    out = head.double()(hidden.double(), torch.tensor([10, 7]))["partition"]
+    assert torch.isfinite(out).all()
+
+
+def test_transposed_hidden_states_are_named() -> None:
+    from semicrf_nn import SemiMarkovCRFHead
+
+    head = SemiMarkovCRFHead(num_classes=3, max_duration=4, hidden_dim=5)
+    batch, T = 2, 9
+    hidden = torch.randn(T, batch, 5)  # sequence-first, as nn.GRU without batch_first gives
+    lengths = torch.tensor([9, 6])
+    for call in (
+        lambda: head(hidden, lengths),
+        lambda: head.compute_loss(hidden, lengths, torch.zeros(batch, T, dtype=torch.long)),
+        lambda: head.decode(hidden, lengths),
+    ):
+        with pytest.raises(ValueError, match="hidden_states is probably transposed"):
+            call()
+    # A genuinely wrong lengths is still reported as such.
+    with pytest.raises(ValueError, match=r"lengths must have shape \(2,\)"):
+        head(hidden.transpose(0, 1), torch.tensor([9, 6, 3]))
+
+
+def test_float_lengths_are_a_type_error_in_every_entry_point() -> None:
+    from semicrf_nn import UncertaintySemiMarkovCRFHead
+
+    head = UncertaintySemiMarkovCRFHead(num_classes=3, max_duration=4, hidden_dim=5)
+    hidden = torch.randn(2, 9, 5)
+    lengths = torch.tensor([9.0, 6.0])
+    for call in (
+        lambda: head(hidden, lengths),
+        lambda: head.decode_with_traceback(hidden, lengths),
+        lambda: head.compute_boundary_marginals(hidden, lengths),
+    ):
+        with pytest.raises(TypeError, match="lengths must have an integer dtype"):
+            call()

@@ -153,8 +153,8 @@ def check_lengths(lengths: object, batch: int, N: int, device: torch.device) -> 
 
     Raises:
         TypeError: if `lengths` is not an integer tensor.
-        ValueError: on a wrong shape, or a value outside `[2, N]` (a value check: eager mode
-            only, see `value_checks_enabled`).
+        ValueError: on a wrong shape or device, or a value outside `[2, N]` (a value check:
+            eager mode only, see `value_checks_enabled`).
     """
     if lengths is None:
         return torch.full((batch,), N, dtype=torch.long, device=device)
@@ -167,6 +167,12 @@ def check_lengths(lengths: object, batch: int, N: int, device: torch.device) -> 
         raise TypeError(f"lengths must be an integer tensor, got dtype {lengths.dtype}")
     if lengths.shape != (batch,):
         raise ValueError(f"lengths must have shape (batch,)=({batch},), got {tuple(lengths.shape)}")
+    if lengths.device != device:
+        # As the streaming API: moving them silently would hide a host sync (or fail in torch).
+        raise ValueError(
+            f"lengths must be on the same device as log_potentials ({device}), got "
+            f"{lengths.device}"
+        )
     if batch and value_checks_enabled(lengths):
         lo, hi = int(lengths.min()), int(lengths.max())
         if lo < 2 or hi > N:
@@ -174,4 +180,4 @@ def check_lengths(lengths: object, batch: int, N: int, device: torch.device) -> 
                 f"lengths count fences (positions + 1) and must lie in [2, N]=[2, {N}], got "
                 f"min={lo}, max={hi}"
             )
-    return lengths.to(device=device, dtype=torch.long)
+    return lengths.to(dtype=torch.long)

@@ -36,6 +36,7 @@ from .validation import (
     check_labels,
     check_lengths,
     check_log_weights,
+    check_scores_finite,
     value_checks_enabled,
 )
 
@@ -221,6 +222,19 @@ class SemiMarkovCRFHead(nn.Module):
             )
         checking = value_checks_enabled(self.validate)
         B, T, _ = hidden_states.shape
+        if (
+            isinstance(lengths, torch.Tensor)
+            and lengths.ndim == 1
+            and lengths.shape[0] != B
+            and lengths.shape[0] == T
+        ):
+            # The usual cause: a sequence-first encoder output (T, batch, features).
+            raise ValueError(
+                f"hidden_states has shape {tuple(hidden_states.shape)}, read as (batch={B}, "
+                f"T={T}, features), but lengths has {lengths.shape[0]} entries, the size of its "
+                f"second dim: hidden_states is probably transposed (T, batch, features). Pass "
+                f"(batch, T, features), e.g. hidden_states.transpose(0, 1)"
+            )
         check_lengths(lengths, B, T, hidden_states.device, check_values=checking)
         if checking:
             # Padding is ignored (prepare_inputs zeroes it), so only valid positions must be finite.
@@ -243,7 +257,7 @@ class SemiMarkovCRFHead(nn.Module):
             pi_end=self.pi_end,
         )
         if value_checks_enabled(self.validate):
-            check_finite(inputs.cum_scores, "emission scores (after projection)")
+            check_scores_finite(inputs.cum_scores)
             # Checked here for every backend: the exact ones would otherwise read NaN as a
             # forbidden choice (build_edge_tensor) instead of failing like the streaming one.
             check_log_weights(inputs.transition, "transition")

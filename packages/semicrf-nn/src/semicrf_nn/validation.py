@@ -20,6 +20,7 @@ __all__ = [
     "check_labels",
     "check_lengths",
     "check_log_weights",
+    "check_scores_finite",
     "is_tracing",
     "value_checks_enabled",
 ]
@@ -85,6 +86,30 @@ def check_finite(x: torch.Tensor, name: str) -> None:
         n_nan = int(torch.isnan(x).sum())
         n_inf = int(torch.isinf(x).sum())
         raise ValueError(f"{name} must be finite, got {n_nan} NaN and {n_inf} infinite values")
+
+
+def check_scores_finite(cum_scores: torch.Tensor) -> None:
+    """Raise ``ValueError`` when the scores computed from finite hidden states are not finite.
+
+    The hidden states were checked finite before, so an infinite score here is an overflow of
+    the projection or of the cumulative sum over ``T``, not the caller's input: say so, and how
+    to avoid it.
+
+    Args:
+        cum_scores: ``(batch, T+1, C)`` the cumulative emission scores the kernels receive.
+    """
+    if bool(torch.isfinite(cum_scores).all()):
+        return
+    n_nan = int(torch.isnan(cum_scores).sum())
+    n_inf = int(torch.isinf(cum_scores).sum())
+    dtype = cum_scores.dtype
+    raise ValueError(
+        f"the emission scores overflowed {dtype} (max {torch.finfo(dtype).max:.3g}): "
+        f"hidden_states are finite, but the scores computed from them (the projection, then "
+        f"their cumulative sums over T) hold {n_inf} infinite and {n_nan} NaN values. Scale "
+        f"hidden_states (or the projection's weights) down, e.g. normalise the encoder's "
+        f"output, or pass float64 hidden_states"
+    )
 
 
 def check_lengths(
