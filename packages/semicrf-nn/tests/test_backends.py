@@ -7,11 +7,10 @@ import math
 import pytest
 import torch
 
+from semicrf_kernels import semi_crf_streaming_forward
 from semicrf_kernels.testing.brute_force import brute_force_streaming
 from semicrf_nn.backends import build_edge_tensor, check_edge_memory, edge_tensor_bytes, exact_sum
 from semicrf_semirings import EntropySemiring, LogSemiring, MaxSemiring
-
-NEG = -1e9
 
 
 def _problem(B, T, C, K, *, per_duration=False, proj=False, forbid=False, seed=0):
@@ -42,14 +41,14 @@ def test_edge_tensor_layout(per_duration) -> None:
     assert edge.shape == (B, T, K + 1, C, C)
     for b in range(B):
         for s in range(T):
-            assert (edge[b, s, 0] == NEG).all()  # duration slot 0 is unused
+            assert (edge[b, s, 0] == -math.inf).all()  # duration slot 0 is unused
             for d in range(1, K + 1):
                 tr = trans[d - 1] if per_duration else trans
                 for c in range(C):
                     for cp in range(C):
                         got = float(edge[b, s, d, c, cp])
                         if s + d > T:
-                            assert got == NEG
+                            assert got == -math.inf
                             continue
                         seg = float(
                             cum[b, s + d, c]
@@ -63,8 +62,8 @@ def test_edge_tensor_layout(per_duration) -> None:
                         else:
                             link = float(tr[cp, c])
                         expected = seg + link
-                        if expected <= NEG / 2:
-                            assert got == NEG
+                        if expected == -math.inf:  # a forbidden choice: the semirings' zero
+                            assert got == -math.inf
                         else:
                             assert math.isclose(got, expected, rel_tol=1e-12, abs_tol=1e-12)
 
@@ -123,3 +122,26 @@ def test_edge_memory_estimate_and_guard() -> None:
     check_edge_memory(2, 10, 4, 3, torch.float32, 3600, "exact")  # exactly at the limit
     with pytest.raises(ValueError, match=r"3600 bytes.*edge_memory_threshold=3599.*'streaming'"):
         check_edge_memory(2, 10, 4, 3, torch.float32, 3599, "exact")
+
+
+def test_edge_tensor_forbids_by_scores_not_by_segment_totals() -> None:
+    # A segment whose total is far below NEG_INF / 2 (large negative emissions) is still
+    # allowed: only transitions and duration scores forbid (docs/conventions.md section 1), so
+    # the exact backends agree with the streaming one at any magnitude.
+    B, T, C, K = 2, 5, 3, 3
+    cum, trans, db, lengths, _, _ = _problem(B, T, C, K, per_duration=False, proj=False, forbid=True, seed=4)  # fmt: skip
+    cum = cum * 1e10
+    edge = build_edge_tensor(cum, trans, db, K)
+    inside = torch.arange(T)[:, None] + torch.arange(1, K + 1)[None, :] <= T  # (T, K)
+    allowed = torch.isfinite(db)[None, :, :, None] & torch.isfinite(trans.T)[None, None]
+    allowed = allowed.expand(T, K, C, C).clone()
+    allowed[0] = torch.isfinite(db)[:, :, None] & (torch.arange(C) == 0)  # the start slot
+    want = (inside[None, :, :, None, None] & allowed[None]).expand(B, T, K, C, C)
+    assert (edge[:, :, 1:] > -math.inf).eq(want).all()
+    assert (edge[:, :, 1:][want] < -5e8).any()  # totals below NEG_INF / 2 among them
+    for semiring in (LogSemiring, MaxSemiring):
+        exact = exact_sum(edge, lengths, semiring)
+        streaming = semi_crf_streaming_forward(
+            cum, trans, db, lengths, K, semiring="log" if semiring is LogSemiring else "max"
+        )
+        torch.testing.assert_close(exact, streaming, rtol=1e-12, atol=0)
