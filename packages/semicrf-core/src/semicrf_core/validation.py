@@ -170,8 +170,7 @@ def check_lengths(lengths: object, batch: int, N: int, device: torch.device) -> 
     if lengths.device != device:
         # As the streaming API: moving them silently would hide a host sync (or fail in torch).
         raise ValueError(
-            f"lengths must be on the same device as log_potentials ({device}), got "
-            f"{lengths.device}"
+            f"lengths must be on the same device as log_potentials ({device}), got {lengths.device}"
         )
     if batch and value_checks_enabled(lengths):
         lo, hi = int(lengths.min()), int(lengths.max())
