@@ -586,7 +586,7 @@ class SemiMarkovCRFHead(nn.Module):
                   rates, not the scores they give) and the boundary parameters
                   (``proj_start_layer`` / ``proj_end_layer`` weights, ``pi_start``, ``pi_end``).
 
-            The emission projection is never included (regularise it with the encoder).
+                Neither includes the emission projection (regularise it with the encoder).
 
         Returns:
             Scalar tensor (differentiable).
