@@ -12,11 +12,16 @@ import numbers
 
 import torch
 
+from ._shared.precision import PrecisionWarning, check_precision, precision_threshold
+from ._shared.triton_support import triton_available_for
+
 __all__ = [
+    "PrecisionWarning",
     "check_K",
     "check_count",
     "check_log_weights",
     "check_num_warps",
+    "precision_threshold",
     "validate_streaming_inputs",
     "value_checks_enabled",
 ]
@@ -81,6 +86,7 @@ def validate_streaming_inputs(
     proj_end: torch.Tensor | None = None,
     *,
     validate: bool = True,
+    use_triton: bool = False,
 ) -> None:
     """Check the inputs of the streaming forward / Viterbi; raise on the first problem.
 
@@ -88,12 +94,16 @@ def validate_streaming_inputs(
         cum_scores: ``(batch, T+1, C)`` floating cumulative scores, ``T >= 1``.
         transition: ``(C, C)`` or ``(K, C, C)`` floating.
         duration_bias: ``(K, C)`` floating.
-        lengths: ``(batch,)`` integer (or integral floating) lengths in ``[1, T]``.
+        lengths: ``(batch,)`` integer lengths in ``[1, T]``.
         K: positive int, the longest segment.
         proj_start: optional ``(batch, T, C)`` floating.
         proj_end: optional ``(batch, T, C)`` floating.
-        validate: also run the value checks (lengths in range and integral, finite emissions
-            at valid positions, no NaN / ``+inf`` in ``transition`` / ``duration_bias``).
+        validate: also run the value checks (lengths in range, finite emissions at valid
+            positions, no NaN / ``+inf`` in ``transition`` / ``duration_bias``) and the
+            precision guard (a :class:`PrecisionWarning` when ``max |cum_scores|`` passes
+            :func:`precision_threshold` of its dtype; ``docs/reliability.md``).
+        use_triton: the caller's ``use_triton``: where the Triton kernels run they compute in
+            float32 (float64 for float64 ``cum_scores``), which the precision guard accounts for.
 
     Raises:
         TypeError: a wrong Python type or dtype.
@@ -134,7 +144,8 @@ def validate_streaming_inputs(
     _check_device("duration_bias", bias, device)
 
     lens = _check_tensor("lengths", lengths)
-    if lens.dtype == torch.bool or lens.is_complex():
+    if lens.dtype == torch.bool or lens.is_complex() or lens.is_floating_point():
+        # One rule with the heads and SemiMarkov (docs/conventions.md section 5).
         raise TypeError(f"lengths: expected an integer dtype, got {lens.dtype}")
     _check_shape("lengths", lens, (B,), "(batch,)")
     _check_device("lengths", lens, device)
@@ -151,12 +162,16 @@ def validate_streaming_inputs(
     if not validate or not value_checks_enabled(cum):
         return
 
-    if lens.is_floating_point():
-        if not torch.equal(lens, lens.round()):
-            bad = lens[lens != lens.round()][0].item()
-            raise ValueError(f"lengths: expected integral values, got {bad}")
     lens_int = lens.long()
     low, high = int(lens_int.min()), int(lens_int.max())
+    if high == T1:
+        # The usual cause: per-position scores, or cumulative sums without the leading zero row.
+        raise ValueError(
+            f"cum_scores: expected T + 1 rows for lengths up to T (row 0 is the zero before the "
+            f"first position), got {T1} rows for a length of {high}: pass {high + 1} rows, "
+            f"cum[:, 0] = 0 and cum[:, t] = the sum of the first t scores "
+            f"(semicrf_kernels.cumulative_scores(scores) builds them)"
+        )
     if low < 1 or high > T:
         bad = low if low < 1 else high
         raise ValueError(f"lengths: expected values in [1, T] = [1, {T}], got {bad}")
@@ -181,6 +196,9 @@ def validate_streaming_inputs(
             )
     check_log_weights(trans, "transition")
     check_log_weights(bias, "duration_bias")
+    on_triton = bool(use_triton) and triton_available_for(cum)
+    compute = torch.float32 if on_triton and cum.dtype != torch.float64 else torch.float64
+    check_precision(cum, valid_rows, compute)
 
 
 def check_log_weights(x: torch.Tensor, name: str) -> None:

@@ -65,7 +65,15 @@ def semi_crf_streaming_forward(
         raise ValueError(f"semiring: expected 'log' or 'max', got {semiring!r}")
     check_num_warps(num_warps)
     validate_streaming_inputs(
-        cum_scores, transition, duration_bias, lengths, K, proj_start, proj_end, validate=validate
+        cum_scores,
+        transition,
+        duration_bias,
+        lengths,
+        K,
+        proj_start,
+        proj_end,
+        validate=validate,
+        use_triton=use_triton,
     )
     inp = prepare_inputs(cum_scores, transition, duration_bias, lengths, K, proj_start, proj_end)
     floats = (inp.cum_scores, inp.transition, inp.duration_bias, inp.proj_start, inp.proj_end)

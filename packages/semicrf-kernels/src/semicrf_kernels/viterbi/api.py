@@ -41,7 +41,15 @@ def semi_crf_streaming_viterbi(
     """
     check_num_warps(num_warps)
     validate_streaming_inputs(
-        cum_scores, transition, duration_bias, lengths, K, proj_start, proj_end, validate=validate
+        cum_scores,
+        transition,
+        duration_bias,
+        lengths,
+        K,
+        proj_start,
+        proj_end,
+        validate=validate,
+        use_triton=use_triton,
     )
     with torch.no_grad():
         inp = prepare_inputs(
