@@ -14,6 +14,7 @@ streaming backend:
 from __future__ import annotations
 
 import math
+import sys
 import warnings
 
 import torch
@@ -355,11 +356,15 @@ def _backend_from_use_streaming(backend: object, use_streaming: bool | None) -> 
     if not isinstance(use_streaming, bool):
         raise TypeError(f"use_streaming must be a bool, got {type(use_streaming).__name__}")
     replacement = "streaming" if use_streaming else "exact"
+    # Point the warning at the caller's line, past this package's frames (decorators included).
+    frame, level = sys._getframe(0), 1
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("semicrf_nn"):
+        frame, level = frame.f_back, level + 1
     warnings.warn(
         f"compute_boundary_marginals(use_streaming={use_streaming}) is deprecated; use "
         f"backend={replacement!r} instead",
         DeprecationWarning,
-        stacklevel=3,
+        stacklevel=level,
     )
     if backend not in ("auto", replacement):
         raise ValueError(
