@@ -3,7 +3,9 @@
 The same computation as :func:`~semicrf_kernels.marginals.pytorch.streaming_marginals_pytorch`
 (one forward and one backward scan, then the shared assembly), with the scans chosen like every
 public entry point's on the CPU: the compiled (numba) ones where they apply, else PyTorch (see
-:func:`semicrf_kernels.set_cpu_path`). On other devices the PyTorch scans run.
+:func:`semicrf_kernels.set_cpu_path`). On other devices, and while ``torch.compile`` traces
+(this function is not a custom operator: Dynamo traces the PyTorch scans, as before), the PyTorch
+scans run.
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ import torch
 
 from .._shared.inputs import prepare_inputs
 from .._shared.numba_support import cpu_backward, cpu_forward
-from ..logpartition.pytorch import _working_inputs
-from ..validation import validate_streaming_inputs
+from ..logpartition.pytorch import _backward_scan, _forward_scan, _working_inputs
+from ..validation import validate_streaming_inputs, value_checks_enabled
 from .pytorch import StreamingMarginals, _marginals
 
 __all__ = ["streaming_marginals"]
@@ -54,6 +56,10 @@ def streaming_marginals(
             cum_scores, transition, duration_bias, lengths, K, proj_start, proj_end
         )
         inp = _working_inputs(prepared)
-        state = cpu_forward(inp, "log")
-        res = cpu_backward(inp, state)
+        if value_checks_enabled(inp.cum_scores):  # eager (not traced by torch.compile)
+            state = cpu_forward(inp, "log")
+            res = cpu_backward(inp, state)
+        else:
+            state = _forward_scan(inp, "log")
+            res = _backward_scan(inp, state)
         return _marginals(inp, state, res, prepared.cum_scores.dtype)
