@@ -82,6 +82,7 @@ from .streaming import (
     semi_crf_streaming_sample,
     semi_crf_streaming_topk,
     semi_crf_streaming_viterbi,
+    streaming_marginals,
     streaming_marginals_pytorch,
 )
 
@@ -154,6 +155,7 @@ __all__ = [
     "semi_crf_streaming_topk",
     "semi_crf_streaming_viterbi",
     "snake_ordering",
+    "streaming_marginals",
     "streaming_marginals_pytorch",
     "versions",
 ]
