@@ -336,3 +336,36 @@ def test_the_path_setting_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ValueError, match="SEMICRF_CPU_PATH: expected one of"):
         semi_crf_streaming_forward(torch.zeros(1, 3, 2), torch.zeros(2, 2), torch.zeros(2, 2),
                                    torch.tensor([2]), 2, use_triton=False)  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_hostile_scales_with_forbidden_durations_match_brute_force(seed) -> None:
+    # Emissions of 1e4 (one-hot: exact ties) with forbidden durations and transitions: the
+    # largest ring entries can sit at forbidden durations, so the windows fall back to exact
+    # log-space sums; values, marginals and gradients must stay those of the enumeration.
+    gen = torch.Generator().manual_seed(seed)
+    B, T, C, K = 3, 5, 3, 4
+    labels = torch.randint(0, C, (B, T), generator=gen)
+    emissions = torch.nn.functional.one_hot(labels, C).double() * 1e4
+    if seed % 2:
+        emissions = torch.randn(B, T, C, generator=gen, dtype=torch.float64) * 1e4
+    cum = torch.nn.functional.pad(emissions.cumsum(1), (0, 0, 1, 0))
+    trans = torch.randn(C, C, generator=gen, dtype=torch.float64)
+    trans[torch.rand(C, C, generator=gen) < 0.3] = -torch.inf
+    bias = torch.randn(K, C, generator=gen, dtype=torch.float64)
+    bias[torch.rand(K, C, generator=gen) < 0.4] = NEG_INF
+    lengths = torch.tensor([T, 3, 4])
+    bf = brute_force_streaming(cum, trans, bias, lengths, K)
+    leaf = cum.clone().requires_grad_()
+    log_z = semi_crf_streaming_forward(leaf, trans, bias, lengths, K, use_triton=False)
+    assert not torch.isnan(log_z).any()
+    assert torch.equal(log_z == -math.inf, bf.log_partition == -math.inf)
+    alive = bf.log_partition > -math.inf
+    torch.testing.assert_close(log_z[alive], bf.log_partition[alive], rtol=1e-12, atol=1e-9)
+    (grad,) = torch.autograd.grad(log_z[alive].sum(), leaf)
+    position = grad.flip(1).cumsum(1).flip(1)[:, 1:]  # d log Z / d emission
+    torch.testing.assert_close(position[alive], bf.position_marginals[alive], rtol=0, atol=1e-9)
+    marg = streaming_marginals(cum, trans, bias, lengths, K)
+    torch.testing.assert_close(
+        marg.position[alive], bf.position_marginals[alive], rtol=0, atol=1e-9
+    )

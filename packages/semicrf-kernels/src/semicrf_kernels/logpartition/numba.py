@@ -80,17 +80,32 @@ def _insert(value, ring, M, c, slot):
 
 
 @_jit
-def _rebuild(logs, biasp, eb, ring, M, c, base, sign, dmax):
-    """Recompute label ``c``'s window from the log values ``logs[base + sign * d, c]``,
-    ``d = 1..dmax``, shifting by the largest weighted term; returns the new weighted sum."""
+def _window_sums(ring, eb, base, sign, dmax, S, W, U):
+    """``S[c] = sum_d ring[row, c] eb[d - 1, c]``, ``W[c]`` its largest term and ``U[c]`` the
+    largest ring entry, rows ``base + sign * d`` for ``d = 1..dmax`` (vectorised over labels)."""
+    K = ring.shape[0]
+    S[:] = 0.0
+    W[:] = 0.0
+    U[:] = 0.0
+    for d in range(1, dmax + 1):
+        slot = (base + sign * d) % K
+        for c in range(S.shape[0]):
+            u = ring[slot, c]
+            w = u * eb[d - 1, c]
+            S[c] += w
+            W[c] = max(W[c], w)
+            U[c] = max(U[c], u)
+
+
+@_jit
+def _rebuild(logs, ring, M, c, base, sign, dmax):
+    """Re-shift label ``c``'s ring to the largest of its window's log values
+    ``logs[base + sign * d, c]``, ``d = 1..dmax`` (every entry then at most 1)."""
     K = ring.shape[0]
     m = _NEG
     for d in range(1, dmax + 1):
-        v = logs[base + sign * d, c] + biasp[d - 1, c]
-        if v > m:
-            m = v
+        m = max(m, logs[base + sign * d, c])
     M[c] = m
-    total = 0.0
     for d in range(1, dmax + 1):
         row = base + sign * d
         u = 0.0
@@ -99,23 +114,44 @@ def _rebuild(logs, biasp, eb, ring, M, c, base, sign, dmax):
             if x > _FLUSH:
                 u = math.exp(x)
         ring[row % K, c] = u
-        total += u * eb[d - 1, c]
-    return total
 
 
 @_jit
-def _window_sums(ring, eb, base, sign, dmax, S, W):
-    """``S[c] = sum_d ring[row, c] eb[d - 1, c]`` and ``W[c]`` its largest term, rows
-    ``base + sign * d`` for ``d = 1..dmax`` (vectorised over labels)."""
-    K = ring.shape[0]
-    S[:] = 0.0
-    W[:] = 0.0
+def _exact_window(logs, bias, c, base, sign, dmax):
+    """``lse_d (logs[base + sign * d, c] + bias[d - 1, c])`` in log space (-inf when empty)."""
+    m = _NEG
     for d in range(1, dmax + 1):
-        slot = (base + sign * d) % K
-        for c in range(S.shape[0]):
-            w = ring[slot, c] * eb[d - 1, c]
-            S[c] += w
-            W[c] = max(W[c], w)
+        m = max(m, logs[base + sign * d, c] + bias[d - 1, c])
+    if m == _NEG:
+        return _NEG
+    total = 0.0
+    for d in range(1, dmax + 1):
+        total += math.exp(logs[base + sign * d, c] + bias[d - 1, c] - m)
+    return m + math.log(total)
+
+
+@_jit
+def _window(ring, eb, logs, bias, M, base, sign, dmax, S, W, U, exact):
+    """Per label, the window's weighted sum ``S[c] = sum_d ring eb`` or, where its largest
+    weighted term is below ``_TINY`` (the largest entries may sit at forbidden or unlikely
+    durations), ``exact[c]`` set and ``S[c]`` the log-space value ``lse_d (logs + bias)``.
+    A label's ring is rebuilt first when its largest entry fell below ``_TINY``."""
+    K = ring.shape[0]
+    _window_sums(ring, eb, base, sign, dmax, S, W, U)
+    for c in range(S.shape[0]):
+        if U[c] < _TINY:
+            _rebuild(logs, ring, M, c, base, sign, dmax)
+            total = 0.0
+            top = 0.0
+            for d in range(1, dmax + 1):
+                w = ring[(base + sign * d) % K, c] * eb[d - 1, c]
+                total += w
+                top = max(top, w)
+            S[c] = total
+            W[c] = top
+        exact[c] = W[c] < _TINY
+        if exact[c]:
+            S[c] = _exact_window(logs, bias, c, base, sign, dmax)
 
 
 @_jit
@@ -173,27 +209,24 @@ def _link(arow, trans, E, tcol, srow, a, out):
 
 # ----------------------------------------------------------------------------- forward, (C, C)
 @_jit
-def _forward_cc(starts, ends, trans, E, tcol, start, eb, bmax, biasp, L, K, alpha, G):
+def _forward_cc(starts, ends, trans, E, tcol, start, eb, bmax, bias, L, K, alpha, G):
     C = trans.shape[0]
     ring = np.zeros((K, C))
     M = np.full(C, _NEG)
-    S = np.empty(C)
-    W = np.empty(C)
-    a = np.empty(C)
+    S, W, U, a = np.empty(C), np.empty(C), np.empty(C), np.empty(C)
+    exact = np.zeros(C, dtype=np.bool_)
     for c in range(C):
         alpha[0, c] = 0.0
         G[0, c] = start[c] + starts[0, c]
         _insert(G[0, c], ring, M, c, 0)
     for t in range(1, L + 1):
         dmax = min(K, t)
-        _window_sums(ring, eb, t, -1, dmax, S, W)
+        _window(ring, eb, G, bias, M, t, -1, dmax, S, W, U, exact)
         for c in range(C):
-            if W[c] < _TINY:
-                S[c] = _rebuild(G, biasp, eb, ring, M, c, t, -1, dmax)
-            if S[c] > 0.0:
-                alpha[t, c] = ends[t, c] + (M[c] + bmax[c] + math.log(S[c]))
+            if exact[c]:
+                alpha[t, c] = ends[t, c] + S[c]
             else:
-                alpha[t, c] = _NEG
+                alpha[t, c] = ends[t, c] + (M[c] + bmax[c] + math.log(S[c]))
         if t < L:
             _link(alpha[t], trans, E, tcol, starts[t], a, G[t])
             for c in range(C):
@@ -202,12 +235,12 @@ def _forward_cc(starts, ends, trans, E, tcol, start, eb, bmax, biasp, L, K, alph
 
 
 @_jit
-def _forward_cc_batch(idx, starts, ends, trans, E, tcol, start, eb, bmax, biasp, lengths, K,
+def _forward_cc_batch(idx, starts, ends, trans, E, tcol, start, eb, bmax, bias, lengths, K,
                       alpha, G, log_z):  # fmt: skip
     for i in range(idx.shape[0]):
         b = idx[i]
         log_z[b] = _forward_cc(
-            starts[b], ends[b], trans, E, tcol, start, eb, bmax, biasp, lengths[b], K, alpha[b],
+            starts[b], ends[b], trans, E, tcol, start, eb, bmax, bias, lengths[b], K, alpha[b],
             G[b],
         )  # fmt: skip
 
@@ -335,11 +368,10 @@ def applies(inp: KernelInputs) -> bool:
     return scaled_ok(inp)
 
 
-def window_weights(bias: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(eb, bmax, biasp)`` of a ``(K, C)`` duration bias: per-label shift ``bmax``, weights
-    ``eb = exp(bias - bmax)`` and shifted logs ``biasp = bias - bmax``."""
-    eb, bmax = shifted_exp(bias, 0)
-    return eb, bmax, np.ascontiguousarray(bias - bmax[None, :])
+def window_weights(bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(eb, bmax)`` of a ``(K, C)`` duration bias: per-label shift ``bmax`` and weights
+    ``eb = exp(bias - bmax)`` (0 for forbidden durations)."""
+    return shifted_exp(bias, 0)
 
 
 def forward_numba(
@@ -362,7 +394,8 @@ def forward_numba(
     starts = _start_terms(inp).contiguous().numpy()
     ends = _end_terms(inp).contiguous().numpy()
     lens = lengths.numpy()
-    eb, bmax, biasp = window_weights(bias.numpy())
+    eb, bmax = window_weights(bias.numpy())
+    bias_np = bias.numpy()
     alpha = torch.full((B, T1, C), -torch.inf, dtype=torch.float64)
     log_z = torch.empty(B, dtype=torch.float64)
     start = safe_logsumexp(trans, dim=-2).contiguous().numpy()  # (C,) or (K, C)
@@ -374,13 +407,12 @@ def forward_numba(
         g_np = G.numpy()
 
         def work(idx: np.ndarray) -> None:
-            _forward_cc_batch(idx, starts, ends, trans_np, E, tcol, start, eb, bmax, biasp, lens,
+            _forward_cc_batch(idx, starts, ends, trans_np, E, tcol, start, eb, bmax, bias_np, lens,
                               K, a_np, g_np, z_np)  # fmt: skip
 
         run_split(work, lens.tolist())
         return log_z, alpha, G
     EK, tcolk = shifted_exp(trans_np, 1)  # per (duration, destination) column
-    bias_np = bias.numpy()
 
     def work_kcc(idx: np.ndarray) -> None:
         _forward_kcc_batch(idx, starts, ends, trans_np, EK, tcolk, start, bias_np, lens, K, a_np,

@@ -32,9 +32,8 @@ from .numba import (
     _exact_lse,
     _insert,
     _link_kcc,
-    _rebuild,
     _scale_row,
-    _window_sums,
+    _window,
     shifted_exp,
     window_weights,
 )
@@ -47,44 +46,46 @@ _jit = numba.njit(cache=True, nogil=True, error_model="numpy")
 
 
 @_jit
-def _gamma_row(s, dmax, ring, M, R, eb, bmax, biasp, starts, G_or_A, log_z, gamma, q, p_start,
-               S, W):  # fmt: skip
-    """``gamma[c] = starts[s, c] + lse_d (R[s + d, c] + bias[d - 1, c])`` by the scaled window;
-    ``p_start[s, c] = exp(G[s, c] + (gamma - starts)[s, c] - log Z)`` and ``q = p_start / S``."""
-    _window_sums(ring, eb, s, 1, dmax, S, W)
+def _gamma_row(s, dmax, ring, M, R, eb, bmax, bias, starts, G_row, log_z, gamma, q, p_start, S,
+               W, U, exact):  # fmt: skip
+    """``gamma[c] = starts[s, c] + lse_d (R[s + d, c] + bias[d - 1, c])`` by the scaled window
+    (exactly where ``exact[c]``); ``p_start[s, c] = exp(G[s, c] + (gamma - starts)[s, c] - log
+    Z)`` and ``q = p_start / S`` (0 for exact labels, whose marginals the caller computes)."""
+    _window(ring, eb, R, bias, M, s, 1, dmax, S, W, U, exact)
     for c in range(S.shape[0]):
-        if W[c] < _TINY:
-            S[c] = _rebuild(R, biasp, eb, ring, M, c, s, 1, dmax)
-        if S[c] > 0.0:
+        q[c] = 0.0
+        if exact[c]:
+            gamma[c] = starts[s, c] + S[c]
+            p_start[s, c] = math.exp(G_row[c] + S[c] - log_z)
+        else:
             shift = M[c] + bmax[c]
             gamma[c] = starts[s, c] + (shift + math.log(S[c]))
-            f = math.exp(G_or_A[c] + shift - log_z)
+            f = math.exp(G_row[c] + shift - log_z)
             p_start[s, c] = f * S[c]
             q[c] = f
-        else:
-            gamma[c] = _NEG
-            q[c] = 0.0
 
 
 @_jit
-def _backward_cc(starts, ends, trans, E2, E2T, trow, eb, bmax, biasp, L, K, alpha, G, log_z,
+def _backward_cc(starts, ends, trans, E2, E2T, trow, eb, bmax, bias, L, K, alpha, G, log_z,
                  p_start, p_end, bias_marg, trans_marg, first_marg, first_mu):  # fmt: skip
     C = trans.shape[0]
     ring = np.zeros((K, C))
     M = np.full(C, _NEG)
     R = np.full((L + 1, C), _NEG)
-    S, W, gamma, q = np.empty(C), np.empty(C), np.empty(C), np.empty(C)
+    S, W, U, gamma, q = np.empty(C), np.empty(C), np.empty(C), np.empty(C), np.empty(C)
     g, SB, beta, q2 = np.empty(C), np.empty(C), np.empty(C), np.empty(C)
     exact = np.zeros(C, dtype=np.bool_)
+    window_exact = np.zeros(C, dtype=np.bool_)
     acc = np.zeros((K, C))
+    acc_exact = np.zeros((K, C))  # marginals of labels whose window was computed exactly
     for c in range(C):
         R[L, c] = ends[L, c]
         _insert(R[L, c], ring, M, c, L % K)
         p_end[L, c] = math.exp(alpha[L, c] - log_z)
     for s in range(L - 1, -1, -1):
         dmax = min(K, L - s)
-        _gamma_row(s, dmax, ring, M, R, eb, bmax, biasp, starts, G[s], log_z, gamma, q, p_start,
-                   S, W)  # fmt: skip
+        _gamma_row(s, dmax, ring, M, R, eb, bmax, bias, starts, G[s], log_z, gamma, q, p_start,
+                   S, W, U, window_exact)  # fmt: skip
         for d in range(1, dmax + 1):
             slot = (s + d) % K
             for c in range(C):
@@ -94,6 +95,14 @@ def _backward_cc(starts, ends, trans, E2, E2T, trow, eb, bmax, biasp, L, K, alph
                 slot = d % K
                 for c in range(C):
                     first_mu[d - 1, c] = q[c] * ring[slot, c] * eb[d - 1, c]
+        for c in range(C):
+            if window_exact[c] and p_start[s, c] > 0.0:
+                for d in range(1, dmax + 1):
+                    mu = math.exp(G[s, c] + R[s + d, c] + bias[d - 1, c] - log_z)
+                    acc_exact[d - 1, c] += mu
+                    if s == 0:
+                        first_mu[d - 1, c] = mu
+        if s == 0:
             for i in range(C):  # alpha[0] = 0: the start score's share
                 for c in range(C):
                     first_marg[i, c] = math.exp(trans[i, c] + gamma[c] - log_z)
@@ -127,18 +136,18 @@ def _backward_cc(starts, ends, trans, E2, E2T, trow, eb, bmax, biasp, L, K, alph
             _insert(R[s, c], ring, M, c, s % K)
     for d in range(K):
         for c in range(C):
-            bias_marg[d, c] = acc[d, c] * eb[d, c]
+            bias_marg[d, c] = acc[d, c] * eb[d, c] + acc_exact[d, c]
 
 
 @_jit
-def _backward_cc_batch(idx, starts, ends, trans, E2, E2T, trow, eb, bmax, biasp, lengths, K,
+def _backward_cc_batch(idx, starts, ends, trans, E2, E2T, trow, eb, bmax, bias, lengths, K,
                        alpha, G, log_z, p_start, p_end, bias_marg, trans_marg, first_marg,
                        first_mu):  # fmt: skip
     for i in range(idx.shape[0]):
         b = idx[i]
         if log_z[b] == _NEG:
             continue
-        _backward_cc(starts[b], ends[b], trans, E2, E2T, trow, eb, bmax, biasp, lengths[b], K,
+        _backward_cc(starts[b], ends[b], trans, E2, E2T, trow, eb, bmax, bias, lengths[b], K,
                      alpha[b], G[b], log_z[b], p_start[b], p_end[b], bias_marg[b],
                      trans_marg[b], first_marg[b], first_mu[b])  # fmt: skip
 
@@ -257,11 +266,11 @@ def backward_numba(inp: KernelInputs, state: _ForwardState) -> _BackwardResult:
     trans_np = trans.numpy()
     outs = (p_start.numpy(), p_end.numpy(), bias_marg.numpy())
     if trans.dim() == 2:
-        eb, bmax, biasp = window_weights(bias.numpy())
+        eb, bmax = window_weights(bias.numpy())
         E2, trow = shifted_exp(trans_np, 1)
         E2T = np.ascontiguousarray(E2.T)
         G = state.start_part.contiguous().numpy()
-        arrays = (starts, ends, trans_np, E2, E2T, trow, eb, bmax, biasp, lens, K, alpha, G, log_z,
+        arrays = (starts, ends, trans_np, E2, E2T, trow, eb, bmax, bias.numpy(), lens, K, alpha, G, log_z,
                   *outs, trans_marg.numpy(), first_marg.numpy(), first_mu.numpy())  # fmt: skip
 
         def work(idx: np.ndarray) -> None:
