@@ -17,13 +17,17 @@ multiply-add per term and a few ``exp`` / ``log`` per label:
   log(sum_c' exp(alpha - amax) E[c', c])`` with ``E = exp(transition - tcol)`` (column shift).
 
 Bounded values: a new ring entry more than ``_HI`` above its shift moves the shift to it (the
-column is rescaled, one multiply per slot); entries more than ``-_FLUSH`` below are stored as 0;
-and whenever a window's largest weighted entry falls below ``_TINY`` (or a link sum does), that
-label's sum is recomputed exactly from the log values kept in ``G`` / ``alpha``. Between rebuilds
-the largest term is at least ``_TINY = e^-200`` while a dropped entry is below ``e^-600``, so
-dropping changes nothing in float64. Every ring entry stays below ``e^(_HI + spread)``, which is
-why :func:`scaled_ok` asks the finite entries of ``transition`` and ``duration_bias`` to span at
-most ``SPREAD_MAX`` each (else the PyTorch path runs). ``(K, C, C)`` transitions make the link
+column is rescaled, one multiply per slot), so every entry stays below ``e^_HI``; entries more
+than ``-_FLUSH`` below are stored as 0; when a window's largest entry falls below ``_TINY`` the
+label's ring is re-shifted to it from the log values kept in ``G`` (``R`` in the backward); and
+where the largest *weighted* term is below ``_TINY`` (the largest entries may sit at forbidden
+or unlikely durations) the label's window is summed exactly in log space instead (as is a link
+sum below ``_TINY``, e.g. a label reachable only from a very improbable one). So whenever a
+scaled sum is used its largest term is at least ``_TINY = e^-200`` while a dropped entry is
+below ``e^-600``: dropping changes nothing in float64. The weights ``exp(bias - bmax)`` and
+``exp(transition - max)`` are at least ``e^-spread``, which is why :func:`scaled_ok` asks the
+finite entries of ``transition`` and ``duration_bias`` to span at most ``SPREAD_MAX`` each (else
+the PyTorch path runs). ``(K, C, C)`` transitions make the link
 depend on the duration: each ``(start, duration)`` link row is one scaled vector-matrix product
 (with the same exact fallback) and the window a plain log-sum-exp.
 
