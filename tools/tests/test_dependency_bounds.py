@@ -26,6 +26,8 @@ TESTED = {
     "matplotlib": (3, 10),
     "tqdm": (4, 70),
     "lightning": (2, 6),
+    "numba": (0, 68),
+    "numpy": (2, 2),
 }
 
 

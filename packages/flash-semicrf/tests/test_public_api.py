@@ -75,6 +75,8 @@ EXTRA_NAMES: list[tuple[str, str, str]] = [
     ("flash_semicrf", "SemiCRFStreaming", "semicrf_kernels"),
     ("flash_semicrf", "StreamingMarginals", "semicrf_kernels"),
     ("flash_semicrf", "streaming_marginals_pytorch", "semicrf_kernels"),
+    ("flash_semicrf", "streaming_marginals", "semicrf_kernels"),
+    ("flash_semicrf.streaming", "streaming_marginals", "semicrf_kernels"),
     ("flash_semicrf", "compute_edge_block_streaming", "semicrf_kernels"),
     ("flash_semicrf", "NEG_INF", "semicrf_kernels"),
     ("flash_semicrf", "HAS_TRITON", "semicrf_kernels"),

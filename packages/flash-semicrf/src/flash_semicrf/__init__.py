@@ -87,6 +87,7 @@ _EXPORTS: dict[str, str] = {
             "semi_crf_streaming_sample",
             "semi_crf_streaming_topk",
             "semi_crf_streaming_viterbi",
+            "streaming_marginals",
             "streaming_marginals_pytorch",
         ),
         "streaming",

@@ -4,7 +4,10 @@ Everything here is an object of ``semicrf_kernels`` re-exported unchanged:
 
 * ``compute_edge_block_streaming(cum_scores, transition, duration_bias, start, k)``: the edge
   block ``(batch, C_dest, C_src)`` of the segments ``[start, start + k)``, computed on the fly.
-* ``SemiCRFStreaming``: the PyTorch ``autograd.Function`` (CPU or GPU), ``O(KC)`` working memory.
+* ``SemiCRFStreaming``: the ``autograd.Function`` without Triton (the CPU path: compiled scans on
+  the CPU where they apply, else PyTorch), ``O(KC)`` working memory.
+* ``streaming_marginals``: boundary / position marginals and entropy on the CPU path's scans
+  (``streaming_marginals_pytorch``: always the PyTorch scans).
 * ``HAS_TRITON``: whether Triton is installed; then ``SemiCRFStreamingTriton`` (the same with
   hand-written Triton forward and backward kernels) and the launchers
   ``launch_streaming_triton_kernel``, ``launch_streaming_triton_backward``,
@@ -46,6 +49,7 @@ from semicrf_kernels.streaming import (
     semi_crf_streaming_forward,
     semi_crf_streaming_viterbi,
     streaming_forward_pytorch,
+    streaming_marginals,
     streaming_marginals_pytorch,
 )
 
@@ -76,6 +80,7 @@ __all__ = [
     "semi_crf_streaming_topk",
     "semi_crf_streaming_viterbi",
     "streaming_forward_pytorch",
+    "streaming_marginals",
     "streaming_marginals_pytorch",
 ]
 if HAS_TRITON:

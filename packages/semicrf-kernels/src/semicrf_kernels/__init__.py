@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import streaming as _streaming
+from ._shared.numba_support import cpu_path, set_cpu_path
 from ._shared.triton_support import HAS_TRITON
 from .constants import NEG_INF
 from .cumulative import cumulative_scores
@@ -27,6 +28,7 @@ from .streaming import (
     SemiCRFStreaming,
     StreamingMarginals,
     semi_crf_streaming_forward,
+    streaming_marginals,
     streaming_marginals_pytorch,
 )
 from .topk import semi_crf_streaming_topk
@@ -43,6 +45,7 @@ __all__ = [
     "ViterbiPath",
     "__version__",
     "compute_edge_block_streaming",
+    "cpu_path",
     "cumulative_scores",
     "labels_to_segments",
     "score_path_segments",
@@ -54,6 +57,8 @@ __all__ = [
     "semi_crf_streaming_sample",
     "semi_crf_streaming_topk",
     "semi_crf_streaming_viterbi",
+    "set_cpu_path",
+    "streaming_marginals",
     "streaming_marginals_pytorch",
 ]
 if HAS_TRITON:

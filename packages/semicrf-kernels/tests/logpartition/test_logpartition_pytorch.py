@@ -8,12 +8,22 @@ import math
 import pytest
 import torch
 
+from semicrf_kernels import set_cpu_path
 from semicrf_kernels.constants import NEG_INF
 from semicrf_kernels.logpartition.autograd import SemiCRFStreaming
 from semicrf_kernels.logpartition.pytorch import streaming_forward_pytorch
 from semicrf_kernels.marginals.pytorch import streaming_marginals_pytorch
 from semicrf_kernels.testing.brute_force import brute_force_streaming
 from semicrf_kernels.testing.reference import reference_forward
+
+
+@pytest.fixture(autouse=True)
+def _pytorch_cpu_path():
+    # SemiCRFStreaming runs the CPU path's choice; this file tests the PyTorch scans.
+    set_cpu_path("pytorch")
+    yield
+    set_cpu_path(None)
+
 
 # (B, T, C, K, per_duration, proj, forbid): K = 1, 2, K > T, C = 1, 3, 5, batch 1, ...
 TINY = [

@@ -7,7 +7,7 @@ streaming backend:
   gradients of ``log Z`` with respect to a zero start bonus and to the per-position scores the
   model uses (one forward + backward of the kernels, Triton where available);
 * entropy of the segmentation distribution: ``log Z - E[score]`` from one streaming
-  forward/backward (``semicrf_kernels.streaming_marginals_pytorch``), or with the
+  forward/backward (``semicrf_kernels.streaming_marginals``), or with the
   ``EntropySemiring`` over the edge tensor (short ``T``).
 """
 
@@ -19,7 +19,7 @@ import warnings
 
 import torch
 
-from semicrf_kernels import streaming_marginals_pytorch
+from semicrf_kernels import streaming_marginals
 from semicrf_semirings import EntropySemiring, LogSemiring
 
 from .head import REDUCTIONS, SemiMarkovCRFHead
@@ -219,7 +219,7 @@ class UncertaintySemiMarkovCRFHead(SemiMarkovCRFHead):
         """
         _, inputs = self._log_z_inputs(hidden_states, lengths, "streaming")
         f64 = torch.float64
-        marg = streaming_marginals_pytorch(
+        marg = streaming_marginals(
             inputs.cum_scores.to(f64),
             inputs.transition.to(f64),
             inputs.duration_bias.to(f64),

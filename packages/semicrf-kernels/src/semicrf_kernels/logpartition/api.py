@@ -45,7 +45,8 @@ def semi_crf_streaming_forward(
         semiring: ``"log"`` (log partition, differentiable) or ``"max"`` (Viterbi score, no
             gradient; use :func:`semicrf_kernels.semi_crf_streaming_viterbi` for the path).
         use_triton: use the Triton kernels when they can run on ``cum_scores``' device (CUDA, or
-            the CPU under ``TRITON_INTERPRET=1``); otherwise the PyTorch path runs.
+            the CPU under ``TRITON_INTERPRET=1``); otherwise the CPU path runs (compiled scans on
+            the CPU where they apply, else PyTorch; see :func:`semicrf_kernels.set_cpu_path`).
         num_warps: warps per Triton program (a power of two; ignored by the PyTorch path).
         proj_start: optional ``(batch, T, C)`` score read at each segment's first position.
         proj_end: optional ``(batch, T, C)`` score read at each segment's last position.

@@ -2,7 +2,8 @@
 
 Kept for callers of the ``torch.autograd.Function`` interface. Both go through the one
 autograd route, the custom operator ``torch.ops.semicrf_kernels.streaming_forward`` (see
-:mod:`.op`): the first forces the PyTorch path, the second the Triton one. Inputs are converted
+:mod:`.op`): the first forces the CPU path (no Triton: the compiled scans on the CPU unless
+``set_cpu_path("pytorch")``), the second the Triton one. Inputs are converted
 with ``prepare_inputs`` but not validated (the public functions validate).
 """
 
@@ -36,7 +37,7 @@ def _log_partition(
 
 
 class SemiCRFStreaming(torch.autograd.Function):
-    """Streaming log partition by the PyTorch scans, differentiable (through the custom op).
+    """Streaming log partition by the CPU-path scans, differentiable (through the custom op).
 
     ``SemiCRFStreaming.apply(cum_scores, transition, duration_bias, lengths, K, proj_start,
     proj_end) -> (batch,)`` log Z in the compute dtype (float32, float64 for float64

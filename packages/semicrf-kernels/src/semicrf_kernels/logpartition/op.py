@@ -9,7 +9,8 @@ which gives output shapes and dtypes without computing anything, and their autog
 The streaming operators (these two here, ``streaming_viterbi`` in
 :mod:`semicrf_kernels.viterbi.op`), each dispatching on the device like the public API (Triton where
 ``use_triton`` and the kernels can run on the device, i.e. CUDA or the CPU under
-``TRITON_INTERPRET=1``; PyTorch otherwise), so eager results and gradients are those of
+``TRITON_INTERPRET=1``; otherwise the CPU path: the compiled numba scans where they apply, else
+PyTorch, see :mod:`semicrf_kernels._shared.numba_support`), so eager results and gradients are those of
 :class:`~semicrf_kernels.SemiCRFStreaming` / ``SemiCRFStreamingTriton``:
 
 * ``torch.ops.semicrf_kernels.streaming_forward``: log Z (or the Viterbi score) and the saved
@@ -38,6 +39,7 @@ import torch
 from torch import Tensor
 
 from .._shared.inputs import compute_dtype
+from .._shared.numba_support import cpu_backward, cpu_forward
 from .._shared.op_support import (
     F64,
     define_op,
@@ -47,7 +49,7 @@ from .._shared.op_support import (
     register_fake,
     uses_triton,
 )
-from .pytorch import _forward_scan, _working_inputs, pytorch_gradients
+from .pytorch import _working_inputs, pytorch_gradients
 
 __all__ = ["streaming_backward_op", "streaming_forward_op"]
 
@@ -106,7 +108,7 @@ def streaming_forward_op(
             state, rows = launch_scans(inp, semiring, num_warps, with_backward)
             partition, log_z, alpha, window, shift = state
         else:
-            scan = _forward_scan(_working_inputs(inp), semiring)
+            scan = cpu_forward(_working_inputs(inp), semiring)
             log_z, alpha, window = scan.log_z, scan.alpha, scan.start_part
             partition = log_z.to(dtype)
             shift = empty(log_z, F64)
@@ -233,7 +235,7 @@ def streaming_backward_op(
                 backward_rows=rows if ready else None,
             )  # fmt: skip
         else:
-            grads = pytorch_gradients(inp, log_z, alpha, window, grad_output)
+            grads = pytorch_gradients(inp, log_z, alpha, window, grad_output, cpu_backward)
     originals = (cum_scores, transition, duration_bias, proj_start, proj_end)
     out = []
     for grad, x in zip(grads, originals):

@@ -23,6 +23,7 @@ gradients are summed over the batch in a fixed order, so gradients are bitwise d
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
@@ -263,10 +264,11 @@ def pytorch_gradients(
     alpha: torch.Tensor,
     window: torch.Tensor,
     grad_output: torch.Tensor,
+    backward_scan: Callable[[KernelInputs, _ForwardState], _BackwardResult] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-    """Gradients of ``sum_b grad_output[b] log Z[b]`` by the PyTorch backward scan (float64).
+    """Gradients of ``sum_b grad_output[b] log Z[b]`` by a CPU-path backward scan (float64).
 
-    The one place the PyTorch path turns the backward scan's marginals into gradients
+    The one place the CPU paths turn the backward scan's marginals into gradients
     (``streaming_backward_op`` calls it; ``SemiCRFStreaming`` goes through that operator).
 
     Args:
@@ -276,6 +278,9 @@ def pytorch_gradients(
         window: ``(batch, T+1, C)`` float64 start part with ``(C, C)`` transitions (ignored
             with ``(K, C, C)``).
         grad_output: ``(batch,)`` upstream gradient.
+        backward_scan: the scan giving the marginals (``_BackwardResult``) from working inputs
+            and the forward state: this module's (the default) or the compiled one's
+            (``semicrf_kernels._shared.numba_support.cpu_backward``).
 
     Returns:
         ``(grad_cum (batch, T+1, C), grad_transition, grad_duration_bias (K, C),
@@ -283,7 +288,8 @@ def pytorch_gradients(
     """
     work = _working_inputs(inp)
     start_part = window if inp.transition.dim() == 2 else None
-    res = _backward_scan(work, _ForwardState(log_z, alpha, start_part, None, None))
+    scan = _backward_scan if backward_scan is None else backward_scan
+    res = scan(work, _ForwardState(log_z, alpha, start_part, None, None))
     cum = work.cum_scores
     zero = torch.zeros((), dtype=cum.dtype, device=cum.device)
     g = torch.where(res.alive, grad_output.to(cum.dtype), zero)

@@ -18,7 +18,7 @@ from ..constants import NEG_INF
 from ..divergence import semi_crf_streaming_cross_entropy, semi_crf_streaming_kl_divergence
 from ..edge_block import compute_edge_block_streaming
 from ..logpartition import SemiCRFStreaming, semi_crf_streaming_forward, streaming_forward_pytorch
-from ..marginals import StreamingMarginals, streaming_marginals_pytorch
+from ..marginals import StreamingMarginals, streaming_marginals, streaming_marginals_pytorch
 from ..sampling import semi_crf_streaming_sample
 from ..segmentation import Segmentation, labels_to_segments, segments_to_labels
 from ..topk import semi_crf_streaming_topk
@@ -42,6 +42,7 @@ __all__ = [
     "semi_crf_streaming_topk",
     "semi_crf_streaming_viterbi",
     "streaming_forward_pytorch",
+    "streaming_marginals",
     "streaming_marginals_pytorch",
 ]
 

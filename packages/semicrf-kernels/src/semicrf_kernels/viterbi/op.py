@@ -1,7 +1,8 @@
 """``torch.ops.semicrf_kernels.streaming_viterbi``: the best segmentation as a custom operator.
 
 One opaque node for ``torch.compile`` with a fake implementation; it dispatches on the device
-like the public API (Triton where ``use_triton`` and the kernels can run, PyTorch otherwise).
+like the public API (Triton where ``use_triton`` and the kernels can run; otherwise the compiled CPU decoder
+where it applies, else PyTorch).
 Never differentiable. Only torch 2.4 APIs; real annotations (torch infers the schema from them).
 """
 
@@ -11,8 +12,8 @@ import torch
 from torch import Tensor
 
 from .._shared.inputs import compute_dtype
+from .._shared.numba_support import cpu_viterbi
 from .._shared.op_support import define_op, prepared, register_fake, uses_triton
-from .pytorch import streaming_viterbi_pytorch
 
 __all__ = ["streaming_viterbi_op"]
 
@@ -55,7 +56,7 @@ def streaming_viterbi_op(
 
             path = semi_crf_streaming_viterbi_triton(*inp, num_warps=num_warps)
         else:
-            path = streaming_viterbi_pytorch(*inp)
+            path = cpu_viterbi(inp)
     return tuple(path)
 
 

@@ -1,0 +1,187 @@
+"""The CPU paths side by side: the vectorised PyTorch scan and the compiled (numba) one.
+
+For each ``B x T x K x C`` (float32 inputs, ``(C, C)`` transitions unless ``--per-duration``):
+
+* forward: ``semi_crf_streaming_forward`` without gradients;
+* fwd+bwd: the same with gradients for ``cum_scores``, ``transition`` and ``duration_bias``,
+  then ``backward``;
+* Viterbi + path: ``semi_crf_streaming_viterbi`` (scan, traceback and segment scores).
+
+Each cell is the best of ``--repeats`` runs after one warm-up call (best, not median: the
+machine is shared and noise only ever adds time). PyTorch cells expected to take minutes are
+skipped unless ``--full``. ``--compile-times`` also measures, in fresh processes, the first
+call with a cold numba cache (an empty ``NUMBA_CACHE_DIR``) and with a warm one, against the
+second call.
+
+Run: ``uv run python benchmarks/bench_cpu.py [--out benchmarks/results/cpu_DATE.md]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Callable
+
+import torch
+
+from semicrf_kernels import semi_crf_streaming_forward, semi_crf_streaming_viterbi, set_cpu_path
+
+SIZES = [(2, 5000, 16, 8), (8, 500, 32, 24), (1, 2000, 1000, 24), (1, 50000, 500, 24)]
+TARGETS = {  # the issue's targets on a 2-core machine, seconds: forward, fwd+bwd, Viterbi
+    (2, 5000, 16, 8): (0.020, 0.080, 0.040),
+    (8, 500, 32, 24): (0.015, 0.050, 0.030),
+    (1, 2000, 1000, 24): (0.3, 1.0, 0.4),
+    (1, 50000, 500, 24): (6.0, 18.0, 8.0),
+}
+SLOW_PYTORCH = {(1, 50000, 500, 24): ("fwd+bwd", "viterbi")}
+
+
+def inputs(B: int, T: int, K: int, C: int, per_duration: bool, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    emissions = torch.randn(B, T, C, generator=g)
+    emissions = emissions - emissions.mean(dim=1, keepdim=True)
+    cum = torch.nn.functional.pad(emissions.cumsum(1), (0, 0, 1, 0))
+    trans = torch.randn((K, C, C) if per_duration else (C, C), generator=g) * 0.5
+    bias = torch.randn(K, C, generator=g) * 0.5
+    lengths = torch.full((B,), T, dtype=torch.int64)
+    return cum, trans, bias, lengths
+
+
+def best_seconds(fn: Callable[[], None], repeats: int) -> float:
+    fn()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def cells(B, T, K, C, per_duration):
+    cum, trans, bias, lengths = inputs(B, T, K, C, per_duration)
+
+    def forward():
+        with torch.no_grad():
+            semi_crf_streaming_forward(cum, trans, bias, lengths, K, use_triton=False)
+
+    def fwd_bwd():
+        leaves = [x.clone().requires_grad_() for x in (cum, trans, bias)]
+        semi_crf_streaming_forward(*leaves[:3], lengths, K, use_triton=False).sum().backward()
+
+    def viterbi():
+        semi_crf_streaming_viterbi(cum, trans, bias, lengths, K, use_triton=False)
+
+    return {"forward": forward, "fwd+bwd": fwd_bwd, "viterbi": viterbi}
+
+
+def _fmt(seconds: float | None) -> str:
+    if seconds is None:
+        return "not run"
+    return f"{seconds * 1e3:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+def compile_times() -> list[str]:
+    """First and second call in fresh processes: cold cache, then warm cache."""
+    # The first call of any path also pays for torch's custom-operator machinery (it imports
+    # torch._dynamo: seconds); a PyTorch-path call first takes that out of the numba numbers.
+    code = textwrap.dedent(
+        """
+        import time, torch
+        from semicrf_kernels import (semi_crf_streaming_forward, semi_crf_streaming_viterbi,
+                                     set_cpu_path)
+        cum = torch.randn(2, 101, 5).cumsum(1)
+        args = (cum, torch.randn(5, 5), torch.randn(6, 5), torch.tensor([100, 70]), 6)
+        def step():
+            leaves = [x.clone().requires_grad_() for x in args[:3]]
+            semi_crf_streaming_forward(*leaves, *args[3:], use_triton=False).sum().backward()
+            semi_crf_streaming_viterbi(*args, use_triton=False)
+        set_cpu_path("pytorch"); step(); step()
+        set_cpu_path("numba")
+        t0 = time.perf_counter(); import numba; imported = time.perf_counter() - t0
+        c0 = time.process_time(); t0 = time.perf_counter(); step()
+        first, first_cpu = time.perf_counter() - t0, time.process_time() - c0
+        c0 = time.process_time(); t0 = time.perf_counter(); step()
+        second, second_cpu = time.perf_counter() - t0, time.process_time() - c0
+        print(f"{imported:.3f} {first:.3f} {second:.3f} {first_cpu:.3f} {second_cpu:.3f}")
+        """
+    )
+    lines = []
+    # Python bytecode is written, as pip does at install time (without it every process
+    # recompiles numba's and scipy's sources, seconds that no installed user pays); a first
+    # run with a throwaway numba cache writes it.
+    base = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    with tempfile.TemporaryDirectory() as prime, tempfile.TemporaryDirectory() as cache:
+        env = {**base, "NUMBA_CACHE_DIR": prime, "SEMICRF_CPU_PATH": "numba"}
+        subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, check=True)
+        env = {**env, "NUMBA_CACHE_DIR": cache}
+        for label in ("cold cache", "warm cache"):
+            out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                                 text=True, check=True).stdout.split()  # fmt: skip
+            imported, first, second, first_cpu, second_cpu = (float(x) for x in out)
+            lines.append(
+                f"| {label} | {imported:.2f} s | {first:.2f} s | {second * 1e3:.1f} ms | "
+                f"{first - second:.2f} s | {first_cpu - second_cpu:.2f} s |"
+            )
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--sizes", type=str, default=None, help="e.g. 2x5000x16x8,8x500x32x24")
+    parser.add_argument("--per-duration", action="store_true", help="(K, C, C) transitions")
+    parser.add_argument("--full", action="store_true", help="also the multi-minute PyTorch cells")
+    parser.add_argument("--compile-times", action="store_true")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    parser.add_argument("--out", type=str, default=None)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    sizes = SIZES
+    if args.sizes:
+        sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
+    header = (
+        f"CPU paths, float32 inputs, {'(K, C, C)' if args.per_duration else '(C, C)'} "
+        f"transitions, {torch.get_num_threads()} threads, best of {args.repeats} after a warm-up "
+        f"({platform.processor() or platform.machine()}, torch {torch.__version__})"
+    )
+    lines = [header, "", "| B x T x K x C | op | PyTorch | numba | speed-up | target |",
+             "| --- | --- | ---: | ---: | ---: | ---: |"]  # fmt: skip
+    print("\n".join(lines), flush=True)
+    for B, T, K, C in sizes:
+        timed = {}
+        for path in ("pytorch", "numba"):
+            set_cpu_path(path)
+            for op, fn in cells(B, T, K, C, args.per_duration).items():
+                slow = op in SLOW_PYTORCH.get((B, T, K, C), ())
+                skip = path == "pytorch" and slow and not args.full
+                repeats = 1 if slow or T * K * C > 1e7 else args.repeats
+                timed[path, op] = None if skip else best_seconds(fn, repeats)
+        set_cpu_path(None)
+        for i, op in enumerate(("forward", "fwd+bwd", "viterbi")):
+            a, b = timed["pytorch", op], timed["numba", op]
+            speed = f"{a / b:.1f}x" if a is not None else ""
+            target = TARGETS.get((B, T, K, C))
+            goal = f"<= {_fmt(target[i])}" if target and not args.per_duration else ""
+            line = f"| {B}x{T}x{K}x{C} | {op} | {_fmt(a)} | {_fmt(b)} | {speed} | {goal} |"
+            lines.append(line)
+            print(line, flush=True)
+    if args.compile_times:
+        extra = ["", "First numba call (tiny inputs: forward+backward and Viterbi) in a fresh process, after a PyTorch-path call:", "",
+                 "| numba cache | import numba | first call (loads or compiles the kernels) | second call | "
+                 "first - second | same, CPU time |", "| --- | ---: | ---: | ---: | ---: | ---: |", *compile_times()]  # fmt: skip
+        print("\n".join(extra))
+        lines += extra
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()

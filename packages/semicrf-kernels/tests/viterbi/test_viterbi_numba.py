@@ -1,0 +1,121 @@
+"""The compiled CPU Viterbi (numba): the enumeration's argmax with its tie-break, and the very
+same paths, scores and backpointer decisions as the PyTorch decoder."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from semicrf_kernels import semi_crf_streaming_viterbi, set_cpu_path
+from semicrf_kernels.testing.brute_force import brute_force_streaming
+from semicrf_kernels.testing.reference import reference_viterbi
+from semicrf_kernels.viterbi.pytorch import streaming_viterbi_pytorch
+
+pytest.importorskip("semicrf_kernels.viterbi.numba")
+
+CASES = [
+    (1, 5, 3, 1, False, False, 0.0),
+    (3, 6, 3, 2, False, True, 0.0),
+    (2, 5, 1, 3, False, False, 0.0),
+    (2, 4, 5, 6, False, True, 0.0),
+    (3, 6, 3, 4, True, True, 0.0),
+    (2, 5, 2, 2, True, False, 0.0),
+    (3, 6, 3, 3, False, True, 0.3),
+    (2, 5, 3, 7, True, False, 0.3),
+]
+
+
+@pytest.fixture(autouse=True)
+def _numba_path():
+    set_cpu_path("numba")
+    yield
+    set_cpu_path(None)
+
+
+def decode(*args, **kwargs):
+    return semi_crf_streaming_viterbi(*args, use_triton=False, **kwargs)
+
+
+def segments_of(path, b: int) -> list[tuple[int, int, int]]:
+    n = int(path.num_segments[b])
+    return [
+        (int(path.starts[b, i]), int(path.starts[b, i] + path.durations[b, i] - 1),
+         int(path.labels[b, i]))
+        for i in range(n)
+    ]  # fmt: skip
+
+
+def assert_same(path, expected) -> None:
+    for name in expected._fields:
+        assert torch.equal(getattr(path, name), getattr(expected, name)), name
+
+
+@pytest.mark.parametrize(("B", "T", "C", "K", "per_duration", "proj", "forbid"), CASES)
+def test_matches_brute_force(make_inputs, B, T, C, K, per_duration, proj, forbid) -> None:
+    inp = make_inputs(B, T, C, K, per_duration=per_duration, proj=proj, forbid=forbid)
+    bf = brute_force_streaming(*inp.args, **inp.kwargs)
+    path = decode(*inp.args, **inp.kwargs)
+    torch.testing.assert_close(path.scores, bf.viterbi_score, rtol=1e-10, atol=1e-10)
+    for b in range(B):
+        assert segments_of(path, b) == bf.viterbi_segments[b]
+
+
+@pytest.mark.parametrize(
+    ("per_duration", "proj", "K", "dtype"),
+    [(False, True, 5, torch.float64), (True, True, 4, torch.float64),
+     (False, False, 40, torch.float32), (True, False, 2, torch.float32)],
+)  # fmt: skip
+def test_equals_the_pytorch_decoder_and_the_reference(make_inputs, per_duration, proj, K, dtype):
+    inp = make_inputs(3, 31, 5, K, per_duration=per_duration, proj=proj, forbid=0.15).to(dtype)
+    path = decode(*inp.args, **inp.kwargs)
+    assert_same(path, streaming_viterbi_pytorch(*inp.args, **inp.kwargs))
+    if dtype == torch.float64:
+        ref = reference_viterbi(*inp.args, **inp.kwargs)
+        for name in ("starts", "durations", "labels", "num_segments"):
+            assert torch.equal(getattr(path, name), getattr(ref, name)), name
+
+
+@pytest.mark.parametrize("per_duration", [False, True])
+def test_exact_ties_follow_the_convention(per_duration: bool) -> None:
+    C, K, T = 3, 3, 6
+    cum = torch.zeros(2, T + 1, C, dtype=torch.float64)
+    trans = torch.zeros((K, C, C) if per_duration else (C, C), dtype=torch.float64)
+    bias = torch.zeros(K, C, dtype=torch.float64)
+    lengths = torch.tensor([6, 4])
+    path = decode(cum, trans, bias, lengths, K)
+    for b in range(2):
+        assert segments_of(path, b) == [(t, t, 0) for t in range(int(lengths[b]))]
+
+
+@pytest.mark.parametrize("per_duration", [False, True])
+def test_twin_labels_tie_to_the_smaller_label(make_inputs, per_duration: bool) -> None:
+    inp = make_inputs(3, 6, 3, 3, per_duration=per_duration, proj=True)
+    cum, trans, bias, ps, pe = (
+        x.clone()
+        for x in (inp.cum_scores, inp.transition, inp.duration_bias, inp.proj_start, inp.proj_end)
+    )
+    for x in (cum, bias, ps, pe):
+        x[..., 2] = x[..., 1]
+    trans[..., 2] = trans[..., 1]
+    trans[..., 2, :] = trans[..., 1, :]
+    path = decode(cum, trans, bias, inp.lengths, 3, proj_start=ps, proj_end=pe)
+    bf = brute_force_streaming(cum, trans, bias, inp.lengths, 3, ps, pe)
+    for b in range(3):
+        assert segments_of(path, b) == bf.viterbi_segments[b]
+    assert not (path.labels == 2).any()
+
+
+def test_no_allowed_segmentation_gives_an_empty_path(make_inputs) -> None:
+    inp = make_inputs(2, 5, 3, 2, lengths=[5, 2])
+    trans = torch.full_like(inp.transition, -torch.inf)
+    path = decode(inp.cum_scores, trans, inp.duration_bias, inp.lengths, 2)
+    assert torch.all(path.scores == -math.inf) and torch.all(path.num_segments == 0)
+    assert torch.all(path.starts == -1) and torch.all(path.segment_scores == 0)
+
+
+def test_long_float32_path_equals_the_pytorch_decoder(make_inputs) -> None:
+    T = 5000
+    inp = make_inputs(2, T, 3, 6, proj=True, lengths=[T, T - 101]).to(torch.float32)
+    assert_same(decode(*inp.args, **inp.kwargs), streaming_viterbi_pytorch(*inp.args, **inp.kwargs))
