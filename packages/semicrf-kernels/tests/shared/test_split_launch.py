@@ -23,6 +23,15 @@ def test_short_windows_are_not_split():
     assert split_launch.split_config(100, 3000, 32, 8, 132, torch.float32) is None
 
 
+def test_super_block_follows_the_window():
+    # K >= 32 blocks: 16-block super-blocks; 128 <= K < 32 blocks: 8-block ones
+    assert split_launch.split_config(400_000, 3000, 32, 8, 132, torch.float32).superblock == 128
+    assert split_launch.split_config(100_000, 200, 32, 8, 132, torch.float32).superblock == 64
+    # K = 100 < 128, and a wide label set (block_p 4) with K = 64: not split
+    assert split_launch.split_config(10_000, 100, 32, 8, 132, torch.float32) is None
+    assert split_launch.split_config(2048, 64, 128, 4, 132, torch.float32) is None
+
+
 @pytest.mark.parametrize("sms", [4, 114, 132])
 @pytest.mark.parametrize("K, block_c", [(300, 32), (1000, 16), (3000, 32), (257, 128)])
 def test_long_windows_fill_the_device(sms, K, block_c):
