@@ -157,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the benchmark suite and print its table",
         description="Time the streaming forward, forward + backward and Viterbi (with its path) "
         "of semicrf-kernels over a set of batch x T x K x C sizes, on the GPU (Triton kernels) "
-        "when one is there and on the CPU (PyTorch path) otherwise, and print the results as a "
+        "when one is there and on the CPU (the default CPU path: compiled, numba) otherwise, and print the results as a "
         "markdown table with the machine, torch and triton versions. Speed is measured here, "
         "never asserted in tests.",
     )

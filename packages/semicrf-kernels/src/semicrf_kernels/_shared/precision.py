@@ -74,7 +74,7 @@ def check_precision(
     """
     limit = precision_threshold(cum_scores.dtype, compute_dtype)
     zero = torch.zeros((), dtype=cum_scores.dtype, device=cum_scores.device)
-    magnitude = float(torch.where(valid_rows[..., None], cum_scores.abs(), zero).max())
+    magnitude = float(torch.where(valid_rows[..., None], cum_scores.detach().abs(), zero).max())
     if magnitude <= limit:
         return
     filename, lineno, module = _call_site()
