@@ -2,8 +2,8 @@
 
 On a GPU every configuration of the reference suite (``B x T x K x C``) is timed with
 ``triton.testing.do_bench`` (median) for the Triton kernels, and with CUDA events for the
-PyTorch path where it finishes in reasonable time; on the CPU a small suite times the PyTorch
-path. Columns: forward (log semiring, no gradient), Viterbi score, Viterbi with device traceback
+PyTorch path where it finishes in reasonable time; on the CPU a small suite times the default
+CPU path (compiled with numba; ``SEMICRF_CPU_PATH=pytorch`` times the PyTorch one instead). Columns: forward (log semiring, no gradient), Viterbi score, Viterbi with device traceback
 (the tensor path ``semi_crf_streaming_viterbi``), forward+backward, and the peak memory of
 forward+backward above the inputs.
 
