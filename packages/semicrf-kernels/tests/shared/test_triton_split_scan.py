@@ -70,7 +70,9 @@ def test_split_forward_and_gradients_match_float64(make_inputs, case):
     B, T, C, K, lengths, proj, forbid = case
     inp = make_inputs(B, T, C, K, proj=proj, lengths=lengths, forbid=forbid)
     z_ref, g_ref = _grads(inp, torch.float64, use_triton=False)
-    for dtype, tol in ((torch.float64, 1e-10), (torch.float32, 2e-5)):
+    # float64 (to 1e-10) on the cases with constraints or a window longer than T, float32 on all
+    dtypes = ((torch.float64, 1e-10),) if forbid > 0 or K > T else ()
+    for dtype, tol in (*dtypes, (torch.float32, 2e-5)):
         z, g = _grads(inp, dtype, use_triton=True)
         assert not torch.isnan(z).any()
         torch.testing.assert_close(z, z_ref, rtol=tol, atol=tol)
