@@ -30,7 +30,7 @@ from semicrf_kernels import HAS_TRITON
 try:  # the module moved in the one-folder-per-op layout; the script runs on both sides
     from semicrf_kernels._shared.triton_support import triton_interpret_enabled
 except ImportError:  # pragma: no cover - the layout before
-    from semicrf_kernels._shared.triton_support import triton_interpret_enabled
+    from semicrf_kernels._triton_support import triton_interpret_enabled
 
 CASES = [
     # (name, B, T, C, K, per_duration, proj, dtype)
