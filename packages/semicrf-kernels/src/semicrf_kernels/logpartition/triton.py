@@ -49,7 +49,7 @@ from .._shared.scan_launch import (
     run_forward_scan,
     scan_config,
 )
-from .._shared.split_launch import interleave, run_launches, scan_cc_launches
+from .._shared.split_launch import interleave, num_sms, run_launches, scan_cc_launches
 from .._shared.triton_support import HAS_TRITON
 from .triton_scan import StreamingForwardState, launch_streaming_triton_kernel
 
@@ -74,12 +74,6 @@ if HAS_TRITON:
         _scan_kcc_backward_kernel,
     )
     from .triton_scan import _backward_scan_cc_kernel
-
-
-def _num_sms(device: torch.device) -> int:
-    if device.type == "cuda":
-        return torch.cuda.get_device_properties(device).multi_processor_count
-    return 4
 
 
 def checkpoint_spacing(K: int) -> int:
@@ -380,7 +374,7 @@ def launch_streaming_triton_backward(
     # ---- shared parameters: per-program partials, summed over programs in a fixed order ----
     f64 = torch.float64
     if not kcc:
-        sms = _num_sms(dev)
+        sms = num_sms(dev)
         bs = max(2, min(8, _next_pow2(T)))
         tc = max(2, min(block_c, _pow2_floor(budget // (bs * block_c))))
         nct = triton.cdiv(C, tc)
