@@ -39,6 +39,17 @@ CONFIGS = {
     "s128w8": ({"enable": True, "superblock": 128}, {"num_warps": 8}),
     "s64w2": ({"enable": True, "superblock": 64}, {"num_warps": 2}),
     "basew2": ({"enable": False}, {"num_warps": 2}),
+    # far rows right before each super-block (the far kernel between two serial launches)
+    "s64n": ({"enable": True, "superblock": 64, "overlap": False}, {}),
+    "s128n": ({"enable": True, "superblock": 128, "overlap": False}, {}),
+    "s256n": ({"enable": True, "superblock": 256, "overlap": False}, {}),
+    "s16": ({"enable": True, "superblock": 16}, {}),
+    "s32w4": ({"enable": True, "superblock": 32}, {"num_warps": 4}),
+    "s64w4": ({"enable": True, "superblock": 64}, {"num_warps": 4}),
+    "s128w4": ({"enable": True, "superblock": 128}, {"num_warps": 4}),
+    "s256w4": ({"enable": True, "superblock": 256}, {"num_warps": 4}),
+    "s128p4": ({"enable": True, "superblock": 128}, {"block_p": 4}),
+    "s128p16": ({"enable": True, "superblock": 128}, {"block_p": 16}),
     "auto": ({}, {}),
 }
 

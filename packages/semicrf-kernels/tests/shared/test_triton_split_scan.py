@@ -3,7 +3,9 @@ boundaries.
 
 The split is forced with small tiles (blocks of 2 positions, super-blocks of 4) so that a short
 sequence crosses many block and super-block boundaries; every result is compared with the
-float64 PyTorch path (log Z, every gradient, the Viterbi path). Run under the Triton interpreter
+float64 PyTorch path (log Z, every gradient, the Viterbi path). Both schedules are tested: far
+rows one super-block back (the far kernel overlaps the previous super-block's scan, the
+default) and far rows right before the super-block (``overlap=False``). Run under the Triton interpreter
 on the CPU (``TRITON_INTERPRET=1``) or on CUDA.
 """
 
@@ -108,4 +110,22 @@ def test_split_viterbi_ties(rng):
         cum.to(DEVICE), trans.to(DEVICE), db.to(DEVICE), lengths.to(DEVICE), K
     )
     for field in ("scores", "num_segments", "starts", "durations", "labels"):
+        assert torch.equal(getattr(got, field).cpu(), getattr(want, field)), field
+
+
+@pytest.mark.parametrize("case", [CASES[1], CASES[3]])
+def test_split_without_overlap_matches_float64(make_inputs, case):
+    # far rows end right before each super-block: the near window is only the super-block's own
+    split_launch.SPLIT_OVERRIDE["overlap"] = False
+    B, T, C, K, lengths, proj, forbid = case
+    inp = make_inputs(B, T, C, K, proj=proj, lengths=lengths, forbid=forbid)
+    z_ref, g_ref = _grads(inp, torch.float64, use_triton=False)
+    z, g = _grads(inp, torch.float32, use_triton=True)
+    torch.testing.assert_close(z, z_ref, rtol=2e-5, atol=2e-5)
+    for got, want in zip(g, g_ref):
+        torch.testing.assert_close(got, want, rtol=2e-5, atol=2e-4)
+    want = streaming_viterbi_pytorch(*inp)
+    args = [x.to(DEVICE) if isinstance(x, torch.Tensor) else x for x in inp]
+    got = semi_crf_streaming_viterbi_triton(*args)
+    for field in ("num_segments", "starts", "durations", "labels"):
         assert torch.equal(getattr(got, field).cpu(), getattr(want, field)), field

@@ -3,9 +3,11 @@
 A ``(C, C)`` scan (forward, Viterbi or backward) does O(K C) work a position for its duration
 window. At long ``K`` that work is split by its dependencies: positions are cut into
 *super-blocks* of ``S``; for every super-block the far-window kernel
-(:mod:`.triton_far`) first reduces the window rows older than the super-block for all its
-outputs, over the whole GPU, then the serial kernel (one program per sequence) finishes the
-super-block reducing only the rows inside it. The number of launches follows the padded ``T``
+(:mod:`.triton_far`) reduces the window rows older than the *previous* super-block for all its
+outputs, over the whole GPU, while the serial kernel (one program per sequence) scans the
+previous super-block; then the serial kernel finishes the super-block, reducing only the near
+rows (the previous super-block's and its own). With ``overlap`` off the far rows are those
+before the super-block itself and the two kernels alternate on one stream. The number of launches follows the padded ``T``
 (never ``max(lengths)``), so CUDA-graph capture records a fixed sequence. ``docs/kernels.md``
 has the figure and the measurements behind :func:`split_config`'s rule.
 """
@@ -42,6 +44,8 @@ class SplitConfig:
         block_sf: window rows per far tile (a power of two).
         nsplit: far programs per output tile, ``ceil(K / RS)``.
         far_warps: warps per far program.
+        overlap: far rows end one super-block earlier, so the far kernel of super-block
+            ``j + 1`` runs on a second stream while super-block ``j`` is scanned.
     """
 
     superblock: int
@@ -50,6 +54,7 @@ class SplitConfig:
     block_sf: int
     nsplit: int
     far_warps: int
+    overlap: bool = True
 
 
 #: Overrides of :func:`split_config` for tests and tuning (``benchmarks/``): ``SplitConfig``
@@ -106,7 +111,8 @@ def split_config(
     rs = max(block_sf, (math.ceil(K / want) // block_sf) * block_sf)
     rs = int(SPLIT_OVERRIDE.get("rows_per_split", rs))
     far_warps = int(SPLIT_OVERRIDE.get("far_warps", 4))
-    return SplitConfig(S, block_pf, rs, block_sf, math.ceil(K / rs), far_warps)
+    overlap = bool(SPLIT_OVERRIDE.get("overlap", True))
+    return SplitConfig(S, block_pf, rs, block_sf, math.ceil(K / rs), far_warps, overlap)
 
 
 def scan_cc_launches(
@@ -155,22 +161,80 @@ def scan_cc_launches(
     from .triton_far import _far_window_kernel
 
     S = split.superblock
-    farv = torch.empty((B, S, split.nsplit, C), dtype=cum.dtype, device=cum.device)
-    shape_d = (B, S, split.nsplit, C) if maxsr else (1,)
+    gap = S if split.overlap else 0
+    nbuf = 2 if split.overlap else 1
+    farv = torch.empty((nbuf, B, S, split.nsplit, C), dtype=cum.dtype, device=cum.device)
+    shape_d = (nbuf, B, S, split.nsplit, C) if maxsr else (nbuf, 1)
     fard = torch.empty(shape_d, dtype=torch.int32, device=cum.device)
     block_k = max(2, min(16, 1 << (split.nsplit - 1).bit_length()))
     far_grid = (math.ceil(S / split.block_pf), split.nsplit, B)
-    for t0 in range(1, T + 1, S):
-        if t0 > 1:
-            _far_window_kernel[far_grid](
-                cum, db, lengths, window, shift, farv, fard, T, K, C, t0, S,
-                split.rows_per_split,
-                REVERSE=reverse, MAXSR=maxsr, BLOCK_C=block_c, BLOCK_PF=split.block_pf,
-                BLOCK_SF=split.block_sf, num_warps=split.far_warps,
-            )  # fmt: skip
-        nsplit = split.nsplit if t0 > 1 else 0
-        kernel[(B,)](*kernel_args, farv, fard, t0, S, nsplit, BLOCK_K=block_k, **flags)
+
+    def far(t0: int) -> None:
+        _far_window_kernel[far_grid](
+            cum, db, lengths, window, shift, farv[(t0 // S) % nbuf], fard[(t0 // S) % nbuf],
+            T, K, C, t0, S, split.rows_per_split, gap,
+            REVERSE=reverse, MAXSR=maxsr, BLOCK_C=block_c, BLOCK_PF=split.block_pf,
+            BLOCK_SF=split.block_sf, num_warps=split.far_warps,
+        )  # fmt: skip
+
+    def serial(t0: int) -> None:
+        nsplit = split.nsplit if t0 - gap > 1 else 0  # far rows exist: rows 0.. are near
+        k = (t0 // S) % nbuf
+        kernel[(B,)](*kernel_args, farv[k], fard[k], t0, S, nsplit, gap, BLOCK_K=block_k, **flags)
+
+    starts = range(1, T + 1, S)
+    if not split.overlap:
+        for t0 in starts:
+            if t0 > 1:
+                far(t0)
+            serial(t0)
+            yield
+        return
+    if cum.device.type != "cuda":
+        # the interpreter, one launch after another: super-block j, then the far part of j + 1
+        # (rows before j, all written by now)
+        for t0 in starts:
+            serial(t0)
+            if t0 > 1 and t0 + S <= T:
+                far(t0 + S)
+            yield
+        return
+    yield from _overlapped(starts, S, serial, far, T, cum.device)
+
+
+def _overlapped(starts, S: int, serial, far, T: int, device: torch.device) -> Iterator[None]:
+    """Issue a split scan with the far kernels one super-block ahead, on a second stream.
+
+    The serial kernels run on a high-priority stream (a far grid that fills the GPU must not
+    delay the critical path), each waiting for its own far kernel; the far kernel of
+    super-block ``j + 1`` waits for the serial kernel of ``j - 1`` (its rows) and writes the
+    buffer that ``j - 1`` read. Both streams fork from and join back to the current one, so
+    CUDA-graph capture records them.
+    """
+    main = torch.cuda.current_stream(device)
+    hp = torch.cuda.Stream(device=device, priority=-1)
+    side = torch.cuda.Stream(device=device)
+    hp.wait_stream(main)
+    side.wait_stream(main)
+    far_done: dict[int, torch.cuda.Event] = {}
+    serial_done = None
+    for t0 in starts:
+        with torch.cuda.stream(hp):
+            if t0 in far_done:
+                hp.wait_event(far_done.pop(t0))
+            serial(t0)
+            prev, serial_done = serial_done, torch.cuda.Event()
+            serial_done.record(hp)
+        if t0 > 1 and t0 + S <= T:
+            with torch.cuda.stream(side):
+                if prev is not None:
+                    side.wait_event(prev)
+                far(t0 + S)
+                far_done[t0 + S] = torch.cuda.Event()
+                far_done[t0 + S].record(side)
         yield
+    main.wait_stream(hp)
+    main.wait_stream(side)
 
 
 def run_launches(steps: Iterator[None]) -> None:

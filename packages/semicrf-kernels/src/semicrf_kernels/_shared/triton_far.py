@@ -1,10 +1,12 @@
 """The far-window kernel of the split scan: a super-block's far rows, over the whole GPU.
 
 For a super-block ``tau in [t0, t0 + S)`` (scan time: positions forward, ``L - s`` in reverse)
-the window rows before it, ``r in [tau - K, t0)``, were all written by earlier super-blocks. One
-program reduces ``RS`` of those rows (a *slice*) for ``PF`` outputs and every label, with the
-same loop body as the serial scan's phase 1 (:func:`.triton_scan._scan_cc_window`); the grid is
-``(S / PF, NSPLIT, batch)``. Its partials, relative to the shift of row ``t0 - 1``, are merged in
+the window rows older than ``far_end = t0 - GAP``, ``r in [tau - K, far_end)``, were all written
+by earlier super-blocks (with ``GAP = S``, by those before the previous one, so this kernel runs
+while the previous super-block is scanned). One program reduces ``RS`` of those rows (a
+*slice*) for ``PF`` outputs and every label, with the same loop body as the serial scan's phase 1
+(:func:`.triton_scan._scan_cc_window`); the grid is ``(S / PF, NSPLIT, batch)``. Its partials,
+relative to the shift of row ``far_end - 1``, are merged in
 slice order by the serial kernel (:func:`.triton_scan._far_merge`): no atomics, so the result is
 bitwise deterministic. See :mod:`.split_launch` for the host side and ``docs/kernels.md`` for the
 figure.
@@ -28,16 +30,16 @@ else:  # pragma: no cover - exercised only where triton is absent
 
 if HAS_TRITON:
 
-    @triton.jit(do_not_specialize=["T", "K", "t0", "S", "RS"])
+    @triton.jit(do_not_specialize=["T", "K", "t0", "S", "RS", "GAP"])
     def _far_window_kernel(
         cum_ptr,  # (B, T+1, C) cumulative scores
         db_ptr,  # (K, C) duration bias
         len_ptr,  # (B,) int64 lengths
         win_ptr,  # (B, T+1, C) window values, relative to their row's shift
         shift_ptr,  # (B, T+1) float64 per-row shift
-        farv_ptr,  # out (B, S, NSPLIT, C): far partial relative to shift[row(t0 - 1)]
+        farv_ptr,  # out (B, S, NSPLIT, C): far partial relative to shift[row(t0 - GAP - 1)]
         fard_ptr,  # out (B, S, NSPLIT, C) int32: its best duration (MAXSR)
-        T, K, C, t0, S, RS,
+        T, K, C, t0, S, RS, GAP,
         REVERSE: tl.constexpr, MAXSR: tl.constexpr,
         BLOCK_C: tl.constexpr, BLOCK_PF: tl.constexpr, BLOCK_SF: tl.constexpr,
     ):  # fmt: skip
@@ -59,17 +61,18 @@ if HAS_TRITON:
         taus = t0 + j
         pact = (taus <= L) & (j < S)
         live = L >= t0  # the sequence has outputs in this super-block
-        # this program's rows: the split-th slice of RS rows counted back from t0, clipped to
-        # the oldest row any of its outputs reaches
-        hi = t0 - split * RS
+        # this program's rows: the split-th slice of RS rows counted back from far_end, clipped
+        # to the oldest row any of its outputs reaches
+        far_end = t0 - GAP
+        hi = far_end - split * RS
         lo = tl.maximum(tl.maximum(hi - RS, t0 + tile * BLOCK_PF - K), 0)
-        hi = tl.where(live, hi, lo)
+        hi = tl.where(live, tl.maximum(hi, lo), lo)
         if REVERSE:
             rows_cur = L - taus
-            ref_row = L - (t0 - 1)
+            ref_row = L - (far_end - 1)
         else:
             rows_cur = taus
-            ref_row = t0 - 1
+            ref_row = far_end - 1
         r_ref = tl.load(shift_b + ref_row, mask=live, other=0.0)
         cumcur = tl.load(
             cum_b + rows_cur[:, None] * C + offs_c[None, :],

@@ -356,7 +356,7 @@ if HAS_TRITON:
     def _scan_cc_body(
         cum_ptr, trans_ptr, db_ptr, len_ptr, ps_ptr, pe_ptr,
         first_ptr, win_ptr, shift_ptr, score_ptr, final_ptr, bpd_ptr, bpa_ptr,
-        T, K, C, farv_ptr, fard_ptr, t_begin, S, NSPLIT,
+        T, K, C, farv_ptr, fard_ptr, t_begin, S, NSPLIT, GAP,
         REVERSE: tl.constexpr, MAXSR: tl.constexpr, HAS_PS: tl.constexpr, HAS_PE: tl.constexpr,
         STORE_BP: tl.constexpr, TRANS_REGS: tl.constexpr,
         BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_S: tl.constexpr,
@@ -365,11 +365,13 @@ if HAS_TRITON:
         """The ``(C, C)`` scan of the program's sequence over the super-block ``tau in [t_begin,
         t_begin + S)``, temporally blocked (the whole scan when ``t_begin = 1, S > T``).
 
-        The window rows before the super-block (``r < t_begin``) come reduced from the far
-        kernel (:mod:`.triton_far`): ``NSPLIT`` partials per output in ``farv_ptr``/``fard_ptr``
-        ``(B, S, NSPLIT, C)``, relative to the shift of row ``t_begin - 1``; this program reduces
-        only the rows ``[t_begin, tau)`` (from 0 for the first super-block, which also writes row
-        0). ``NSPLIT = 0``: no far part.
+        The window rows older than ``far_end = t_begin - GAP`` come reduced from the far kernel
+        (:mod:`.triton_far`): ``NSPLIT`` partials per output in ``farv_ptr``/``fard_ptr``
+        ``(B, S, NSPLIT, C)``, relative to the shift of row ``far_end - 1``; this program reduces
+        only the near rows ``[far_end, tau)``. ``GAP = S`` lets the far kernel of this
+        super-block run while the previous one is scanned; ``GAP = 0`` puts it between the two.
+        ``NSPLIT = 0``: no far part, the rows from 0 on are near (the first super-block also
+        writes row 0).
 
         Time runs over tau = 0..L. Forward: tau = t, window rows are starts s = tau' < tau.
         Reverse (the backward scan): tau = L - s, window rows are ends e = L - tau'. In both, a
@@ -406,12 +408,19 @@ if HAS_TRITON:
             ref_row = L - (t_begin - 1)
         else:
             ref_row = t_begin - 1
-        # a later super-block starts from the shift of the row before it (row 0's is 0)
+        # a later super-block starts from the shift of the row before it (row 0's is 0); a
+        # sequence that ended before the super-block reads nothing (its rows are out of range)
+        live = t_begin - 1 <= L
         r_ref = tl.where(
-            t_begin == 1, zero64, tl.load(shift_b + ref_row, mask=t_begin > 1, other=0.0)
+            t_begin == 1, zero64, tl.load(shift_b + ref_row, mask=(t_begin > 1) & live, other=0.0)
         )
-        r_far = r_ref
-        near_lo = tl.where(t_begin == 1, 0, t_begin)
+        far_end = t_begin - GAP
+        if REVERSE:
+            far_row = L - (far_end - 1)
+        else:
+            far_row = far_end - 1
+        r_far = tl.load(shift_b + far_row, mask=(NSPLIT > 0) & live, other=0.0)
+        near_lo = tl.where(NSPLIT == 0, 0, far_end)
         farv_b = farv_ptr + b * S * NSPLIT * C
         fard_b = fard_ptr + b * S * NSPLIT * C
         DT = cum_ptr.dtype.element_ty

@@ -93,7 +93,7 @@ class StreamingForwardState(NamedTuple):
 
 if HAS_TRITON:
 
-    @triton.jit(do_not_specialize=["T", "K", "t_begin", "S", "NSPLIT"])
+    @triton.jit(do_not_specialize=["T", "K", "t_begin", "S", "NSPLIT", "GAP"])
     def _forward_scan_cc_kernel(
         cum_ptr,  # (B, T+1, C)
         trans_ptr,  # (C, C)
@@ -107,7 +107,7 @@ if HAS_TRITON:
         score_ptr,  # out (B,) float64 log Z
         final_ptr,  # unused (B,) int64 (the max semiring's best final label)
         T, K, C,
-        farv_ptr, fard_ptr, t_begin, S, NSPLIT,  # the split scan's super-block (split_launch)
+        farv_ptr, fard_ptr, t_begin, S, NSPLIT, GAP,  # the split scan's super-block (split_launch)
         HAS_PS: tl.constexpr, HAS_PE: tl.constexpr, TRANS_REGS: tl.constexpr,
         BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_S: tl.constexpr,
         BLOCK_TC: tl.constexpr, BLOCK_K: tl.constexpr,
@@ -116,12 +116,12 @@ if HAS_TRITON:
         _scan_cc_body(
             cum_ptr, trans_ptr, db_ptr, len_ptr, ps_ptr, pe_ptr,
             alpha_ptr, win_ptr, shift_ptr, score_ptr, final_ptr, len_ptr, len_ptr,
-            T, K, C, farv_ptr, fard_ptr, t_begin, S, NSPLIT,
+            T, K, C, farv_ptr, fard_ptr, t_begin, S, NSPLIT, GAP,
             False, False, HAS_PS, HAS_PE, False, TRANS_REGS,
             BLOCK_C, BLOCK_P, BLOCK_S, BLOCK_TC, BLOCK_K,
         )  # fmt: skip
 
-    @triton.jit(do_not_specialize=["T", "K", "t_begin", "S", "NSPLIT"])
+    @triton.jit(do_not_specialize=["T", "K", "t_begin", "S", "NSPLIT", "GAP"])
     def _backward_scan_cc_kernel(
         cum_ptr,  # (B, T+1, C)
         trans_t_ptr,  # (C, C) the transition, transposed
@@ -133,7 +133,7 @@ if HAS_TRITON:
         win_ptr,  # out (B, T+1, C) backward window values
         shift_ptr,  # out (B, T+1) float64
         T, K, C,
-        farv_ptr, fard_ptr, t_begin, S, NSPLIT,  # the split scan's super-block (split_launch)
+        farv_ptr, fard_ptr, t_begin, S, NSPLIT, GAP,  # the split scan's super-block (split_launch)
         HAS_PS: tl.constexpr, HAS_PE: tl.constexpr, TRANS_REGS: tl.constexpr,
         BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_S: tl.constexpr,
         BLOCK_TC: tl.constexpr, BLOCK_K: tl.constexpr,
@@ -143,7 +143,7 @@ if HAS_TRITON:
         _scan_cc_body(
             cum_ptr, trans_t_ptr, db_ptr, len_ptr, ps_ptr, pe_ptr,
             gamma_ptr, win_ptr, shift_ptr, shift_ptr, len_ptr, len_ptr, len_ptr,
-            T, K, C, farv_ptr, fard_ptr, t_begin, S, NSPLIT,
+            T, K, C, farv_ptr, fard_ptr, t_begin, S, NSPLIT, GAP,
             True, False, HAS_PS, HAS_PE, False, TRANS_REGS,
             BLOCK_C, BLOCK_P, BLOCK_S, BLOCK_TC, BLOCK_K,
         )  # fmt: skip

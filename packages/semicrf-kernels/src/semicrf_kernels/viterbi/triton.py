@@ -35,7 +35,7 @@ if HAS_TRITON:
     from .._shared.triton_scan import _scan_cc_body
     from .._shared.triton_scan_kcc import _scan_kcc_body
 
-    @triton.jit(do_not_specialize=["T", "K", "t_begin", "S", "NSPLIT"])
+    @triton.jit(do_not_specialize=["T", "K", "t_begin", "S", "NSPLIT", "GAP"])
     def _viterbi_scan_cc_kernel(
         cum_ptr,  # (B, T+1, C)
         trans_ptr,  # (C, C)
@@ -51,7 +51,7 @@ if HAS_TRITON:
         bpd_ptr,  # out (B, T, C) int32 best duration per end t-1 (STORE_BP)
         bpa_ptr,  # out (B, T, C) int32 best previous label per start s (STORE_BP)
         T, K, C,
-        farv_ptr, fard_ptr, t_begin, S, NSPLIT,  # the split scan's super-block (split_launch)
+        farv_ptr, fard_ptr, t_begin, S, NSPLIT, GAP,  # the split scan's super-block (split_launch)
         HAS_PS: tl.constexpr, HAS_PE: tl.constexpr, STORE_BP: tl.constexpr,
         TRANS_REGS: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr,
         BLOCK_S: tl.constexpr, BLOCK_TC: tl.constexpr, BLOCK_K: tl.constexpr,
@@ -60,7 +60,7 @@ if HAS_TRITON:
         _scan_cc_body(
             cum_ptr, trans_ptr, db_ptr, len_ptr, ps_ptr, pe_ptr,
             alpha_ptr, win_ptr, shift_ptr, score_ptr, final_ptr, bpd_ptr, bpa_ptr,
-            T, K, C, farv_ptr, fard_ptr, t_begin, S, NSPLIT,
+            T, K, C, farv_ptr, fard_ptr, t_begin, S, NSPLIT, GAP,
             False, True, HAS_PS, HAS_PE, STORE_BP, TRANS_REGS,
             BLOCK_C, BLOCK_P, BLOCK_S, BLOCK_TC, BLOCK_K,
         )  # fmt: skip
