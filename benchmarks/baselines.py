@@ -56,10 +56,11 @@ def struct_ops(B, T, K, C):
     from torch_struct import SemiMarkov
 
     cum, trans, db, lengths = make_inputs(B, T, K, C, "cuda")
-    # edge[b, n, k, c, c_prev]: segment of label c and duration k starting at n (k = 0 unused)
+    # edge[b, n, k, c, c_prev]: segment of label c and duration k starting at n (k = 0 unused,
+    # so durations 1..K need K + 1 slots)
     n = torch.arange(T, device="cuda")
-    edge = torch.full((B, T, K, C, C), -1e9, device="cuda")
-    for k in range(1, K):
+    edge = torch.full((B, T, K + 1, C, C), -1e9, device="cuda")
+    for k in range(1, K + 1):
         end = (n + k).clamp(max=T)
         seg = cum[:, end] - cum[:, n]  # (B, T, C)
         edge[:, :, k] = (seg + db[k - 1])[..., :, None] + trans.t()[None, None]

@@ -2,12 +2,14 @@
 # Run the GPU test suites and the benchmarks from source, in one call, on a GPU machine
 # that has python3 with torch and triton but no package registry (and maybe no nox).
 #
-#   bash benchmarks/gpu_check.sh [quick|tests|bench|all|reliability|distribution]  (default: all)
+#   bash benchmarks/gpu_check.sh [quick|tests|bench|all|reliability|distribution|baselines]
+#   (default: all)
 #
 # tests: every package's suite on CUDA; bench: bench_streaming.py + check_precision.py; quick:
 # tests + a small benchmark; reliability: benchmarks/gpu_reliability.py (compile, CUDA graphs,
 # precision, DDP and Lightning on every visible GPU; extra arguments via RELIABILITY_ARGS);
-# distribution: sample(100) and topk(10) against one forward (bench_streaming.py --distribution).
+# distribution: sample(100) and topk(10) against one forward (bench_streaming.py --distribution);
+# baselines: pytorch-struct and the earlier library (benchmarks/baselines.py), wheels in .whl/baselines/.
 # "all" (tests + bench) needs about 15 minutes: split it where a call is limited to 10.
 #
 # pytest/hypothesis, when missing there, are installed from wheels in .whl/, and Lightning from
@@ -67,6 +69,18 @@ if [[ "$MODE" == "reliability" ]]; then
 fi
 if [[ "$MODE" == "quick" ]]; then
     run python3 benchmarks/bench_streaming.py --quick --out "$RESULTS"
+fi
+if [[ "$MODE" == "baselines" ]]; then
+    # each external library in a folder of its own, without ours on the path (the earlier
+    # library's import name is ours): wheels in .whl/baselines/
+    for lib in struct earlier; do
+        whl=$(compgen -G ".whl/baselines/$([[ $lib == struct ]] && echo torch_struct || echo flash_semicrf)-*.whl")
+        [[ -z "$whl" ]] && { echo "no wheel for $lib in .whl/baselines/" >&2; continue; }
+        python3 -m pip install -q --no-index --no-deps --no-compile --target "/tmp/base-$lib" "$whl"
+        run env PYTHONPATH="/tmp/base-$lib" python3 benchmarks/baselines.py --lib "$lib" \
+            --sizes "${BASELINE_SIZES:-32x1000x32x24,64x512x16x8,4x2048x64x128,8x10000x100x24,1x100000x200x24}" \
+            --out "$RESULTS/baselines_${lib}.jsonl"
+    done
 fi
 if [[ "$MODE" == "distribution" ]]; then
     # sample(100) and topk(10) against one forward at the two sizes of issue 14.
