@@ -3,9 +3,10 @@
     python docs/img/split_scan.py
 
 Every output position ``t`` (vertical axis) reduces over the window rows ``r in [t - K, t)``
-(horizontal axis). Super-blocks of ``S`` outputs: the far rows (before the super-block) are
-cut into slices, one far program per (output tile, slice), all in parallel; the serial program
-covers only the near rows (inside the super-block), one block of ``P`` positions after another.
+(horizontal axis). Super-blocks of ``S`` outputs: the far rows (older than the previous
+super-block) are cut into slices, one far program per (output tile, slice), all in parallel and
+while the previous super-block is scanned; the serial program covers only the near rows (the
+previous super-block and its own), one block of ``P`` positions after another.
 """
 
 from __future__ import annotations
@@ -26,10 +27,11 @@ def main() -> None:
     far_colors = ["#9ecae1", "#6baed6", "#4292c6", "#2171b5"]
     for t in range(1, T + 1):
         t0 = ((t - 1) // S) * S + 1
+        far_end = t0 - S  # far rows end one super-block back (none for the first two)
         for r in range(max(0, t - K), t):
-            if r < t0 and t0 > 1:
+            if r < far_end and far_end > 1:
                 tile = (t - t0) // PF
-                split = (t0 - 1 - r) // RS
+                split = (far_end - 1 - r) // RS
                 color = far_colors[(tile + split) % 2 + 2 * (split % 2)]
             else:
                 color = "#fd8d3c"
@@ -48,10 +50,12 @@ def main() -> None:
     handles = [
         mpatches.Patch(
             color="#4292c6",
-            label="far kernel: one program per (PF outputs, RS rows), all in parallel",
+            label="far kernel: one program per (PF outputs, RS rows), all in parallel,\n"
+            "while the previous super-block is scanned",
         ),
         mpatches.Patch(
-            color="#fd8d3c", label="serial kernel: near rows only (inside the super-block)"
+            color="#fd8d3c",
+            label="serial kernel: near rows only (previous and own super-block)",
         ),
     ]
     ax.legend(handles=handles, loc="upper right", fontsize=8)
