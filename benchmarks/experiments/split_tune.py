@@ -39,6 +39,9 @@ CONFIGS = {
     "s128w8": ({"enable": True, "superblock": 128}, {"num_warps": 8}),
     "s64w2": ({"enable": True, "superblock": 64}, {"num_warps": 2}),
     "basew2": ({"enable": False}, {"num_warps": 2}),
+    "basew1": ({"enable": False}, {"num_warps": 1}),
+    "basep4w2": ({"enable": False}, {"num_warps": 2, "block_p": 4}),
+    "basep16w2": ({"enable": False}, {"num_warps": 2, "block_p": 16}),
     # far rows right before each super-block (the far kernel between two serial launches)
     "s64n": ({"enable": True, "superblock": 64, "overlap": False}, {}),
     "s128n": ({"enable": True, "superblock": 128, "overlap": False}, {}),
