@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .split_launch import run_launches, scan_cc_launches
+from .split_launch import _pow2_floor, run_launches, scan_cc_launches
 from .triton_support import HAS_TRITON
 
 __all__ = ["CONFIG_OVERRIDE", "ScanConfig", "new_float", "run_forward_scan", "scan_config"]
@@ -35,10 +35,6 @@ def new_float(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) 
 
 def _next_pow2(n: int) -> int:
     return 1 << max(0, int(n) - 1).bit_length()
-
-
-def _pow2_floor(n: int) -> int:
-    return 1 << (max(1, int(n)).bit_length() - 1)
 
 
 @dataclass(frozen=True)

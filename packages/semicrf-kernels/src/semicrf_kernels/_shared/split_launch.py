@@ -155,7 +155,7 @@ def scan_cc_launches(
     if split is None:
         dummy = torch.empty(1, dtype=cum.dtype, device=cum.device)
         dummy_i = torch.empty(1, dtype=torch.int32, device=cum.device)
-        kernel[(B,)](*kernel_args, dummy, dummy_i, 1, T + 1, 0, BLOCK_K=2, **flags)
+        kernel[(B,)](*kernel_args, dummy, dummy_i, 1, T + 1, 0, 0, BLOCK_K=2, **flags)
         yield
         return
     from .triton_far import _far_window_kernel

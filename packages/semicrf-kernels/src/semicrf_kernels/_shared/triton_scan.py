@@ -108,7 +108,7 @@ if HAS_TRITON:
         STORE_BP: tl.constexpr, TRANS_REGS: tl.constexpr,
         BLOCK_C: tl.constexpr, BLOCK_TC: tl.constexpr,
     ):  # fmt: skip
-        """Row ``tau = 0`` of a ``(C, C)`` scan; returns the float64 reference shift (0)."""
+        """Row ``tau = 0`` of a ``(C, C)`` scan: its window row and its shift (0)."""
         NEG: tl.constexpr = float("-inf")
         DT = cum_b.dtype.element_ty
         # ---- tau = 0 ------------------------------------------------------------------------
@@ -141,8 +141,28 @@ if HAS_TRITON:
                 tl.store(bpa_b + offs_c, tl.full([BLOCK_C], -1, tl.int32), mask=cmask)
         tl.store(win_b + row0 * C + offs_c, w0, mask=cmask)
         tl.store(shift_b + row0, zero64)
-        r_ref = zero64
-        return r_ref
+
+    @triton.jit
+    def _fold(acc_v, acc_d, acc_s, x, d, MAXSR: tl.constexpr):
+        """Fold ``x (P, R, C)`` (durations ``d``, broadcastable to it) along ``R`` into the
+        running ``(acc_v, acc_d, acc_s)`` (each ``(P, C)``): the max keeps the larger value and,
+        on ties, the smaller duration; the log semiring keeps a running maximum ``acc_v`` and
+        the sum ``acc_s`` of exponentials relative to it."""
+        NEG: tl.constexpr = float("-inf")
+        BIG: tl.constexpr = 1073741824
+        if MAXSR:
+            tv = tl.max(x, axis=1)
+            td = tl.min(tl.where(x == tv[:, None, :], d, BIG), axis=1)
+            better = (tv > acc_v) | ((tv == acc_v) & (td < acc_d))
+            acc_d = tl.where(better, td, acc_d)
+            acc_v = tl.where(better, tv, acc_v)
+        else:
+            tm = tl.max(x, axis=1)
+            nm = tl.maximum(acc_v, tm)
+            safe = tl.where(nm == NEG, 0.0, nm)
+            acc_s = acc_s * tl.exp(acc_v - safe) + tl.sum(tl.exp(x - safe[:, None, :]), axis=1)
+            acc_v = nm
+        return acc_v, acc_d, acc_s
 
     @triton.jit
     def _scan_cc_window(
@@ -157,16 +177,12 @@ if HAS_TRITON:
         Returns ``(acc_v (P, C), acc_d (P, C) int64)``: per output and label the (+)-sum (one log
         value) and, for the max, the smallest best duration (``acc_d`` unused otherwise)."""
         NEG: tl.constexpr = float("-inf")
-        BIG: tl.constexpr = 1073741824
         DT = cum_b.dtype.element_ty
         offs_s = tl.arange(0, BLOCK_S)
         acc_d = init_d
-        if MAXSR:
-            acc_v = init_v
-        else:
-            # init_v as one element: (-inf, 0) when there is none, (init_v, 1) otherwise
-            acc_m = init_v
-            acc_s = tl.where(init_v == NEG, 0.0, 1.0).to(DT)
+        acc_v = init_v
+        # log semiring: init_v as one element, (-inf, 0) when there is none, (init_v, 1) otherwise
+        acc_s = tl.where(init_v == NEG, 0.0, 1.0).to(DT)
         for r0 in range(lo, hi, BLOCK_S):
             r = r0 + offs_s
             rvalid = r < hi
@@ -190,21 +206,10 @@ if HAS_TRITON:
             else:
                 diff = cumcur[:, None, :] - cw[None, :, :]
             x = tl.where(m3, diff + w[None, :, :] + dbv, NEG)
-            if MAXSR:
-                tv = tl.max(x, axis=1)
-                td = tl.min(tl.where(x == tv[:, None, :], d[:, :, None], BIG), axis=1)
-                better = (tv > acc_v) | ((tv == acc_v) & (td < acc_d))
-                acc_d = tl.where(better, td, acc_d)
-                acc_v = tl.where(better, tv, acc_v)
-            else:
-                tm = tl.max(x, axis=1)
-                nm = tl.maximum(acc_m, tm)
-                safe = tl.where(nm == NEG, 0.0, nm)
-                acc_s = acc_s * tl.exp(acc_m - safe) + tl.sum(tl.exp(x - safe[:, None, :]), axis=1)
-                acc_m = nm
+            acc_v, acc_d, acc_s = _fold(acc_v, acc_d, acc_s, x, d[:, :, None], MAXSR)
         if not MAXSR:
             # one log value per (output, label): phase 2 then needs a single log-sum-exp
-            safe = tl.where(acc_m == NEG, 0.0, acc_m)
+            safe = tl.where(acc_v == NEG, 0.0, acc_v)
             acc_v = safe + tl.log(acc_s)
         return acc_v, acc_d
 
@@ -229,17 +234,9 @@ if HAS_TRITON:
             x = tl.where(fm, tl.load(farv_b + fo, mask=fm, other=NEG) + delta.to(DT), NEG)
             if MAXSR:
                 fd = tl.load(fard_b + fo, mask=fm, other=BIG).to(tl.int64)
-                tv = tl.max(x, axis=1)
-                td = tl.min(tl.where(x == tv[:, None, :], fd, BIG), axis=1)
-                better = (tv > acc_v) | ((tv == acc_v) & (td < acc_d))
-                acc_d = tl.where(better, td, acc_d)
-                acc_v = tl.where(better, tv, acc_v)
             else:
-                tm = tl.max(x, axis=1)
-                nm = tl.maximum(acc_v, tm)
-                safe = tl.where(nm == NEG, 0.0, nm)
-                acc_s = acc_s * tl.exp(acc_v - safe) + tl.sum(tl.exp(x - safe[:, None, :]), axis=1)
-                acc_v = nm
+                fd = acc_d[:, None, :]  # unused by the log semiring
+            acc_v, acc_d, acc_s = _fold(acc_v, acc_d, acc_s, x, fd, MAXSR)
         if not MAXSR:
             safe = tl.where(acc_v == NEG, 0.0, acc_v)
             acc_v = safe + tl.log(acc_s)
