@@ -44,6 +44,9 @@ CONFIGS = {
     "s64w2": ({"enable": True, "superblock": 64}, {"num_warps": 2}),
     "basew2": ({"enable": False}, {"num_warps": 2}),
     "basew1": ({"enable": False}, {"num_warps": 1}),
+    # the (C, C) matrix in registers beyond C = 64 (C = 128: 64 registers a thread at 8 warps)
+    "basetr": ({"enable": False}, {"trans_regs": True}),
+    "basetrw16": ({"enable": False}, {"trans_regs": True, "num_warps": 16}),
     "basep4w2": ({"enable": False}, {"num_warps": 2, "block_p": 4}),
     "basep16w2": ({"enable": False}, {"num_warps": 2, "block_p": 16}),
     # far rows right before each super-block (the far kernel between two serial launches)
