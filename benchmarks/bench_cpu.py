@@ -9,7 +9,7 @@ For each ``B x T x K x C`` (float32 inputs, ``(C, C)`` transitions unless ``--pe
 
 Each cell is the best of ``--repeats`` runs after one warm-up call (best, not median: the
 machine is shared and noise only ever adds time). PyTorch cells expected to take minutes are
-skipped unless ``--full``. ``--compile-times`` also measures, in fresh processes, the first
+skipped unless ``--full``, and the large PyTorch cells run once. ``--compile-times`` also measures, in fresh processes, the first
 call with a cold numba cache (an empty ``NUMBA_CACHE_DIR``) and with a warm one, against the
 second call.
 
@@ -139,8 +139,10 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="also the multi-minute PyTorch cells")
     parser.add_argument("--compile-times", action="store_true")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    parser.add_argument("--paths", type=str, default="pytorch,numba", help="columns to time")
     parser.add_argument("--out", type=str, default=None)
     args = parser.parse_args()
+    paths = args.paths.split(",")
     if args.threads:
         torch.set_num_threads(args.threads)
     sizes = SIZES
@@ -157,16 +159,20 @@ def main() -> None:
     for B, T, K, C in sizes:
         timed = {}
         for path in ("pytorch", "numba"):
+            if path not in paths:
+                timed.update({(path, op): None for op in ("forward", "fwd+bwd", "viterbi")})
+                continue
             set_cpu_path(path)
             for op, fn in cells(B, T, K, C, args.per_duration).items():
                 slow = op in SLOW_PYTORCH.get((B, T, K, C), ())
                 skip = path == "pytorch" and slow and not args.full
-                repeats = 1 if slow or T * K * C > 1e7 else args.repeats
+                big = path == "pytorch" and (slow or T * K * C > 1e7)
+                repeats = 1 if big else args.repeats
                 timed[path, op] = None if skip else best_seconds(fn, repeats)
         set_cpu_path(None)
         for i, op in enumerate(("forward", "fwd+bwd", "viterbi")):
             a, b = timed["pytorch", op], timed["numba", op]
-            speed = f"{a / b:.1f}x" if a is not None else ""
+            speed = f"{a / b:.1f}x" if a is not None and b is not None else ""
             target = TARGETS.get((B, T, K, C))
             goal = f"<= {_fmt(target[i])}" if target and not args.per_duration else ""
             line = f"| {B}x{T}x{K}x{C} | {op} | {_fmt(a)} | {_fmt(b)} | {speed} | {goal} |"

@@ -107,6 +107,34 @@ def test_twin_labels_tie_to_the_smaller_label(make_inputs, per_duration: bool) -
     assert not (path.labels == 2).any()
 
 
+@pytest.mark.parametrize(
+    ("B", "T", "C", "K", "per_duration", "lengths", "threads"),
+    [(1, 23, 5, 4, False, None, 2), (1, 9, 3, 1, False, None, 3), (1, 11, 5, 2, True, None, 2),
+     (1, 6, 4, 9, True, None, 4), (2, 17, 7, 12, False, [17, 11], 4),
+     (2, 13, 5, 3, True, [13, 6], 4)],
+)  # fmt: skip
+def test_split_sequences_equal_the_pytorch_decoder(
+    make_inputs, monkeypatch, B, T, C, K, per_duration, lengths, threads
+) -> None:
+    """One sequence's labels split over several threads (the rule's thresholds at their
+    minimum): paths, scores and tie-breaks as the PyTorch decoder's, run after run."""
+    from semicrf_kernels._shared import numba_support
+
+    for name, value in (("MIN_LABELS", 1), ("MIN_STEP_WORK", 1), ("MIN_SEQUENCE_WORK", 0)):
+        monkeypatch.setattr(numba_support, name, value)
+    inp = make_inputs(B, T, C, K, per_duration=per_duration, proj=True, forbid=0.2,
+                      lengths=lengths)  # fmt: skip
+    expected = streaming_viterbi_pytorch(*inp.args, **inp.kwargs)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads)
+        assert numba_support.split_parts(B, T, K, C, per_duration) > 1
+        for _ in range(2):
+            assert_same(decode(*inp.args, **inp.kwargs), expected)
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_no_allowed_segmentation_gives_an_empty_path(make_inputs) -> None:
     inp = make_inputs(2, 5, 3, 2, lengths=[5, 2])
     trans = torch.full_like(inp.transition, -torch.inf)

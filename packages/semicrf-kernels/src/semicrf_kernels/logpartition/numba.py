@@ -38,13 +38,14 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 import torch
 
 from .._shared.inputs import KernelInputs
 from .._shared.logspace import safe_logsumexp
-from .._shared.numba_support import run_split
+from .._shared.numba_jit import jit
+from .._shared.numba_support import plan_tasks, run_tasks
+from .._shared.numba_sync import fill, label_range, step_barrier
 from .pytorch import _end_terms, _start_terms
 
 __all__ = ["SPREAD_MAX", "applies", "forward_numba", "scaled_ok", "shifted_exp"]
@@ -58,11 +59,9 @@ _TINY = math.exp(-200.0)
 SPREAD_MAX: float = 300.0
 _NEG = -np.inf
 
-_jit = numba.njit(cache=True, nogil=True, error_model="numpy")
-
 
 # ----------------------------------------------------------------------------- scaled helpers
-@_jit
+@jit
 def _insert(value, ring, M, c, slot):
     """Store ``exp(value - M[c])`` at ``ring[slot, c]``, moving the shift up when it is far."""
     if value == _NEG:
@@ -83,17 +82,18 @@ def _insert(value, ring, M, c, slot):
         ring[slot, c] = 0.0
 
 
-@_jit
-def _window_sums(ring, eb, base, sign, dmax, S, W, U):
+@jit
+def _window_sums(ring, eb, base, sign, dmax, S, W, U, c0, c1):
     """``S[c] = sum_d ring[row, c] eb[d - 1, c]``, ``W[c]`` its largest term and ``U[c]`` the
-    largest ring entry, rows ``base + sign * d`` for ``d = 1..dmax`` (vectorised over labels)."""
+    largest ring entry, rows ``base + sign * d`` for ``d = 1..dmax``, labels ``c0 <= c < c1``
+    (vectorised over labels)."""
     K = ring.shape[0]
-    S[:] = 0.0
-    W[:] = 0.0
-    U[:] = 0.0
+    fill(S, c0, c1, 0.0)
+    fill(W, c0, c1, 0.0)
+    fill(U, c0, c1, 0.0)
     for d in range(1, dmax + 1):
         slot = (base + sign * d) % K
-        for c in range(S.shape[0]):
+        for c in range(c0, c1):
             u = ring[slot, c]
             w = u * eb[d - 1, c]
             S[c] += w
@@ -101,7 +101,7 @@ def _window_sums(ring, eb, base, sign, dmax, S, W, U):
             U[c] = max(U[c], u)
 
 
-@_jit
+@jit
 def _rebuild(logs, ring, M, c, base, sign, dmax):
     """Re-shift label ``c``'s ring to the largest of its window's log values
     ``logs[base + sign * d, c]``, ``d = 1..dmax`` (every entry then at most 1)."""
@@ -120,7 +120,7 @@ def _rebuild(logs, ring, M, c, base, sign, dmax):
         ring[row % K, c] = u
 
 
-@_jit
+@jit
 def _exact_window(logs, bias, c, base, sign, dmax):
     """``lse_d (logs[base + sign * d, c] + bias[d - 1, c])`` in log space (-inf when empty)."""
     m = _NEG
@@ -134,15 +134,15 @@ def _exact_window(logs, bias, c, base, sign, dmax):
     return m + math.log(total)
 
 
-@_jit
-def _window(ring, eb, logs, bias, M, base, sign, dmax, S, W, U, exact):
-    """Per label, the window's weighted sum ``S[c] = sum_d ring eb`` or, where its largest
+@jit
+def _window(ring, eb, logs, bias, M, base, sign, dmax, S, W, U, exact, c0, c1):
+    """Per label ``c0 <= c < c1``, the window's weighted sum ``S[c] = sum_d ring eb`` or, where its largest
     weighted term is below ``_TINY`` (the largest entries may sit at forbidden or unlikely
     durations), ``exact[c]`` set and ``S[c]`` the log-space value ``lse_d (logs + bias)``.
     A label's ring is rebuilt first when its largest entry fell below ``_TINY``."""
     K = ring.shape[0]
-    _window_sums(ring, eb, base, sign, dmax, S, W, U)
-    for c in range(S.shape[0]):
+    _window_sums(ring, eb, base, sign, dmax, S, W, U, c0, c1)
+    for c in range(c0, c1):
         if U[c] < _TINY:
             _rebuild(logs, ring, M, c, base, sign, dmax)
             total = 0.0
@@ -158,7 +158,7 @@ def _window(ring, eb, logs, bias, M, base, sign, dmax, S, W, U, exact):
             S[c] = _exact_window(logs, bias, c, base, sign, dmax)
 
 
-@_jit
+@jit
 def _exact_lse(x, y, col):
     """``log sum_i exp(x[i] + y[i, col])`` in log space (-inf when empty)."""
     m = _NEG
@@ -172,7 +172,7 @@ def _exact_lse(x, y, col):
     return m + math.log(total)
 
 
-@_jit
+@jit
 def _lse(x):
     m = _NEG
     for i in range(x.shape[0]):
@@ -185,26 +185,26 @@ def _lse(x):
     return m + math.log(total)
 
 
-@_jit
-def _link(arow, trans, E, tcol, srow, a, out):
-    """``out[c] = lse_c' (arow[c'] + trans[c', c]) + srow[c]`` by a scaled matrix-vector
-    product, each too-small column recomputed exactly."""
+@jit
+def _link(arow, trans, E, tcol, srow, a, out, c0, c1):
+    """``out[c] = lse_c' (arow[c'] + trans[c', c]) + srow[c]`` for ``c0 <= c < c1`` by a scaled
+    matrix-vector product, each too-small column recomputed exactly."""
     C = arow.shape[0]
     amax = _NEG
     for i in range(C):
         amax = max(amax, arow[i])
     if amax == _NEG:
-        out[:] = _NEG
+        fill(out, c0, c1, _NEG)
         return
     for i in range(C):
         a[i] = math.exp(arow[i] - amax)
-    out[:] = 0.0
+    fill(out, c0, c1, 0.0)
     for i in range(C):
         ai = a[i]
         if ai != 0.0:
-            for c in range(C):
+            for c in range(c0, c1):
                 out[c] += ai * E[i, c]
-    for c in range(C):
+    for c in range(c0, c1):
         if out[c] >= _TINY:
             out[c] = amax + tcol[c] + math.log(out[c]) + srow[c]
         else:
@@ -212,45 +212,53 @@ def _link(arow, trans, E, tcol, srow, a, out):
 
 
 # ----------------------------------------------------------------------------- forward, (C, C)
-@_jit
-def _forward_cc(starts, ends, trans, E, tcol, start, eb, bmax, bias, L, K, alpha, G):
+@jit
+def _forward_cc(starts, ends, trans, E, tcol, start, eb, bmax, bias, L, K, alpha, G, c0, c1,
+                sync, part, parts):  # fmt: skip
+    """One sequence's scan, labels ``c0 <= c < c1`` of it (the others' are ``parts - 1`` other
+    threads' work, joined by a barrier per step); returns log Z (NaN: aborted)."""
     C = trans.shape[0]
     ring = np.zeros((K, C))
     M = np.full(C, _NEG)
     S, W, U, a = np.empty(C), np.empty(C), np.empty(C), np.empty(C)
     exact = np.zeros(C, dtype=np.bool_)
-    for c in range(C):
+    for c in range(c0, c1):
         alpha[0, c] = 0.0
         G[0, c] = start[c] + starts[0, c]
         _insert(G[0, c], ring, M, c, 0)
     for t in range(1, L + 1):
         dmax = min(K, t)
-        _window(ring, eb, G, bias, M, t, -1, dmax, S, W, U, exact)
-        for c in range(C):
+        _window(ring, eb, G, bias, M, t, -1, dmax, S, W, U, exact, c0, c1)
+        for c in range(c0, c1):
             if exact[c]:
                 alpha[t, c] = ends[t, c] + S[c]
             else:
                 alpha[t, c] = ends[t, c] + (M[c] + bmax[c] + math.log(S[c]))
+        # Every label's alpha[t] is written before any part reads it.
+        if parts > 1 and not step_barrier(sync, part, parts, t):
+            return np.nan
         if t < L:
-            _link(alpha[t], trans, E, tcol, starts[t], a, G[t])
-            for c in range(C):
+            _link(alpha[t], trans, E, tcol, starts[t], a, G[t], c0, c1)
+            for c in range(c0, c1):
                 _insert(G[t, c], ring, M, c, t % K)
     return _lse(alpha[L])
 
 
-@_jit
-def _forward_cc_batch(idx, starts, ends, trans, E, tcol, start, eb, bmax, bias, lengths, K,
-                      alpha, G, log_z):  # fmt: skip
-    for i in range(idx.shape[0]):
-        b = idx[i]
-        log_z[b] = _forward_cc(
-            starts[b], ends[b], trans, E, tcol, start, eb, bmax, bias, lengths[b], K, alpha[b],
-            G[b],
-        )  # fmt: skip
+@jit
+def _forward_cc_batch(tasks, sync, starts, ends, trans, E, tcol, start, eb, bmax, bias, lengths,
+                      K, alpha, G, log_z):  # fmt: skip
+    C = trans.shape[0]
+    for i in range(tasks.shape[0]):
+        b, part, parts = tasks[i, 0], tasks[i, 1], tasks[i, 2]
+        c0, c1 = label_range(C, part, parts)
+        z = _forward_cc(starts[b], ends[b], trans, E, tcol, start, eb, bmax, bias, lengths[b], K,
+                        alpha[b], G[b], c0, c1, sync[b], part, parts)  # fmt: skip
+        if part == 0:
+            log_z[b] = z
 
 
 # ----------------------------------------------------------------------------- forward, (K, C, C)
-@_jit
+@jit
 def _link_kcc(alpha, aexp, amax, transT, ET, tcolk, startk, s, d, c):
     """``A_d[s, c] = lse_c' alpha[s, c'] + transition[d - 1, c', c]`` (the start score at s = 0)."""
     if s == 0:
@@ -265,7 +273,7 @@ def _link_kcc(alpha, aexp, amax, transT, ET, tcolk, startk, s, d, c):
     return _exact_lse(alpha[s], transT[d - 1].T, c)
 
 
-@_jit
+@jit
 def _scale_row(row, out):
     """``out = exp(row - max(row))``; returns the max (-inf: out is 0)."""
     m = _NEG
@@ -276,69 +284,77 @@ def _scale_row(row, out):
     return m
 
 
-@_jit
-def _links_kcc(alpha, aexp, amax, trans, EK, tcolk, startk, s, d, out):
-    """``out[c] = A_d[s, c]`` for every label: one scaled vector-matrix product (vectorised
-    over ``c``), too-small entries recomputed exactly; the start score at ``s = 0``."""
+@jit
+def _links_kcc(alpha, aexp, amax, trans, EK, tcolk, startk, s, d, out, c0, c1):
+    """``out[c] = A_d[s, c]`` for labels ``c0 <= c < c1``: one scaled vector-matrix product
+    (vectorised over ``c``), too-small entries recomputed exactly; the start score at ``s = 0``."""
     C = out.shape[0]
     if s == 0:
-        out[:] = startk[d - 1]
+        for c in range(c0, c1):
+            out[c] = startk[d - 1, c]
         return
     if amax[s] == _NEG:
-        out[:] = _NEG
+        fill(out, c0, c1, _NEG)
         return
-    out[:] = 0.0
+    fill(out, c0, c1, 0.0)
     for i in range(C):
         ai = aexp[s, i]
         if ai != 0.0:
-            for c in range(C):
+            for c in range(c0, c1):
                 out[c] += ai * EK[d - 1, i, c]
-    for c in range(C):
+    for c in range(c0, c1):
         if out[c] >= _TINY:
             out[c] = amax[s] + tcolk[d - 1, c] + math.log(out[c])
         else:
             out[c] = _exact_lse(alpha[s], trans[d - 1], c)
 
 
-@_jit
-def _forward_kcc(starts, ends, trans, EK, tcolk, startk, bias, L, K, alpha):
+@jit
+def _forward_kcc(starts, ends, trans, EK, tcolk, startk, bias, L, K, alpha, c0, c1, sync, part,
+                 parts):  # fmt: skip
+    """As :func:`_forward_cc`, with ``(K, C, C)`` transitions."""
     C = trans.shape[1]
-    aexp = np.zeros((L + 1, C))
+    aexp = np.zeros((L + 1, C))  # every part keeps its own copy of the scaled rows
     amax = np.full(L + 1, _NEG)
     vals = np.empty((K, C))
     top = np.empty(C)
     total = np.empty(C)
-    alpha[0, :] = 0.0
-    amax[0] = _scale_row(alpha[0], aexp[0])
+    fill(alpha[0], c0, c1, 0.0)
+    amax[0] = _scale_row(np.zeros(C), aexp[0])
     for t in range(1, L + 1):
         dmax = min(K, t)
-        top[:] = _NEG
+        fill(top, c0, c1, _NEG)
         for d in range(1, dmax + 1):
             s = t - d
             row = vals[d - 1]
-            _links_kcc(alpha, aexp, amax, trans, EK, tcolk, startk, s, d, row)
-            for c in range(C):
+            _links_kcc(alpha, aexp, amax, trans, EK, tcolk, startk, s, d, row, c0, c1)
+            for c in range(c0, c1):
                 row[c] += starts[s, c] + bias[d - 1, c]
                 top[c] = max(top[c], row[c])
-        total[:] = 0.0
+        fill(total, c0, c1, 0.0)
         for d in range(dmax):
-            for c in range(C):
+            for c in range(c0, c1):
                 if top[c] != _NEG:
                     total[c] += math.exp(vals[d, c] - top[c])
-        for c in range(C):
+        for c in range(c0, c1):
             alpha[t, c] = (_NEG if top[c] == _NEG else top[c] + math.log(total[c])) + ends[t, c]
+        if parts > 1 and not step_barrier(sync, part, parts, t):
+            return np.nan
         amax[t] = _scale_row(alpha[t], aexp[t])
     return _lse(alpha[L])
 
 
-@_jit
-def _forward_kcc_batch(idx, starts, ends, trans, EK, tcolk, startk, bias, lengths, K, alpha,
-                       log_z):  # fmt: skip
-    for i in range(idx.shape[0]):
-        b = idx[i]
-        log_z[b] = _forward_kcc(
-            starts[b], ends[b], trans, EK, tcolk, startk, bias, lengths[b], K, alpha[b]
-        )
+@jit
+def _forward_kcc_batch(tasks, sync, starts, ends, trans, EK, tcolk, startk, bias, lengths, K,
+                       alpha, log_z):  # fmt: skip
+    C = trans.shape[1]
+    for i in range(tasks.shape[0]):
+        b, part, parts = tasks[i, 0], tasks[i, 1], tasks[i, 2]
+        c0, c1 = label_range(C, part, parts)
+        z = _forward_kcc(starts[b], ends[b], trans, EK, tcolk, startk, bias, lengths[b], K,
+                         alpha[b], c0, c1, sync[b], part, parts)  # fmt: skip
+        if part == 0:
+            log_z[b] = z
 
 
 # ----------------------------------------------------------------------------- launchers
@@ -405,22 +421,15 @@ def forward_numba(
     start = safe_logsumexp(trans, dim=-2).contiguous().numpy()  # (C,) or (K, C)
     trans_np = trans.numpy()
     a_np, z_np = alpha.numpy(), log_z.numpy()
+    tasks, sync = plan_tasks(lens, K, C, per_duration=trans.dim() == 3)
     if trans.dim() == 2:
         E, tcol = shifted_exp(trans_np, 0)
         G = torch.full((B, T1, C), -torch.inf, dtype=torch.float64)
-        g_np = G.numpy()
-
-        def work(idx: np.ndarray) -> None:
-            _forward_cc_batch(idx, starts, ends, trans_np, E, tcol, start, eb, bmax, bias_np, lens,
-                              K, a_np, g_np, z_np)  # fmt: skip
-
-        run_split(work, lens.tolist())
+        arrays = (starts, ends, trans_np, E, tcol, start, eb, bmax, bias_np, lens, K, a_np,
+                  G.numpy(), z_np)  # fmt: skip
+        run_tasks(lambda chunk: _forward_cc_batch(chunk, sync, *arrays), tasks, sync)
         return log_z, alpha, G
     EK, tcolk = shifted_exp(trans_np, 1)  # per (duration, destination) column
-
-    def work_kcc(idx: np.ndarray) -> None:
-        _forward_kcc_batch(idx, starts, ends, trans_np, EK, tcolk, start, bias_np, lens, K, a_np,
-                           z_np)  # fmt: skip
-
-    run_split(work_kcc, lens.tolist())
+    arrays = (starts, ends, trans_np, EK, tcolk, start, bias_np, lens, K, a_np, z_np)
+    run_tasks(lambda chunk: _forward_kcc_batch(chunk, sync, *arrays), tasks, sync)
     return log_z, alpha, None

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 import torch
 
 from .._shared.inputs import KernelInputs
 from .._shared.logspace import safe_logsumexp
-from .._shared.numba_support import run_split
+from .._shared.numba_jit import jit
+from .._shared.numba_support import plan_tasks, run_tasks
+from .._shared.numba_sync import fill, label_range, step_barrier
 from .numba import (
     _TINY,
     _exact_lse,
@@ -42,17 +43,17 @@ from .pytorch import _BackwardResult, _end_terms, _ForwardState, _start_terms
 __all__ = ["backward_numba"]
 
 _NEG = -np.inf
-_jit = numba.njit(cache=True, nogil=True, error_model="numpy")
 
 
-@_jit
+@jit
 def _gamma_row(s, dmax, ring, M, R, eb, bmax, bias, starts, G_row, log_z, gamma, q, p_start, S,
-               W, U, exact):  # fmt: skip
+               W, U, exact, c0, c1):  # fmt: skip
     """``gamma[c] = starts[s, c] + lse_d (R[s + d, c] + bias[d - 1, c])`` by the scaled window
-    (exactly where ``exact[c]``); ``p_start[s, c] = exp(G[s, c] + (gamma - starts)[s, c] - log
-    Z)`` and ``q = p_start / S`` (0 for exact labels, whose marginals the caller computes)."""
-    _window(ring, eb, R, bias, M, s, 1, dmax, S, W, U, exact)
-    for c in range(S.shape[0]):
+    (exactly where ``exact[c]``), labels ``c0 <= c < c1``; ``p_start[s, c] = exp(G[s, c] +
+    (gamma - starts)[s, c] - log Z)`` and ``q = p_start / S`` (0 for exact labels, whose
+    marginals the caller computes)."""
+    _window(ring, eb, R, bias, M, s, 1, dmax, S, W, U, exact, c0, c1)
+    for c in range(c0, c1):
         q[c] = 0.0
         if exact[c]:
             gamma[c] = starts[s, c] + S[c]
@@ -65,57 +66,65 @@ def _gamma_row(s, dmax, ring, M, R, eb, bmax, bias, starts, G_row, log_z, gamma,
             q[c] = f
 
 
-@_jit
+@jit
 def _backward_cc(starts, ends, trans, E2, E2T, trow, eb, bmax, bias, L, K, alpha, G, log_z,
-                 p_start, p_end, bias_marg, trans_marg, first_marg, first_mu):  # fmt: skip
+                 p_start, p_end, bias_marg, trans_marg, first_marg, first_mu, c0, c1, gbuf, sync,
+                 part, parts):  # fmt: skip
+    """One sequence's backward, labels ``c0 <= c < c1`` of it (the rows ``c'`` of the
+    transition marginals); ``gbuf`` ``(2, C)`` holds the step's ``gamma``, which every part
+    reads after the step's barrier (two rows: a part may start the next step early)."""
     C = trans.shape[0]
     ring = np.zeros((K, C))
     M = np.full(C, _NEG)
     R = np.full((L + 1, C), _NEG)
-    S, W, U, gamma, q = np.empty(C), np.empty(C), np.empty(C), np.empty(C), np.empty(C)
+    S, W, U, q = np.empty(C), np.empty(C), np.empty(C), np.empty(C)
     g, SB, beta, q2 = np.empty(C), np.empty(C), np.empty(C), np.empty(C)
     exact = np.zeros(C, dtype=np.bool_)
     window_exact = np.zeros(C, dtype=np.bool_)
     acc = np.zeros((K, C))
     acc_exact = np.zeros((K, C))  # marginals of labels whose window was computed exactly
-    for c in range(C):
+    for c in range(c0, c1):
         R[L, c] = ends[L, c]
         _insert(R[L, c], ring, M, c, L % K)
         p_end[L, c] = math.exp(alpha[L, c] - log_z)
     for s in range(L - 1, -1, -1):
         dmax = min(K, L - s)
+        gamma = gbuf[s % 2]
         _gamma_row(s, dmax, ring, M, R, eb, bmax, bias, starts, G[s], log_z, gamma, q, p_start,
-                   S, W, U, window_exact)  # fmt: skip
+                   S, W, U, window_exact, c0, c1)  # fmt: skip
         for d in range(1, dmax + 1):
             slot = (s + d) % K
-            for c in range(C):
+            for c in range(c0, c1):
                 acc[d - 1, c] += q[c] * ring[slot, c]
         if s == 0:
             for d in range(1, dmax + 1):
                 slot = d % K
-                for c in range(C):
+                for c in range(c0, c1):
                     first_mu[d - 1, c] = q[c] * ring[slot, c] * eb[d - 1, c]
-        for c in range(C):
+        for c in range(c0, c1):
             if window_exact[c] and p_start[s, c] > 0.0:
                 for d in range(1, dmax + 1):
                     mu = math.exp(G[s, c] + R[s + d, c] + bias[d - 1, c] - log_z)
                     acc_exact[d - 1, c] += mu
                     if s == 0:
                         first_mu[d - 1, c] = mu
+        # Every label's gamma is written before any part reads it.
+        if parts > 1 and not step_barrier(sync, part, parts, L - s):
+            return
         if s == 0:
-            for i in range(C):  # alpha[0] = 0: the start score's share
+            for i in range(c0, c1):  # alpha[0] = 0: the start score's share
                 for c in range(C):
                     first_marg[i, c] = math.exp(trans[i, c] + gamma[c] - log_z)
             break
         gmax = _scale_row(gamma, g)
-        SB[:] = 0.0
+        fill(SB, c0, c1, 0.0)
         if gmax != _NEG:
             for c in range(C):
                 gc = g[c]
                 if gc != 0.0:
-                    for i in range(C):
+                    for i in range(c0, c1):
                         SB[i] += gc * E2T[c, i]
-        for i in range(C):
+        for i in range(c0, c1):
             exact[i] = SB[i] < _TINY
             if exact[i]:
                 beta[i] = _exact_lse(gamma, trans.T, i)
@@ -131,30 +140,37 @@ def _backward_cc(starts, ends, trans, E2, E2T, trow, eb, bmax, bias, L, K, alpha
                 qi = q2[i]
                 for c in range(C):
                     trans_marg[i, c] += qi * E2[i, c] * g[c]
-        for c in range(C):
+        for c in range(c0, c1):
             R[s, c] = ends[s, c] + beta[c]
             _insert(R[s, c], ring, M, c, s % K)
     for d in range(K):
-        for c in range(C):
+        for c in range(c0, c1):
             bias_marg[d, c] = acc[d, c] * eb[d, c] + acc_exact[d, c]
 
 
-@_jit
-def _backward_cc_batch(idx, starts, ends, trans, E2, E2T, trow, eb, bmax, bias, lengths, K,
-                       alpha, G, log_z, p_start, p_end, bias_marg, trans_marg, first_marg,
-                       first_mu):  # fmt: skip
-    for i in range(idx.shape[0]):
-        b = idx[i]
+@jit
+def _backward_cc_batch(tasks, sync, gbuf, starts, ends, trans, E2, E2T, trow, eb, bmax, bias,
+                       lengths, K, alpha, G, log_z, p_start, p_end, bias_marg, trans_marg,
+                       first_marg, first_mu):  # fmt: skip
+    C = trans.shape[0]
+    for i in range(tasks.shape[0]):
+        b, part, parts = tasks[i, 0], tasks[i, 1], tasks[i, 2]
         if log_z[b] == _NEG:
             continue
+        c0, c1 = label_range(C, part, parts)
         _backward_cc(starts[b], ends[b], trans, E2, E2T, trow, eb, bmax, bias, lengths[b], K,
                      alpha[b], G[b], log_z[b], p_start[b], p_end[b], bias_marg[b],
-                     trans_marg[b], first_marg[b], first_mu[b])  # fmt: skip
+                     trans_marg[b], first_marg[b], first_mu[b], c0, c1, gbuf[b], sync[b], part,
+                     parts)  # fmt: skip
 
 
-@_jit
+@jit
 def _backward_kcc(starts, ends, trans, transT, ET, tcolk, EKT, trow, startk, bias, L, K, alpha,
-                  log_z, p_start, p_end, bias_marg, trans_margT, first_margT, first_mu):  # fmt: skip
+                  log_z, p_start, p_end, bias_marg, trans_margT, first_margT, first_mu, c0, c1,
+                  hbuf, sync, part, parts):  # fmt: skip
+    """As :func:`_backward_cc`, with ``(K, C, C)`` transitions: labels ``c0 <= c < c1`` are
+    this part's destinations (segment labels) and ``beta`` rows; ``hbuf`` ``(2, K, C)`` holds
+    the step's ``h``, which every part reads after the step's barrier."""
     C = trans.shape[1]
     aexp = np.zeros((L + 1, C))
     amax = np.full(L + 1, _NEG)
@@ -162,15 +178,15 @@ def _backward_kcc(starts, ends, trans, transT, ET, tcolk, EKT, trow, startk, bia
         amax[t] = _scale_row(alpha[t], aexp[t])
     beta = np.full((L + 1, C), _NEG)
     beta[L, :] = 0.0
-    h = np.empty((K, C))
     hexp = np.empty((K, C))
     SB = np.empty(C)
-    for c in range(C):
+    for c in range(c0, c1):
         p_end[L, c] = math.exp(alpha[L, c] - log_z)
     for s in range(L - 1, -1, -1):
         dmax = min(K, L - s)
+        h = hbuf[s % 2]
         for d in range(1, dmax + 1):
-            for c in range(C):
+            for c in range(c0, c1):
                 h[d - 1, c] = ends[s + d, c] + bias[d - 1, c] + beta[s + d, c] + starts[s, c]
                 link = _link_kcc(alpha, aexp, amax, transT, ET, tcolk, startk, s, d, c)
                 mu = math.exp(link + h[d - 1, c] - log_z)
@@ -194,19 +210,21 @@ def _backward_kcc(starts, ends, trans, transT, ET, tcolk, EKT, trow, startk, bia
                 else:  # the s = 0 start score, or a link computed exactly
                     for i in range(C):
                         out[i] += math.exp(alpha[s, i] + transT[d - 1, c, i] + h[d - 1, c] - log_z)
+        if parts > 1 and not step_barrier(sync, part, parts, L - s):  # every label's h written
+            return
         if s == 0:
             break
         hmax = _scale_row(h[:dmax].reshape(dmax * C), hexp[:dmax].reshape(dmax * C))
         hexp2 = hexp[:dmax]
-        SB[:] = 0.0
+        fill(SB, c0, c1, 0.0)
         if hmax != _NEG:
             for d in range(dmax):
                 for c in range(C):
                     hv = hexp2[d, c]
                     if hv != 0.0:
-                        for i in range(C):
+                        for i in range(c0, c1):
                             SB[i] += hv * EKT[d, c, i]
-        for i in range(C):
+        for i in range(c0, c1):
             if SB[i] >= _TINY:
                 beta[s, i] = hmax + trow[i] + math.log(SB[i])
             else:
@@ -225,17 +243,20 @@ def _backward_kcc(starts, ends, trans, transT, ET, tcolk, EKT, trow, startk, bia
             p_end[s, i] = math.exp(alpha[s, i] + beta[s, i] - log_z)
 
 
-@_jit
-def _backward_kcc_batch(idx, starts, ends, trans, transT, ET, tcolk, EKT, trow, startk, bias,
-                        lengths, K, alpha, log_z, p_start, p_end, bias_marg, trans_margT,
-                        first_margT, first_mu):  # fmt: skip
-    for i in range(idx.shape[0]):
-        b = idx[i]
+@jit
+def _backward_kcc_batch(tasks, sync, hbuf, starts, ends, trans, transT, ET, tcolk, EKT, trow,
+                        startk, bias, lengths, K, alpha, log_z, p_start, p_end, bias_marg,
+                        trans_margT, first_margT, first_mu):  # fmt: skip
+    C = trans.shape[1]
+    for i in range(tasks.shape[0]):
+        b, part, parts = tasks[i, 0], tasks[i, 1], tasks[i, 2]
         if log_z[b] == _NEG:
             continue
+        c0, c1 = label_range(C, part, parts)
         _backward_kcc(starts[b], ends[b], trans, transT, ET, tcolk, EKT, trow, startk, bias,
                       lengths[b], K, alpha[b], log_z[b], p_start[b], p_end[b], bias_marg[b],
-                      trans_margT[b], first_margT[b], first_mu[b])  # fmt: skip
+                      trans_margT[b], first_margT[b], first_mu[b], c0, c1, hbuf[b], sync[b],
+                      part, parts)  # fmt: skip
 
 
 def backward_numba(inp: KernelInputs, state: _ForwardState) -> _BackwardResult:
@@ -270,11 +291,10 @@ def backward_numba(inp: KernelInputs, state: _ForwardState) -> _BackwardResult:
         E2, trow = shifted_exp(trans_np, 1)
         E2T = np.ascontiguousarray(E2.T)
         G = state.start_part.contiguous().numpy()
-        arrays = (starts, ends, trans_np, E2, E2T, trow, eb, bmax, bias.numpy(), lens, K, alpha, G, log_z,
-                  *outs, trans_marg.numpy(), first_marg.numpy(), first_mu.numpy())  # fmt: skip
-
-        def work(idx: np.ndarray) -> None:
-            _backward_cc_batch(idx, *arrays)
+        arrays = (np.empty((B, 2, C)), starts, ends, trans_np, E2, E2T, trow, eb, bmax,
+                  bias.numpy(), lens, K, alpha, G, log_z, *outs, trans_marg.numpy(),
+                  first_marg.numpy(), first_mu.numpy())  # fmt: skip
+        kernel = _backward_cc_batch
     else:
         transT = np.ascontiguousarray(trans_np.transpose(0, 2, 1))
         ET, tcolk = shifted_exp(transT, 2)
@@ -283,14 +303,12 @@ def backward_numba(inp: KernelInputs, state: _ForwardState) -> _BackwardResult:
         EKT = np.ascontiguousarray(EKT.reshape(C, K, C).transpose(1, 2, 0))  # (K, C, C')
         startk = safe_logsumexp(trans, dim=-2).contiguous().numpy()
         tmT, fmT = zeros(B, K, C, C), zeros(B, K, C, C)  # transposed: [d, c, c']
-        arrays = (starts, ends, trans_np, transT, ET, tcolk, EKT, trow, startk, bias.numpy(),
-                  lens, K, alpha, log_z, *outs, tmT.numpy(), fmT.numpy(),
+        arrays = (np.empty((B, 2, K, C)), starts, ends, trans_np, transT, ET, tcolk, EKT, trow,
+                  startk, bias.numpy(), lens, K, alpha, log_z, *outs, tmT.numpy(), fmT.numpy(),
                   first_mu.numpy())  # fmt: skip
-
-        def work(idx: np.ndarray) -> None:
-            _backward_kcc_batch(idx, *arrays)
-
-    run_split(work, lens.tolist())
+        kernel = _backward_kcc_batch
+    tasks, sync = plan_tasks(lens, K, C, per_duration=trans.dim() == 3)
+    run_tasks(lambda chunk: kernel(chunk, sync, *arrays), tasks, sync)
     if trans.dim() == 3:
         trans_marg, first_marg = tmT.transpose(2, 3).contiguous(), fmT.transpose(2, 3).contiguous()
     alive = torch.isfinite(state.log_z)

@@ -12,28 +12,31 @@ Importing this module imports numba (first CPU call only).
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 import torch
 
 from .._shared.inputs import KernelInputs
 from .._shared.logspace import safe_logsumexp
-from .._shared.numba_support import run_split
+from .._shared.numba_jit import jit
+from .._shared.numba_support import plan_tasks, run_tasks
+from .._shared.numba_sync import fill, label_range, step_barrier
 from ..logpartition.pytorch import _end_terms, _start_terms
 from .path import ViterbiPath, score_path_segments
 
 __all__ = ["max_forward_numba", "streaming_viterbi_numba"]
 
 _NEG = -np.inf
-_jit = numba.njit(cache=True, nogil=True, error_model="numpy")
 
 
-@_jit
-def _scan_cc(starts, ends, trans, start, bias, L, K, alpha, G, bp_d, bp_l, record):
+@jit
+def _scan_cc(starts, ends, trans, start, bias, L, K, alpha, G, bp_d, bp_l, record, c0, c1, sync,
+             part, parts):  # fmt: skip
+    """One sequence's max scan, labels ``c0 <= c < c1`` of it (the others' are ``parts - 1``
+    other threads' work, joined by a barrier per step); False when aborted."""
     C = trans.shape[0]
     best = np.empty(C)
     arg = np.empty(C, dtype=np.int32)
-    for c in range(C):
+    for c in range(c0, c1):
         alpha[0, c] = 0.0
         G[0, c] = start[c] + starts[0, c]
     # Loops run over labels innermost (contiguous, vectorised); the outer loop visits durations
@@ -41,41 +44,47 @@ def _scan_cc(starts, ends, trans, start, bias, L, K, alpha, G, bp_d, bp_l, recor
     # to the smaller duration / label, as the convention says.
     for t in range(1, L + 1):
         dmax = min(K, t)
-        best[:] = _NEG
-        arg[:] = 1
+        fill(best, c0, c1, _NEG)
+        fill(arg, c0, c1, 1)
         for d in range(1, dmax + 1):
-            for c in range(C):
+            for c in range(c0, c1):
                 v = G[t - d, c] + bias[d - 1, c]
                 if v > best[c]:
                     best[c] = v
                     arg[c] = d
-        for c in range(C):
+        for c in range(c0, c1):
             alpha[t, c] = best[c] + ends[t, c]
             if record:
                 bp_d[t - 1, c] = arg[c]
+        # Every label's alpha[t] is written before any part reads it.
+        if parts > 1 and not step_barrier(sync, part, parts, t):
+            return False
         if t < L:
-            best[:] = _NEG
-            arg[:] = 0
+            fill(best, c0, c1, _NEG)
+            fill(arg, c0, c1, 0)
             for i in range(C):
                 a = alpha[t, i]
-                for c in range(C):
+                for c in range(c0, c1):
                     v = a + trans[i, c]
                     if v > best[c]:
                         best[c] = v
                         arg[c] = i
-            for c in range(C):
+            for c in range(c0, c1):
                 G[t, c] = best[c] + starts[t, c]
                 if record:
                     bp_l[t, c] = arg[c]
+    return True
 
 
-@_jit
-def _scan_kcc(starts, ends, trans, start, bias, L, K, alpha, bp_d, bp_l, record):
+@jit
+def _scan_kcc(starts, ends, trans, start, bias, L, K, alpha, bp_d, bp_l, record, c0, c1, sync,
+              part, parts):  # fmt: skip
+    """As :func:`_scan_cc`, with ``(K, C, C)`` transitions."""
     C = trans.shape[1]
-    alpha[0, :] = 0.0
+    fill(alpha[0], c0, c1, 0.0)
     for t in range(1, L + 1):
         dmax = min(K, t)
-        for c in range(C):
+        for c in range(c0, c1):
             best = _NEG
             best_d = 1
             best_l = 0
@@ -84,7 +93,8 @@ def _scan_kcc(starts, ends, trans, start, bias, L, K, alpha, bp_d, bp_l, record)
                 link = _NEG
                 prev = 0
                 for i in range(C):
-                    v = alpha[s, i] + trans[d - 1, i, c]
+                    # alpha[0] = 0 (another part may not have written it yet)
+                    v = (alpha[s, i] if s > 0 else 0.0) + trans[d - 1, i, c]
                     if v > link:
                         link = v
                         prev = i
@@ -99,9 +109,12 @@ def _scan_kcc(starts, ends, trans, start, bias, L, K, alpha, bp_d, bp_l, record)
             if record:
                 bp_d[t - 1, c] = best_d
                 bp_l[t - 1, c] = best_l
+        if parts > 1 and not step_barrier(sync, part, parts, t):
+            return False
+    return True
 
 
-@_jit
+@jit
 def _final(alpha_row):
     best = _NEG
     arg = 0
@@ -112,7 +125,7 @@ def _final(alpha_row):
     return best, arg
 
 
-@_jit
+@jit
 def _traceback(bp_d, bp_l, L, final, per_duration, starts_out, durations_out, labels_out):
     """Segments from position 0, written to the ``(T,)`` outputs; returns their count."""
     n = 0
@@ -135,19 +148,23 @@ def _traceback(bp_d, bp_l, L, final, per_duration, starts_out, durations_out, la
     return n
 
 
-@_jit
-def _viterbi_batch(idx, starts, ends, trans, start, bias, lengths, K, alpha, G, bp_d, bp_l,
-                   record, score, path_s, path_d, path_l, count):  # fmt: skip
+@jit
+def _viterbi_batch(tasks, sync, starts, ends, trans, start, bias, lengths, K, alpha, G, bp_d,
+                   bp_l, record, score, path_s, path_d, path_l, count):  # fmt: skip
     per_duration = trans.ndim == 3
-    for i in range(idx.shape[0]):
-        b = idx[i]
+    C = trans.shape[-1]
+    for i in range(tasks.shape[0]):
+        b, part, parts = tasks[i, 0], tasks[i, 1], tasks[i, 2]
+        c0, c1 = label_range(C, part, parts)
         L = lengths[b]
         if per_duration:
-            _scan_kcc(starts[b], ends[b], trans, start, bias, L, K, alpha[b], bp_d[b], bp_l[b],
-                      record)  # fmt: skip
+            done = _scan_kcc(starts[b], ends[b], trans, start, bias, L, K, alpha[b], bp_d[b],
+                             bp_l[b], record, c0, c1, sync[b], part, parts)  # fmt: skip
         else:
-            _scan_cc(starts[b], ends[b], trans, start, bias, L, K, alpha[b], G[b], bp_d[b],
-                     bp_l[b], record)  # fmt: skip
+            done = _scan_cc(starts[b], ends[b], trans, start, bias, L, K, alpha[b], G[b], bp_d[b],
+                            bp_l[b], record, c0, c1, sync[b], part, parts)  # fmt: skip
+        if part != 0 or not done:  # part 0 traces back, after the last step's barrier
+            continue
         best, final = _final(alpha[b, L])
         score[b] = best
         if record and best != _NEG:
@@ -178,11 +195,8 @@ def _run(inp: KernelInputs, record: bool):
         bp_d.numpy(), bp_l.numpy(), record, score.numpy(), *(p.numpy() for p in path),
         count.numpy(),
     )  # fmt: skip
-
-    def work(idx: np.ndarray) -> None:
-        _viterbi_batch(idx, *arrays)
-
-    run_split(work, lens.tolist())
+    tasks, sync = plan_tasks(lens, K, C, per_duration=per_duration)
+    run_tasks(lambda chunk: _viterbi_batch(chunk, sync, *arrays), tasks, sync)
     return score, alpha, (None if per_duration else G), path, count
 
 
