@@ -255,10 +255,10 @@ def test_bitwise_deterministic_whatever_the_thread_count(make_inputs) -> None:
 
 @pytest.fixture
 def split_small(monkeypatch: pytest.MonkeyPatch):
-    """Split even tiny sequences over the threads (the rule's thresholds at their minimum)."""
+    """Split even small sequences over the threads (the rule's work thresholds at their
+    minimum; a split still needs a window of several blocks of 32 durations)."""
     from semicrf_kernels._shared import numba_support
 
-    monkeypatch.setattr(numba_support, "MIN_LABELS", 1)
     monkeypatch.setattr(numba_support, "MIN_STEP_WORK", 1)
     monkeypatch.setattr(numba_support, "MIN_SEQUENCE_WORK", 0)
     threads = torch.get_num_threads()
@@ -266,18 +266,18 @@ def split_small(monkeypatch: pytest.MonkeyPatch):
     torch.set_num_threads(threads)
 
 
-# (B, T, C, K, per_duration, proj, forbid, lengths, threads, parts per sequence):
-# one sequence over 2-4 threads (a part may hold one label), K = 1, K = 2, K > T, and two
-# sequences of different lengths over 2 threads each.
+# (B, T, C, K, per_duration, proj, forbid, lengths, threads, parts per sequence): one sequence
+# over 2-3 threads, K > T, parts capped by the window's blocks, K = 1 and K = 2 (one block: not
+# split), two sequences of different lengths over 2 threads each.
 SPLIT = [
-    (1, 23, 5, 4, False, True, 0.2, None, 2, 2),
-    (1, 19, 5, 6, False, False, 0.0, None, 3, 3),
-    (1, 9, 3, 1, False, True, 0.0, None, 3, 3),
-    (1, 11, 5, 2, True, True, 0.2, None, 2, 2),
-    (1, 6, 4, 9, True, False, 0.3, None, 4, 4),
-    (1, 7, 3, 12, False, True, 0.0, None, 4, 3),
-    (2, 17, 7, 5, False, True, 0.2, [17, 11], 4, 2),
-    (2, 13, 5, 3, True, True, 0.0, [13, 6], 4, 2),
+    (1, 75, 5, 70, False, True, 0.2, None, 2, 2),
+    (1, 80, 3, 100, False, False, 0.0, None, 3, 3),
+    (1, 70, 4, 40, True, True, 0.2, None, 2, 2),
+    (1, 50, 3, 64, True, False, 0.3, None, 4, 2),
+    (1, 9, 3, 1, False, True, 0.0, None, 2, 1),
+    (1, 9, 5, 2, True, True, 0.0, None, 2, 1),
+    (2, 77, 7, 66, False, True, 0.2, [77, 40], 4, 2),
+    (2, 70, 5, 50, True, True, 0.0, [70, 33], 4, 2),
 ]
 
 

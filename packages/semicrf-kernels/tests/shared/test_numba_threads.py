@@ -27,24 +27,28 @@ def test_split_rule(threads) -> None:
     assert split_parts(1, 50_000, 500, 24, False) == 2  # one long sequence: both threads
     assert split_parts(1, 2000, 1000, 24, True) == 2
     assert split_parts(2, 5000, 16, 8, False) == 1  # as many sequences as threads
-    assert split_parts(1, 5000, 16, 8, False) == 1  # a step too small for a barrier
+    assert split_parts(1, 5000, 16, 8, False) == 1  # a window of one block
+    assert split_parts(1, 50_000, 30, 200, False) == 1
     assert split_parts(1, 60, 2000, 24, False) == 1  # a sequence too short for a thread start
-    assert split_parts(1, 50_000, 4000, 7, False) == 1  # too few labels to split
     threads(8)
     assert split_parts(2, 50_000, 500, 24, False) == 4
-    assert split_parts(1, 50_000, 500, 24, False) == 6  # 24 labels: parts of at least 4
+    assert split_parts(1, 50_000, 500, 24, False) == 8
+    assert split_parts(1, 50_000, 100, 24, False) == 2  # steps too small for more parts
+    assert split_parts(1, 50_000, 64, 200, False) == 2  # two blocks
     threads(1)
     assert split_parts(1, 50_000, 500, 24, False) == 1
 
 
 def test_plan_deals_whole_sequences_or_parts(threads) -> None:
     threads(2)
-    chunks, sync = plan_tasks(np.array([5, 90, 40, 60]), 4, 3, False)
+    chunks, sync, parts = plan_tasks(np.array([5, 90, 40, 60]), 4, 3, False)
+    assert parts == 1
     rows = np.concatenate(chunks)
     assert len(chunks) == 2 and sorted(rows[:, 0].tolist()) == [0, 1, 2, 3]
     assert (rows[:, 1] == 0).all() and (rows[:, 2] == 1).all()
     assert sync.shape == (4, 2 * STRIDE) and not sync.any()
-    chunks, sync = plan_tasks(np.array([50_000]), 500, 24, False)
+    chunks, sync, parts = plan_tasks(np.array([50_000]), 500, 24, False)
+    assert parts == 2
     assert [c.tolist() for c in chunks] == [[[0, 0, 2]], [[0, 1, 2]]]
     assert sync.shape == (1, 3 * STRIDE)
 

@@ -109,18 +109,18 @@ def test_twin_labels_tie_to_the_smaller_label(make_inputs, per_duration: bool) -
 
 @pytest.mark.parametrize(
     ("B", "T", "C", "K", "per_duration", "lengths", "threads"),
-    [(1, 23, 5, 4, False, None, 2), (1, 9, 3, 1, False, None, 3), (1, 11, 5, 2, True, None, 2),
-     (1, 6, 4, 9, True, None, 4), (2, 17, 7, 12, False, [17, 11], 4),
-     (2, 13, 5, 3, True, [13, 6], 4)],
+    [(1, 75, 5, 70, False, None, 2), (1, 80, 3, 100, False, None, 3),
+     (1, 70, 4, 40, True, None, 2), (1, 50, 3, 64, True, None, 4),
+     (2, 77, 7, 66, False, [77, 40], 4), (2, 70, 5, 50, True, [70, 33], 4)],
 )  # fmt: skip
 def test_split_sequences_equal_the_pytorch_decoder(
     make_inputs, monkeypatch, B, T, C, K, per_duration, lengths, threads
 ) -> None:
-    """One sequence's labels split over several threads (the rule's thresholds at their
+    """One sequence's window split over several threads (the rule's work thresholds at their
     minimum): paths, scores and tie-breaks as the PyTorch decoder's, run after run."""
     from semicrf_kernels._shared import numba_support
 
-    for name, value in (("MIN_LABELS", 1), ("MIN_STEP_WORK", 1), ("MIN_SEQUENCE_WORK", 0)):
+    for name, value in (("MIN_STEP_WORK", 1), ("MIN_SEQUENCE_WORK", 0)):
         monkeypatch.setattr(numba_support, name, value)
     inp = make_inputs(B, T, C, K, per_duration=per_duration, proj=True, forbid=0.2,
                       lengths=lengths)  # fmt: skip

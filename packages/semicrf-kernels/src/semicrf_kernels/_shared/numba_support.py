@@ -44,12 +44,14 @@ _local = threading.local()  # .pool: (pid, workers, ThreadPoolExecutor) of the c
 
 #: Entries between two parts' slots in a sync array (64 bytes: a cache line each).
 STRIDE = 8
-#: Fewest labels a part of a split sequence keeps (:func:`split_parts`).
-MIN_LABELS = 4
+#: Durations per block of a step's window: the unit a split sequence's threads share.
+BLOCK = 32
 #: Fewest multiply-adds per step and part for a split (:func:`split_parts`).
 MIN_STEP_WORK = 1000
-#: Fewest multiply-adds in a sequence's scan for a split (:func:`split_parts`).
-MIN_SEQUENCE_WORK = 2_000_000
+#: Fewest multiply-adds in a sequence's scan for a split (:func:`split_parts`): about 0.1 s of
+#: one thread. Shorter scans measured slower split than whole on a 2-core machine
+#: (``docs/benchmarks.md``).
+MIN_SEQUENCE_WORK = 100_000_000
 
 
 def set_cpu_path(path: str | None) -> None:
@@ -160,37 +162,38 @@ def _get_pool(workers: int) -> ThreadPoolExecutor:
 
 
 def split_parts(B: int, max_length: int, K: int, C: int, per_duration: bool) -> int:
-    """How many threads share each sequence (the labels of a step split between them): the
-    dispatch rule of the compiled kernels' threads.
+    """How many threads share each sequence (each computing its share of the blocks of
+    :data:`BLOCK` durations of every step's window): the dispatch rule of the compiled kernels'
+    threads.
 
-    ``threads // B`` (``threads = torch.get_num_threads()``) when that is at least 2, capped so
-    each part keeps at least :data:`MIN_LABELS` labels, and only when a step's work (``K C +
+    ``threads // B`` (``threads = torch.get_num_threads()``) when that is at least 2, capped at
+    the window's blocks (``ceil(min(K, T) / BLOCK)``), and only while a step's work (``K C +
     C^2`` multiply-adds, ``K C^2`` with ``(K, C, C)`` transitions, ``K`` capped at the length)
     is at least :data:`MIN_STEP_WORK` per part and the sequence's at least
-    :data:`MIN_SEQUENCE_WORK`: below that the per-step barrier (0.2-1 us) or the thread start
-    costs more than it saves. Otherwise 1: each sequence on one thread, the sequences dealt
-    over the threads.
+    :data:`MIN_SEQUENCE_WORK` (about 0.1 s on one thread): below that the per-step barrier, the
+    parts' common work (a few ``exp`` per label and the ``C x C`` link, which every part
+    computes) and the threads' start cost more than the split saves. Otherwise 1: each sequence
+    on one thread, the sequences dealt over the threads.
     """
     threads = torch.get_num_threads()
-    parts = min(threads // max(B, 1), C // MIN_LABELS)
     k = min(K, max_length)
     step = k * C * C if per_duration else k * C + C * C
-    parts = min(parts, step // MIN_STEP_WORK)
+    parts = min(threads // max(B, 1), -(-k // BLOCK), step // MIN_STEP_WORK)
     if parts < 2 or step * max_length < MIN_SEQUENCE_WORK:
         return 1
     return parts
 
 
-def plan_tasks(lengths: Any, K: int, C: int, per_duration: bool) -> tuple[list[Any], Any]:
+def plan_tasks(lengths: Any, K: int, C: int, per_duration: bool) -> tuple[list[Any], Any, int]:
     """The compiled kernels' work, one chunk per thread.
 
     Returns:
-        ``(chunks, sync)``: each chunk an ``(n, 3)`` int64 array of ``(sequence, part, parts)``
-        rows, run in order by one thread; ``sync`` the ``(batch, STRIDE * (parts + 1))`` int64
-        zeros of the per-step barrier (:mod:`semicrf_kernels._shared.numba_sync`). With
-        ``parts`` 1 (see :func:`split_parts`) sequences are dealt longest first to the least
-        loaded chunk, so chunks take about equally long; else every chunk is one part of one
-        sequence.
+        ``(chunks, sync, parts)``: each chunk an ``(n, 3)`` int64 array of ``(sequence, part,
+        parts)`` rows, run in order by one thread; ``sync`` the ``(batch, STRIDE * (parts +
+        1))`` int64 zeros of the per-step barrier (:mod:`semicrf_kernels._shared.numba_sync`);
+        ``parts`` from :func:`split_parts`. With one part sequences are dealt longest first to
+        the least loaded chunk, so chunks take about equally long; else each chunk is one part
+        of one sequence.
     """
     import numpy as np
 
@@ -200,7 +203,7 @@ def plan_tasks(lengths: Any, K: int, C: int, per_duration: bool) -> tuple[list[A
     sync = np.zeros((B, STRIDE * (parts + 1)), dtype=np.int64)
     if parts > 1:
         chunks = [np.array([[b, p, parts]], dtype=np.int64) for b in range(B) for p in range(parts)]
-        return chunks, sync
+        return chunks, sync, parts
     threads = max(1, min(torch.get_num_threads(), B))
     rows: list[list[int]] = [[] for _ in range(threads)]
     load = [0] * threads
@@ -209,7 +212,7 @@ def plan_tasks(lengths: Any, K: int, C: int, per_duration: bool) -> tuple[list[A
         rows[i].append(b)
         load[i] += lens[b] + 1
     chunks = [np.array([[b, 0, 1] for b in sorted(r)], dtype=np.int64) for r in rows if r]
-    return chunks or [np.zeros((0, 3), dtype=np.int64)], sync
+    return chunks or [np.zeros((0, 3), dtype=np.int64)], sync, 1
 
 
 def _abort_on_error(work: Callable[[Any], None], chunk: Any, sync: Any) -> None:

@@ -8,14 +8,15 @@ values of every label are visible before any part reads them. Slots are ``STRIDE
 apart (separate cache lines); the slot after the last part is an abort flag that the Python
 side sets when a part raised, so the others return instead of waiting forever.
 
-Waiting spins (a step is microseconds, far less than a sleep), then after ``_SPINS`` polls
-yields the core to the OS on every poll (``sched_yield``; ``SwitchToThread`` on Windows), so a
+Waiting spins (a step is microseconds, far less than a sleep) with a ``pause`` hint per poll,
+then after ``_SPINS`` polls yields the core to the OS on every poll (``sched_yield``; ``SwitchToThread`` on Windows), so a
 part whose partner was descheduled on a loaded machine gives its core back instead of burning
 its time slice.
 """
 
 from __future__ import annotations
 
+import platform
 import sys
 
 import numpy as np
@@ -27,7 +28,7 @@ from numba.extending import intrinsic
 from .numba_jit import jit
 from .numba_support import STRIDE
 
-__all__ = ["fill", "label_range", "step_barrier"]
+__all__ = ["fill", "label_range", "share", "step_barrier"]
 
 _SPINS = 2000
 
@@ -56,6 +57,25 @@ def _store_release(typingctx, flags, index, value):
     return types.void(flags, index, types.int64), codegen
 
 
+_X86 = platform.machine().lower() in ("x86_64", "amd64", "i686", "x86")
+
+
+@intrinsic
+def _cpu_relax(typingctx):
+    """A spin-wait hint (x86 ``pause``): the waiting thread hands its core's execution units to
+    a sibling hardware thread, which may be the part it waits for (nothing elsewhere)."""
+
+    def codegen(context, builder, signature, args):
+        if _X86:  # an LLVM intrinsic: numba's object emission has no inline-asm parser
+            fnty = ir.FunctionType(ir.VoidType(), [])
+            builder.call(
+                cgutils.get_or_insert_function(builder.module, fnty, "llvm.x86.sse2.pause"), []
+            )
+        return context.get_dummy_value()
+
+    return types.void(), codegen
+
+
 @intrinsic
 def _os_yield(typingctx):
     def codegen(context, builder, signature, args):
@@ -65,6 +85,13 @@ def _os_yield(typingctx):
         return context.get_dummy_value()
 
     return types.void(), codegen
+
+
+@jit
+def share(n, part, parts):
+    """Items ``i0 <= i < i1`` of ``n`` that are ``part``'s of ``parts`` (contiguous, part 0 the
+    first, sizes differing by at most one)."""
+    return (part * n) // parts, ((part + 1) * n) // parts
 
 
 @jit
@@ -104,4 +131,6 @@ def step_barrier(sync, part, parts, step):
             polls += 1
             if polls > _SPINS:
                 _os_yield()
+            else:
+                _cpu_relax()
     return True

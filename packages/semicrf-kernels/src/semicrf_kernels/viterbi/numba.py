@@ -19,7 +19,8 @@ from .._shared.inputs import KernelInputs
 from .._shared.logspace import safe_logsumexp
 from .._shared.numba_jit import jit
 from .._shared.numba_support import plan_tasks, run_tasks
-from .._shared.numba_sync import fill, label_range, step_barrier
+from .._shared.numba_sync import share, step_barrier
+from ..logpartition.numba_window import BLOCK, block_count
 from ..logpartition.pytorch import _end_terms, _start_terms
 from .path import ViterbiPath, score_path_segments
 
@@ -29,47 +30,71 @@ _NEG = -np.inf
 
 
 @jit
-def _scan_cc(starts, ends, trans, start, bias, L, K, alpha, G, bp_d, bp_l, record, c0, c1, sync,
-             part, parts):  # fmt: skip
-    """One sequence's max scan, labels ``c0 <= c < c1`` of it (the others' are ``parts - 1``
-    other threads' work, joined by a barrier per step); False when aborted."""
+def _block_cc(G, bias, t, dmax, j, best, arg):
+    """Block ``j`` of the window at end ``t``: ``best[c]`` the largest ``G[t - d, c] + bias[d -
+    1, c]`` over the block's durations, ``arg[0, c]`` its smallest ``d``."""
+    C = best.shape[0]
+    d0 = j * BLOCK + 1
+    best[:] = _NEG
+    arg[0, :] = d0
+    for d in range(d0, min(d0 + BLOCK - 1, dmax) + 1):
+        for c in range(C):
+            v = G[t - d, c] + bias[d - 1, c]
+            if v > best[c]:
+                best[c] = v
+                arg[0, c] = d
+
+
+@jit
+def _scan_cc(starts, ends, trans, start, bias, L, K, alpha, G, bp_d, bp_l, record, vals, args,
+             sync, part, parts):  # fmt: skip
+    """One sequence's max scan, or ``part`` of ``parts`` of it: the window's blocks ``share(nb,
+    part, parts)`` into ``vals``/``args`` (``(2, nb, C)`` / ``(2, nb, 2, C)``, two steps'
+    worth); part 0 combines them and computes the rest of the step. The other parts' blocks read
+    ``G`` rows at least a block old, which part 0 wrote before earlier barriers. False when
+    aborted."""
     C = trans.shape[0]
     best = np.empty(C)
     arg = np.empty(C, dtype=np.int32)
-    for c in range(c0, c1):
-        alpha[0, c] = 0.0
-        G[0, c] = start[c] + starts[0, c]
-    # Loops run over labels innermost (contiguous, vectorised); the outer loop visits durations
-    # and previous labels in increasing order, and a strict > keeps the first maximum: ties go
-    # to the smaller duration / label, as the convention says.
+    j0, j1 = share(block_count(K), part, parts)
+    if part == 0:
+        for c in range(C):
+            alpha[0, c] = 0.0
+            G[0, c] = start[c] + starts[0, c]
+    # Loops run over labels innermost (contiguous, vectorised); durations and previous labels
+    # are visited in increasing order (blocks too), and a strict > keeps the first maximum:
+    # ties go to the smaller duration / label, as the convention says.
     for t in range(1, L + 1):
         dmax = min(K, t)
-        fill(best, c0, c1, _NEG)
-        fill(arg, c0, c1, 1)
-        for d in range(1, dmax + 1):
-            for c in range(c0, c1):
-                v = G[t - d, c] + bias[d - 1, c]
-                if v > best[c]:
-                    best[c] = v
-                    arg[c] = d
-        for c in range(c0, c1):
+        for j in range(j0, min(j1, block_count(dmax))):
+            _block_cc(G, bias, t, dmax, j, vals[t % 2, j], args[t % 2, j])
+        # Every part's blocks are written before part 0 reads them.
+        if parts > 1 and not step_barrier(sync, part, parts, t):
+            return False
+        if part != 0:
+            continue
+        best[:] = _NEG
+        arg[:] = 1
+        for j in range(block_count(dmax)):
+            for c in range(C):
+                if vals[t % 2, j, c] > best[c]:
+                    best[c] = vals[t % 2, j, c]
+                    arg[c] = args[t % 2, j, 0, c]
+        for c in range(C):
             alpha[t, c] = best[c] + ends[t, c]
             if record:
                 bp_d[t - 1, c] = arg[c]
-        # Every label's alpha[t] is written before any part reads it.
-        if parts > 1 and not step_barrier(sync, part, parts, t):
-            return False
         if t < L:
-            fill(best, c0, c1, _NEG)
-            fill(arg, c0, c1, 0)
+            best[:] = _NEG
+            arg[:] = 0
             for i in range(C):
                 a = alpha[t, i]
-                for c in range(c0, c1):
+                for c in range(C):
                     v = a + trans[i, c]
                     if v > best[c]:
                         best[c] = v
                         arg[c] = i
-            for c in range(c0, c1):
+            for c in range(C):
                 G[t, c] = best[c] + starts[t, c]
                 if record:
                     bp_l[t, c] = arg[c]
@@ -77,40 +102,69 @@ def _scan_cc(starts, ends, trans, start, bias, L, K, alpha, G, bp_d, bp_l, recor
 
 
 @jit
-def _scan_kcc(starts, ends, trans, start, bias, L, K, alpha, bp_d, bp_l, record, c0, c1, sync,
-              part, parts):  # fmt: skip
-    """As :func:`_scan_cc`, with ``(K, C, C)`` transitions."""
+def _block_kcc(starts, trans, start, bias, alpha, t, dmax, j, best, arg):
+    """Block ``j`` of the window at end ``t`` with ``(K, C, C)`` transitions: ``best[c]`` the
+    largest ``max_c' (alpha[s, c'] + trans[d - 1, c', c]) + starts[s, c] + bias[d - 1, c]``
+    (``s = t - d``; the start score at ``s = 0``), ``arg[:, c]`` its ``(d, c')``."""
     C = trans.shape[1]
-    fill(alpha[0], c0, c1, 0.0)
+    d0 = j * BLOCK + 1
+    for c in range(C):
+        top = _NEG
+        top_d = d0
+        top_l = 0
+        for d in range(d0, min(d0 + BLOCK - 1, dmax) + 1):
+            s = t - d
+            link = _NEG
+            prev = 0
+            for i in range(C):
+                # alpha[0] = 0 (part 0 writes it, maybe after another part reads it)
+                v = (alpha[s, i] if s > 0 else 0.0) + trans[d - 1, i, c]
+                if v > link:
+                    link = v
+                    prev = i
+            if s == 0:
+                link = start[d - 1, c]  # the start score stays a log-sum-exp
+            v = link + starts[s, c] + bias[d - 1, c]
+            if v > top:
+                top = v
+                top_d = d
+                top_l = prev
+        best[c] = top
+        arg[0, c] = top_d
+        arg[1, c] = top_l
+
+
+@jit
+def _scan_kcc(starts, ends, trans, start, bias, L, K, alpha, bp_d, bp_l, record, vals, args,
+              sync, part, parts):  # fmt: skip
+    """As :func:`_scan_cc`, with ``(K, C, C)`` transitions (the other parts read ``alpha``
+    rows at least a block old)."""
+    C = trans.shape[1]
+    j0, j1 = share(block_count(K), part, parts)
+    if part == 0:
+        alpha[0, :] = 0.0
     for t in range(1, L + 1):
         dmax = min(K, t)
-        for c in range(c0, c1):
+        for j in range(j0, min(j1, block_count(dmax))):
+            _block_kcc(starts, trans, start, bias, alpha, t, dmax, j, vals[t % 2, j],
+                       args[t % 2, j])  # fmt: skip
+        if parts > 1 and not step_barrier(sync, part, parts, t):
+            return False
+        if part != 0:
+            continue
+        for c in range(C):
             best = _NEG
             best_d = 1
             best_l = 0
-            for d in range(1, dmax + 1):
-                s = t - d
-                link = _NEG
-                prev = 0
-                for i in range(C):
-                    # alpha[0] = 0 (another part may not have written it yet)
-                    v = (alpha[s, i] if s > 0 else 0.0) + trans[d - 1, i, c]
-                    if v > link:
-                        link = v
-                        prev = i
-                if s == 0:
-                    link = start[d - 1, c]  # the start score stays a log-sum-exp
-                v = link + starts[s, c] + bias[d - 1, c]
-                if v > best:
-                    best = v
-                    best_d = d
-                    best_l = prev
+            for j in range(block_count(dmax)):
+                if vals[t % 2, j, c] > best:
+                    best = vals[t % 2, j, c]
+                    best_d = args[t % 2, j, 0, c]
+                    best_l = args[t % 2, j, 1, c]
             alpha[t, c] = best + ends[t, c]
             if record:
                 bp_d[t - 1, c] = best_d
                 bp_l[t - 1, c] = best_l
-        if parts > 1 and not step_barrier(sync, part, parts, t):
-            return False
     return True
 
 
@@ -149,20 +203,24 @@ def _traceback(bp_d, bp_l, L, final, per_duration, starts_out, durations_out, la
 
 
 @jit
-def _viterbi_batch(tasks, sync, starts, ends, trans, start, bias, lengths, K, alpha, G, bp_d,
-                   bp_l, record, score, path_s, path_d, path_l, count):  # fmt: skip
+def _viterbi_batch(tasks, sync, vals, args, starts, ends, trans, start, bias, lengths, K, alpha,
+                   G, bp_d, bp_l, record, score, path_s, path_d, path_l, count):  # fmt: skip
     per_duration = trans.ndim == 3
     C = trans.shape[-1]
+    nb = block_count(K)
     for i in range(tasks.shape[0]):
         b, part, parts = tasks[i, 0], tasks[i, 1], tasks[i, 2]
-        c0, c1 = label_range(C, part, parts)
+        own_vals = vals[b] if parts > 1 else np.empty((2, nb, C))
+        own_args = args[b] if parts > 1 else np.empty((2, nb, 2, C), dtype=np.int32)
         L = lengths[b]
         if per_duration:
             done = _scan_kcc(starts[b], ends[b], trans, start, bias, L, K, alpha[b], bp_d[b],
-                             bp_l[b], record, c0, c1, sync[b], part, parts)  # fmt: skip
+                             bp_l[b], record, own_vals, own_args, sync[b], part,
+                             parts)  # fmt: skip
         else:
             done = _scan_cc(starts[b], ends[b], trans, start, bias, L, K, alpha[b], G[b], bp_d[b],
-                            bp_l[b], record, c0, c1, sync[b], part, parts)  # fmt: skip
+                            bp_l[b], record, own_vals, own_args, sync[b], part,
+                            parts)  # fmt: skip
         if part != 0 or not done:  # part 0 traces back, after the last step's barrier
             continue
         best, final = _final(alpha[b, L])
@@ -195,8 +253,12 @@ def _run(inp: KernelInputs, record: bool):
         bp_d.numpy(), bp_l.numpy(), record, score.numpy(), *(p.numpy() for p in path),
         count.numpy(),
     )  # fmt: skip
-    tasks, sync = plan_tasks(lens, K, C, per_duration=per_duration)
-    run_tasks(lambda chunk: _viterbi_batch(chunk, sync, *arrays), tasks, sync)
+    tasks, sync, parts = plan_tasks(lens, K, C, per_duration=per_duration)
+    # The parts' shared block results (a part alone keeps its own).
+    nb = -(-K // BLOCK) if parts > 1 else 1
+    vals = np.empty((B, 2, nb, C) if parts > 1 else (B, 1, 1, 1))
+    args = np.empty((B, 2, nb, 2, C) if parts > 1 else (B, 1, 1, 1, 1), dtype=np.int32)
+    run_tasks(lambda chunk: _viterbi_batch(chunk, sync, vals, args, *arrays), tasks, sync)
     return score, alpha, (None if per_duration else G), path, count
 
 
