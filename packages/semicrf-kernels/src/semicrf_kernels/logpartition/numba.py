@@ -58,6 +58,7 @@ from .numba_window import (
     BLOCK,
     TINY,
     block_count,
+    combine_blocks,
     exact_lse,
     insert,
     link,
@@ -65,6 +66,7 @@ from .numba_window import (
     scale_row,
     window,
     window_blocks,
+    window_sums,
 )
 from .pytorch import _end_terms, _start_terms
 
@@ -82,54 +84,53 @@ def _forward_cc(starts, ends, trans, E, tcol, start, eb, bmax, bias, L, K, alpha
                 sync, part, parts):  # fmt: skip
     """One sequence's scan, or ``part`` of ``parts`` of it (the window's blocks ``share(nb,
     part, parts)``; ``blocks`` ``(2, nb, 3, C)`` holds every part's block sums, two steps'
-    worth: a part may start the next step early). Returns log Z (NaN: aborted)."""
+    worth: a part may start the next step early; unused by a part alone). Returns log Z (NaN:
+    aborted)."""
     C = trans.shape[0]
     ring = np.zeros((K, C))
     M = np.full(C, _NEG)
     S, W, U, a = np.empty(C), np.empty(C), np.empty(C), np.empty(C)
-    arow, grow = np.empty(C), np.empty(C)  # the step's rows (part 0 writes them out)
+    own_a, own_g = np.zeros(C), np.empty(C)  # the step's rows of parts other than 0
     exact = np.zeros(C, dtype=np.bool_)
     j0, j1 = share(block_count(K), part, parts)
-    arow[:] = 0.0  # alpha[0]
+    arow = alpha[0] if part == 0 else own_a  # part 0 computes straight into the outputs
+    grow = G[0] if part == 0 else own_g
+    arow[:] = 0.0
     for c in range(C):
         grow[c] = start[c] + starts[0, c]
         insert(grow[c], ring, M, c, 0)
-    if part == 0:
-        alpha[0, :] = 0.0
-        G[0, :] = grow
     for t in range(1, L + 1):
         dmax = min(K, t)
-        buf = blocks[t % 2]
-        window_blocks(ring, eb, t, -1, dmax, buf, j0, j1)
-        # Every part's blocks are written before any part reads them.
-        if parts > 1 and not step_barrier(sync, part, parts, t):
-            return np.nan
-        window(ring, eb, G, bias, M, t, -1, dmax, buf, S, W, U, exact)
+        if parts == 1:
+            window_sums(ring, eb, t, -1, dmax, S, W, U, a)
+        else:
+            window_blocks(ring, eb, t, -1, dmax, blocks[t % 2], j0, j1)
+            # Every part's blocks are written before any part reads them.
+            if not step_barrier(sync, part, parts, t):
+                return np.nan
+            combine_blocks(blocks[t % 2], dmax, S, W, U)
+        window(ring, eb, G, bias, M, t, -1, dmax, S, W, U, exact)
+        arow = alpha[t] if part == 0 else own_a
         for c in range(C):
             if exact[c]:
                 arow[c] = ends[t, c] + S[c]
             else:
                 arow[c] = ends[t, c] + (M[c] + bmax[c] + math.log(S[c]))
-        if part == 0:
-            alpha[t, :] = arow
         if t < L:
+            grow = G[t] if part == 0 else own_g
             link(arow, trans, E, tcol, starts[t], a, grow)
             for c in range(C):
                 insert(grow[c], ring, M, c, t % K)
-            if part == 0:
-                G[t, :] = grow
     return lse(arow)
 
 
 @jit
 def _forward_cc_batch(tasks, sync, blocks, starts, ends, trans, E, tcol, start, eb, bmax, bias,
                       lengths, K, alpha, G, log_z):  # fmt: skip
-    C = trans.shape[0]
     for i in range(tasks.shape[0]):
         b, part, parts = tasks[i, 0], tasks[i, 1], tasks[i, 2]
-        buf = blocks[b] if parts > 1 else np.empty((2, block_count(K), 3, C))
         z = _forward_cc(starts[b], ends[b], trans, E, tcol, start, eb, bmax, bias, lengths[b], K,
-                        alpha[b], G[b], buf, sync[b], part, parts)  # fmt: skip
+                        alpha[b], G[b], blocks[b], sync[b], part, parts)  # fmt: skip
         if part == 0:
             log_z[b] = z
 
@@ -207,12 +208,11 @@ def _forward_kcc(starts, ends, trans, EK, tcolk, startk, bias, L, K, alpha, bloc
     aexp = np.zeros((L + 1, C))  # every part keeps its own scaled rows
     amax = np.full(L + 1, _NEG)
     vals = np.empty((BLOCK, C))
-    top, total, arow = np.empty(C), np.empty(C), np.empty(C)
+    top, total, own_a = np.empty(C), np.empty(C), np.zeros(C)
     j0, j1 = share(block_count(K), part, parts)
-    arow[:] = 0.0  # alpha[0]
+    arow = alpha[0] if part == 0 else own_a  # part 0 computes straight into the output
+    arow[:] = 0.0
     amax[0] = scale_row(arow, aexp[0])
-    if part == 0:
-        alpha[0, :] = 0.0
     for t in range(1, L + 1):
         dmax = min(K, t)
         buf = blocks[t % 2]
@@ -230,10 +230,9 @@ def _forward_kcc(starts, ends, trans, EK, tcolk, startk, bias, L, K, alpha, bloc
             for c in range(C):
                 if buf[j, 0, c] != _NEG:
                     total[c] += buf[j, 1, c] * math.exp(buf[j, 0, c] - top[c])
+        arow = alpha[t] if part == 0 else own_a
         for c in range(C):
             arow[c] = (_NEG if top[c] == _NEG else top[c] + math.log(total[c])) + ends[t, c]
-        if part == 0:
-            alpha[t, :] = arow
         amax[t] = scale_row(arow, aexp[t])
     return lse(arow)
 

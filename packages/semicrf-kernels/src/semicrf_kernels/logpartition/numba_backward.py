@@ -33,11 +33,13 @@ from .numba_window import (
     BLOCK,
     TINY,
     block_count,
+    combine_blocks,
     exact_lse,
     insert,
     scale_row,
     window,
     window_blocks,
+    window_sums,
 )
 from .pytorch import _BackwardResult, _end_terms, _ForwardState, _start_terms
 
@@ -47,13 +49,13 @@ _NEG = -np.inf
 
 
 @jit
-def _gamma_row(s, dmax, ring, M, R, eb, bmax, bias, starts, G_row, log_z, blocks, gamma, q,
-               p_row, S, W, U, exact):  # fmt: skip
+def _gamma_row(s, dmax, ring, M, R, eb, bmax, bias, starts, G_row, log_z, gamma, q, p_row, S, W,
+               U, exact):  # fmt: skip
     """``gamma[c] = starts[s, c] + lse_d (R[s + d, c] + bias[d - 1, c])`` by the scaled window
-    (from its blocks' sums; exactly where ``exact[c]``); ``p_row[c] = p_start[s, c] = exp(G[s,
-    c] + (gamma - starts)[s, c] - log Z)`` and ``q = p_start / S`` (0 for exact labels, whose
-    marginals the caller computes)."""
-    window(ring, eb, R, bias, M, s, 1, dmax, blocks, S, W, U, exact)
+    (``S``, ``W``, ``U`` its sums; exactly where ``exact[c]``); ``p_row[c] = p_start[s, c] =
+    exp(G[s, c] + (gamma - starts)[s, c] - log Z)`` and ``q = p_start / S`` (0 for exact labels,
+    whose marginals the caller computes)."""
+    window(ring, eb, R, bias, M, s, 1, dmax, S, W, U, exact)
     for c in range(S.shape[0]):
         q[c] = 0.0
         if exact[c]:
@@ -105,7 +107,7 @@ def _backward_cc(starts, ends, trans, E2, E2T, trow, eb, bmax, bias, L, K, alpha
     M = np.full(C, _NEG)
     R = np.full((L + 1, C), _NEG)
     S, W, U, gamma, q = np.empty(C), np.empty(C), np.empty(C), np.empty(C), np.empty(C)
-    g, SB, beta, p_row = np.empty(C), np.empty(C), np.empty(C), np.empty(C)
+    g, SB, beta, own_p = np.empty(C), np.empty(C), np.empty(C), np.empty(C)
     exact = np.zeros(C, dtype=np.bool_)
     window_exact = np.zeros(C, dtype=np.bool_)
     acc = np.zeros((K, C))
@@ -119,15 +121,17 @@ def _backward_cc(starts, ends, trans, E2, E2T, trow, eb, bmax, bias, L, K, alpha
             p_end[L, c] = math.exp(alpha[L, c] - log_z)
     for s in range(L - 1, -1, -1):
         dmax = min(K, L - s)
-        buf = blocks[s % 2]
-        window_blocks(ring, eb, s, 1, dmax, buf, j0, j1)
-        # Every part's blocks are written before any part reads them.
-        if parts > 1 and not step_barrier(sync, part, parts, L - s):
-            return
-        _gamma_row(s, dmax, ring, M, R, eb, bmax, bias, starts, G[s], log_z, buf, gamma, q,
-                   p_row, S, W, U, window_exact)  # fmt: skip
-        if part == 0:
-            p_start[s, :] = p_row
+        if parts == 1:
+            window_sums(ring, eb, s, 1, dmax, S, W, U, g)
+        else:
+            window_blocks(ring, eb, s, 1, dmax, blocks[s % 2], j0, j1)
+            # Every part's blocks are written before any part reads them.
+            if not step_barrier(sync, part, parts, L - s):
+                return
+            combine_blocks(blocks[s % 2], dmax, S, W, U)
+        p_row = p_start[s] if part == 0 else own_p  # part 0 computes straight into the output
+        _gamma_row(s, dmax, ring, M, R, eb, bmax, bias, starts, G[s], log_z, gamma, q, p_row, S,
+                   W, U, window_exact)  # fmt: skip
         _segment_marginals(s, dmax, j0 * BLOCK + 1, j1 * BLOCK, ring, eb, bias, R, G, log_z, q,
                            p_row, window_exact, acc, acc_exact, first_mu)  # fmt: skip
         if s == 0:
@@ -173,15 +177,13 @@ def _backward_cc(starts, ends, trans, E2, E2T, trow, eb, bmax, bias, L, K, alpha
 def _backward_cc_batch(tasks, sync, blocks, starts, ends, trans, E2, E2T, trow, eb, bmax, bias,
                        lengths, K, alpha, G, log_z, p_start, p_end, bias_marg, trans_marg,
                        first_marg, first_mu):  # fmt: skip
-    C = trans.shape[0]
     for i in range(tasks.shape[0]):
         b, part, parts = tasks[i, 0], tasks[i, 1], tasks[i, 2]
         if log_z[b] == _NEG:
             continue
-        buf = blocks[b] if parts > 1 else np.empty((2, block_count(K), 3, C))
         _backward_cc(starts[b], ends[b], trans, E2, E2T, trow, eb, bmax, bias, lengths[b], K,
                      alpha[b], G[b], log_z[b], p_start[b], p_end[b], bias_marg[b],
-                     trans_marg[b], first_marg[b], first_mu[b], buf, sync[b], part,
+                     trans_marg[b], first_marg[b], first_mu[b], blocks[b], sync[b], part,
                      parts)  # fmt: skip
 
 

@@ -19,7 +19,16 @@ import numpy as np
 from .._shared.numba_jit import jit
 from .._shared.numba_support import BLOCK
 
-__all__ = ["BLOCK", "TINY", "block_count", "window", "window_block", "window_blocks"]
+__all__ = [
+    "BLOCK",
+    "TINY",
+    "block_count",
+    "combine_blocks",
+    "window",
+    "window_block",
+    "window_blocks",
+    "window_sums",
+]
 
 _HI = 200.0
 _FLUSH = -600.0
@@ -89,6 +98,48 @@ def window_blocks(ring, eb, base, sign, dmax, blocks, j0, j1):
 
 
 @jit
+def window_sums(ring, eb, base, sign, dmax, S, W, U, partial):
+    """Every block of the window by one thread, straight into ``S``, ``W``, ``U`` (as
+    :func:`window_blocks` then :func:`combine_blocks` give them, bit for bit, without the
+    buffer); ``partial`` ``(C,)`` scratch."""
+    K, C = ring.shape
+    S[:] = 0.0
+    W[:] = 0.0
+    U[:] = 0.0
+    slot = (base + sign) % K
+    for j in range(block_count(dmax)):
+        partial[:] = 0.0
+        for d in range(j * BLOCK + 1, min((j + 1) * BLOCK, dmax) + 1):
+            for c in range(C):
+                u = ring[slot, c]
+                w = u * eb[d - 1, c]
+                partial[c] += w
+                W[c] = max(W[c], w)
+                U[c] = max(U[c], u)
+            slot += sign
+            if slot == K:
+                slot = 0
+            elif slot < 0:
+                slot = K - 1
+        for c in range(C):
+            S[c] += partial[c]
+
+
+@jit
+def combine_blocks(blocks, dmax, S, W, U):
+    """``S`` the blocks' sums added in block order, ``W`` and ``U`` their largest."""
+    C = S.shape[0]
+    S[:] = 0.0
+    W[:] = 0.0
+    U[:] = 0.0
+    for j in range(block_count(dmax)):
+        for c in range(C):
+            S[c] += blocks[j, 0, c]
+            W[c] = max(W[c], blocks[j, 1, c])
+            U[c] = max(U[c], blocks[j, 2, c])
+
+
+@jit
 def _rebuild(logs, ring, M, c, base, sign, dmax):
     """Re-shift label ``c``'s ring to the largest of its window's log values
     ``logs[base + sign * d, c]``, ``d = 1..dmax`` (every entry then at most 1)."""
@@ -122,21 +173,13 @@ def _exact_window(logs, bias, c, base, sign, dmax):
 
 
 @jit
-def window(ring, eb, logs, bias, M, base, sign, dmax, blocks, S, W, U, exact):
-    """Per label, the window's weighted sum ``S[c] = sum_d ring eb`` from its blocks' sums
-    (every block of the window in ``blocks``) or, where its largest weighted term is below
+def window(ring, eb, logs, bias, M, base, sign, dmax, S, W, U, exact):
+    """Per label, the window's weighted sum ``S[c] = sum_d ring eb`` (``S``, ``W``, ``U`` from
+    :func:`window_sums` or :func:`combine_blocks`) or, where its largest weighted term is below
     ``TINY`` (the largest entries may sit at forbidden or unlikely durations), ``exact[c]`` set
     and ``S[c]`` the log-space value ``lse_d (logs + bias)``. A label's ring is rebuilt first
     when its largest entry fell below ``TINY`` (its sums then recomputed in duration order)."""
     K, C = ring.shape
-    S[:] = 0.0
-    W[:] = 0.0
-    U[:] = 0.0
-    for j in range(block_count(dmax)):
-        for c in range(C):
-            S[c] += blocks[j, 0, c]
-            W[c] = max(W[c], blocks[j, 1, c])
-            U[c] = max(U[c], blocks[j, 2, c])
     for c in range(C):
         if U[c] < TINY:
             _rebuild(logs, ring, M, c, base, sign, dmax)

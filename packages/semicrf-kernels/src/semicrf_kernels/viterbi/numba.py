@@ -50,9 +50,9 @@ def _scan_cc(starts, ends, trans, start, bias, L, K, alpha, G, bp_d, bp_l, recor
              sync, part, parts):  # fmt: skip
     """One sequence's max scan, or ``part`` of ``parts`` of it: the window's blocks ``share(nb,
     part, parts)`` into ``vals``/``args`` (``(2, nb, C)`` / ``(2, nb, 2, C)``, two steps'
-    worth); part 0 combines them and computes the rest of the step. The other parts' blocks read
-    ``G`` rows at least a block old, which part 0 wrote before earlier barriers. False when
-    aborted."""
+    worth; unused by a part alone); part 0 combines them and computes the rest of the step. The
+    other parts' blocks read ``G`` rows at least a block old, which part 0 wrote before earlier
+    barriers. False when aborted."""
     C = trans.shape[0]
     best = np.empty(C)
     arg = np.empty(C, dtype=np.int32)
@@ -66,20 +66,28 @@ def _scan_cc(starts, ends, trans, start, bias, L, K, alpha, G, bp_d, bp_l, recor
     # ties go to the smaller duration / label, as the convention says.
     for t in range(1, L + 1):
         dmax = min(K, t)
-        for j in range(j0, min(j1, block_count(dmax))):
-            _block_cc(G, bias, t, dmax, j, vals[t % 2, j], args[t % 2, j])
-        # Every part's blocks are written before part 0 reads them.
-        if parts > 1 and not step_barrier(sync, part, parts, t):
-            return False
-        if part != 0:
-            continue
         best[:] = _NEG
         arg[:] = 1
-        for j in range(block_count(dmax)):
-            for c in range(C):
-                if vals[t % 2, j, c] > best[c]:
-                    best[c] = vals[t % 2, j, c]
-                    arg[c] = args[t % 2, j, 0, c]
+        if parts == 1:  # the blocks' loop in one: the same maxima and ties
+            for d in range(1, dmax + 1):
+                for c in range(C):
+                    v = G[t - d, c] + bias[d - 1, c]
+                    if v > best[c]:
+                        best[c] = v
+                        arg[c] = d
+        else:
+            for j in range(j0, min(j1, block_count(dmax))):
+                _block_cc(G, bias, t, dmax, j, vals[t % 2, j], args[t % 2, j])
+            # Every part's blocks are written before part 0 reads them.
+            if not step_barrier(sync, part, parts, t):
+                return False
+            if part != 0:
+                continue
+            for j in range(block_count(dmax)):
+                for c in range(C):
+                    if vals[t % 2, j, c] > best[c]:
+                        best[c] = vals[t % 2, j, c]
+                        arg[c] = args[t % 2, j, 0, c]
         for c in range(C):
             alpha[t, c] = best[c] + ends[t, c]
             if record:
@@ -210,8 +218,9 @@ def _viterbi_batch(tasks, sync, vals, args, starts, ends, trans, start, bias, le
     nb = block_count(K)
     for i in range(tasks.shape[0]):
         b, part, parts = tasks[i, 0], tasks[i, 1], tasks[i, 2]
-        own_vals = vals[b] if parts > 1 else np.empty((2, nb, C))
-        own_args = args[b] if parts > 1 else np.empty((2, nb, 2, C), dtype=np.int32)
+        own_vals = vals[b] if parts > 1 or not per_duration else np.empty((2, nb, C))
+        own_args = (args[b] if parts > 1 or not per_duration
+                    else np.empty((2, nb, 2, C), dtype=np.int32))  # fmt: skip
         L = lengths[b]
         if per_duration:
             done = _scan_kcc(starts[b], ends[b], trans, start, bias, L, K, alpha[b], bp_d[b],
