@@ -10,16 +10,21 @@ environment variable ``SEMICRF_CPU_PATH`` (read at every call; ``set_cpu_path`` 
 ``"numba"`` raises instead of falling back. ``use_triton=False`` only means "no Triton": on the
 CPU it still runs this choice.
 
-Threads: the kernels release the GIL and each call splits its sequences over a thread pool of
-``torch.get_num_threads()`` Python threads (one per sequence at most). Python threads rather
-than numba's ``prange``: numba's built-in ``workqueue`` threading layer aborts when two Python
-threads call a parallel kernel at once, and its OpenMP layer hangs in a forked child (DataLoader
-workers) once the parent has used it. A pool made in another process (before a fork) is
-discarded, so forked children start their own.
+Threads: the kernels release the GIL and each call runs on up to ``torch.get_num_threads()``
+Python threads (:func:`plan_tasks`, :func:`run_tasks`): the sequences dealt over them, or, when
+there are fewer sequences than threads and a sequence is long (:func:`split_parts`, the rule),
+each sequence's duration window split over several, which then meet at a barrier every step
+(:mod:`semicrf_kernels._shared.numba_sync`). Python threads rather than numba's ``prange``:
+numba's built-in ``workqueue`` threading layer aborts when two Python threads call a parallel
+kernel at once, and its OpenMP layer hangs in a forked child (DataLoader workers) once the parent
+has used it. Each calling thread has its own pool (the parts of a sequence wait for each other,
+so they must all run at once); a pool made in another process (before a fork) is discarded, so
+forked children start their own.
 
-On-disk cache: ``cache=True`` writes next to the package when that is writable, else numba's
+On-disk cache: compiled code is written next to the package when that is writable, else numba's
 per-user cache; where neither is (a read-only site-packages and home), ``NUMBA_CACHE_DIR`` is
 set to a folder under the temporary directory before numba is imported, unless the user set it.
+Loading it skips numba's registry refresh (:mod:`semicrf_kernels._shared.numba_jit`).
 """
 
 from __future__ import annotations
