@@ -9,9 +9,10 @@ For each ``B x T x K x C`` (float32 inputs, ``(C, C)`` transitions unless ``--pe
 
 Each cell is the best of ``--repeats`` runs after one warm-up call (best, not median: the
 machine is shared and noise only ever adds time). PyTorch cells expected to take minutes are
-skipped unless ``--full``. ``--compile-times`` also measures, in fresh processes, the first
-call with a cold numba cache (an empty ``NUMBA_CACHE_DIR``) and with a warm one, against the
-second call.
+skipped unless ``--full``, and the large PyTorch cells run once. ``--paths numba`` times the
+compiled path alone. ``--compile-times`` also measures, in fresh processes, the first call with
+a cold numba cache (an empty ``NUMBA_CACHE_DIR``) and with a warm one, against the second call
+(``bench_cpu_first_call.py``).
 
 Run: ``uv run python benchmarks/bench_cpu.py [--out benchmarks/results/cpu_DATE.md]``.
 """
@@ -19,12 +20,7 @@ Run: ``uv run python benchmarks/bench_cpu.py [--out benchmarks/results/cpu_DATE.
 from __future__ import annotations
 
 import argparse
-import os
 import platform
-import subprocess
-import sys
-import tempfile
-import textwrap
 import time
 from collections.abc import Callable
 
@@ -87,48 +83,10 @@ def _fmt(seconds: float | None) -> str:
 
 
 def compile_times() -> list[str]:
-    """First and second call in fresh processes: cold cache, then warm cache."""
-    # The first call of any path also pays for torch's custom-operator machinery (it imports
-    # torch._dynamo: seconds); a PyTorch-path call first takes that out of the numba numbers.
-    code = textwrap.dedent(
-        """
-        import time, torch
-        from semicrf_kernels import (semi_crf_streaming_forward, semi_crf_streaming_viterbi,
-                                     set_cpu_path)
-        cum = torch.randn(2, 101, 5).cumsum(1)
-        args = (cum, torch.randn(5, 5), torch.randn(6, 5), torch.tensor([100, 70]), 6)
-        def step():
-            leaves = [x.clone().requires_grad_() for x in args[:3]]
-            semi_crf_streaming_forward(*leaves, *args[3:], use_triton=False).sum().backward()
-            semi_crf_streaming_viterbi(*args, use_triton=False)
-        set_cpu_path("pytorch"); step(); step()
-        set_cpu_path("numba")
-        t0 = time.perf_counter(); import numba; imported = time.perf_counter() - t0
-        c0 = time.process_time(); t0 = time.perf_counter(); step()
-        first, first_cpu = time.perf_counter() - t0, time.process_time() - c0
-        c0 = time.process_time(); t0 = time.perf_counter(); step()
-        second, second_cpu = time.perf_counter() - t0, time.process_time() - c0
-        print(f"{imported:.3f} {first:.3f} {second:.3f} {first_cpu:.3f} {second_cpu:.3f}")
-        """
-    )
-    lines = []
-    # Python bytecode is written, as pip does at install time (without it every process
-    # recompiles numba's and scipy's sources, seconds that no installed user pays); a first
-    # run with a throwaway numba cache writes it.
-    base = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    with tempfile.TemporaryDirectory() as prime, tempfile.TemporaryDirectory() as cache:
-        env = {**base, "NUMBA_CACHE_DIR": prime, "SEMICRF_CPU_PATH": "numba"}
-        subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, check=True)
-        env = {**env, "NUMBA_CACHE_DIR": cache}
-        for label in ("cold cache", "warm cache"):
-            out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                                 text=True, check=True).stdout.split()  # fmt: skip
-            imported, first, second, first_cpu, second_cpu = (float(x) for x in out)
-            lines.append(
-                f"| {label} | {imported:.2f} s | {first:.2f} s | {second * 1e3:.1f} ms | "
-                f"{first - second:.2f} s | {first_cpu - second_cpu:.2f} s |"
-            )
-    return lines
+    """First against second call in fresh processes (``bench_cpu_first_call.py``)."""
+    from bench_cpu_first_call import table  # this script's folder is on sys.path
+
+    return table("2x5000x16x8", repeats=3)
 
 
 def main() -> None:
@@ -139,8 +97,10 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="also the multi-minute PyTorch cells")
     parser.add_argument("--compile-times", action="store_true")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    parser.add_argument("--paths", type=str, default="pytorch,numba", help="columns to time")
     parser.add_argument("--out", type=str, default=None)
     args = parser.parse_args()
+    paths = args.paths.split(",")
     if args.threads:
         torch.set_num_threads(args.threads)
     sizes = SIZES
@@ -157,25 +117,27 @@ def main() -> None:
     for B, T, K, C in sizes:
         timed = {}
         for path in ("pytorch", "numba"):
+            if path not in paths:
+                timed.update({(path, op): None for op in ("forward", "fwd+bwd", "viterbi")})
+                continue
             set_cpu_path(path)
             for op, fn in cells(B, T, K, C, args.per_duration).items():
                 slow = op in SLOW_PYTORCH.get((B, T, K, C), ())
                 skip = path == "pytorch" and slow and not args.full
-                repeats = 1 if slow or T * K * C > 1e7 else args.repeats
+                big = path == "pytorch" and (slow or T * K * C > 1e7)
+                repeats = 1 if big else args.repeats
                 timed[path, op] = None if skip else best_seconds(fn, repeats)
         set_cpu_path(None)
         for i, op in enumerate(("forward", "fwd+bwd", "viterbi")):
             a, b = timed["pytorch", op], timed["numba", op]
-            speed = f"{a / b:.1f}x" if a is not None else ""
+            speed = f"{a / b:.1f}x" if a is not None and b is not None else ""
             target = TARGETS.get((B, T, K, C))
             goal = f"<= {_fmt(target[i])}" if target and not args.per_duration else ""
             line = f"| {B}x{T}x{K}x{C} | {op} | {_fmt(a)} | {_fmt(b)} | {speed} | {goal} |"
             lines.append(line)
             print(line, flush=True)
     if args.compile_times:
-        extra = ["", "First numba call (tiny inputs: forward+backward and Viterbi) in a fresh process, after a PyTorch-path call:", "",
-                 "| numba cache | import numba | first call (loads or compiles the kernels) | second call | "
-                 "first - second | same, CPU time |", "| --- | ---: | ---: | ---: | ---: | ---: |", *compile_times()]  # fmt: skip
+        extra = ["", *compile_times()]
         print("\n".join(extra))
         lines += extra
     if args.out:

@@ -1,6 +1,7 @@
 """The compiled CPU path (numba) of the log partition: against enumeration, the float64
 reference and the PyTorch path (gradients included), padding, constraints, extreme scales,
-determinism across threads, torch.compile, the fallback, and fork safety."""
+determinism across threads (one sequence split over several included), torch.compile, the
+fallback, and fork safety."""
 
 from __future__ import annotations
 
@@ -250,6 +251,61 @@ def test_bitwise_deterministic_whatever_the_thread_count(make_inputs) -> None:
         assert torch.equal(run[0], one[0])
         for name in one[1]:
             assert torch.equal(run[1][name], one[1][name])
+
+
+@pytest.fixture
+def split_small(monkeypatch: pytest.MonkeyPatch):
+    """Split even small sequences over the threads (the rule's work thresholds at their
+    minimum; a split still needs a window of several blocks of 32 durations)."""
+    from semicrf_kernels._shared import numba_support
+
+    monkeypatch.setattr(numba_support, "MIN_STEP_WORK", 1)
+    monkeypatch.setattr(numba_support, "MIN_SEQUENCE_WORK", 0)
+    threads = torch.get_num_threads()
+    yield numba_support.split_parts
+    torch.set_num_threads(threads)
+
+
+# (B, T, C, K, per_duration, proj, forbid, lengths, threads, parts per sequence): one sequence
+# over 2-3 threads, K > T, parts capped by the window's blocks, K = 1 and K = 2 (one block: not
+# split), two sequences of different lengths over 2 threads each.
+SPLIT = [
+    (1, 75, 5, 70, False, True, 0.2, None, 2, 2),
+    (1, 80, 3, 100, False, False, 0.0, None, 3, 3),
+    (1, 70, 4, 40, True, True, 0.2, None, 2, 2),
+    (1, 50, 3, 64, True, False, 0.3, None, 4, 2),
+    (1, 9, 3, 1, False, True, 0.0, None, 2, 1),
+    (1, 9, 5, 2, True, True, 0.0, None, 2, 1),
+    (2, 77, 7, 66, False, True, 0.2, [77, 40], 4, 2),
+    (2, 70, 5, 50, True, True, 0.0, [70, 33], 4, 2),
+]
+
+
+@pytest.mark.parametrize(("B", "T", "C", "K", "per_duration", "proj", "forbid", "lengths",
+                          "threads", "parts"), SPLIT)  # fmt: skip
+def test_split_sequences_equal_one_thread_bitwise(
+    make_inputs, split_small, B, T, C, K, per_duration, proj, forbid, lengths, threads, parts
+) -> None:
+    inp = make_inputs(B, T, C, K, per_duration=per_duration, proj=proj, forbid=forbid,
+                      lengths=lengths)  # fmt: skip
+    weights = torch.randn(B, dtype=torch.float64)
+    torch.set_num_threads(1)
+    one = value_and_grads(inp, weights)
+    one_max = semi_crf_streaming_forward(*inp.args, "max", use_triton=False, **inp.kwargs)
+    torch.set_num_threads(threads)
+    assert split_small(B, T, K, C, per_duration) == parts
+    for _ in range(2):  # and the same run to run
+        value, grads = value_and_grads(inp, weights)
+        assert torch.equal(value, one[0])
+        for name in one[1]:
+            assert torch.equal(grads[name], one[1][name]), name
+        score = semi_crf_streaming_forward(*inp.args, "max", use_triton=False, **inp.kwargs)
+        assert torch.equal(score, one_max)
+    expected = reference_forward(*inp.args, **inp.kwargs)
+    torch.testing.assert_close(value, expected, rtol=1e-10, atol=1e-10)
+    _, ref_grads = value_and_grads(inp, weights, function=True)
+    for name in grads:
+        torch.testing.assert_close(grads[name], ref_grads[name], rtol=1e-9, atol=1e-11)
 
 
 def test_torch_compile_fullgraph(make_inputs) -> None:

@@ -107,6 +107,34 @@ def test_twin_labels_tie_to_the_smaller_label(make_inputs, per_duration: bool) -
     assert not (path.labels == 2).any()
 
 
+@pytest.mark.parametrize(
+    ("B", "T", "C", "K", "per_duration", "lengths", "threads"),
+    [(1, 75, 5, 70, False, None, 2), (1, 80, 3, 100, False, None, 3),
+     (1, 70, 4, 40, True, None, 2), (1, 50, 3, 64, True, None, 4),
+     (2, 77, 7, 66, False, [77, 40], 4), (2, 70, 5, 50, True, [70, 33], 4)],
+)  # fmt: skip
+def test_split_sequences_equal_the_pytorch_decoder(
+    make_inputs, monkeypatch, B, T, C, K, per_duration, lengths, threads
+) -> None:
+    """One sequence's window split over several threads (the rule's work thresholds at their
+    minimum): paths, scores and tie-breaks as the PyTorch decoder's, run after run."""
+    from semicrf_kernels._shared import numba_support
+
+    for name, value in (("MIN_STEP_WORK", 1), ("MIN_SEQUENCE_WORK", 0)):
+        monkeypatch.setattr(numba_support, name, value)
+    inp = make_inputs(B, T, C, K, per_duration=per_duration, proj=True, forbid=0.2,
+                      lengths=lengths)  # fmt: skip
+    expected = streaming_viterbi_pytorch(*inp.args, **inp.kwargs)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads)
+        assert numba_support.split_parts(B, T, K, C, per_duration) > 1
+        for _ in range(2):
+            assert_same(decode(*inp.args, **inp.kwargs), expected)
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_no_allowed_segmentation_gives_an_empty_path(make_inputs) -> None:
     inp = make_inputs(2, 5, 3, 2, lengths=[5, 2])
     trans = torch.full_like(inp.transition, -torch.inf)

@@ -10,16 +10,21 @@ environment variable ``SEMICRF_CPU_PATH`` (read at every call; ``set_cpu_path`` 
 ``"numba"`` raises instead of falling back. ``use_triton=False`` only means "no Triton": on the
 CPU it still runs this choice.
 
-Threads: the kernels release the GIL and each call splits its sequences over a thread pool of
-``torch.get_num_threads()`` Python threads (one per sequence at most). Python threads rather
-than numba's ``prange``: numba's built-in ``workqueue`` threading layer aborts when two Python
-threads call a parallel kernel at once, and its OpenMP layer hangs in a forked child (DataLoader
-workers) once the parent has used it. A pool made in another process (before a fork) is
-discarded, so forked children start their own.
+Threads: the kernels release the GIL and each call runs on up to ``torch.get_num_threads()``
+Python threads (:func:`plan_tasks`, :func:`run_tasks`): the sequences dealt over them, or, when
+there are fewer sequences than threads and a sequence is long (:func:`split_parts`, the rule),
+each sequence's duration window split over several, which then meet at a barrier every step
+(:mod:`semicrf_kernels._shared.numba_sync`). Python threads rather than numba's ``prange``:
+numba's built-in ``workqueue`` threading layer aborts when two Python threads call a parallel
+kernel at once, and its OpenMP layer hangs in a forked child (DataLoader workers) once the parent
+has used it. Each calling thread has its own pool (the parts of a sequence wait for each other,
+so they must all run at once); a pool made in another process (before a fork) is discarded, so
+forked children start their own.
 
-On-disk cache: ``cache=True`` writes next to the package when that is writable, else numba's
+On-disk cache: compiled code is written next to the package when that is writable, else numba's
 per-user cache; where neither is (a read-only site-packages and home), ``NUMBA_CACHE_DIR`` is
 set to a folder under the temporary directory before numba is imported, unless the user set it.
+Loading it skips numba's registry refresh (:mod:`semicrf_kernels._shared.numba_jit`).
 """
 
 from __future__ import annotations
@@ -34,14 +39,24 @@ from typing import Any
 
 import torch
 
-__all__ = ["cpu_path", "numba_kernels", "run_split", "set_cpu_path"]
+__all__ = ["STRIDE", "cpu_path", "numba_kernels", "plan_tasks", "run_tasks", "set_cpu_path"]
 
 _PATHS = ("auto", "numba", "pytorch")
 _ENV = "SEMICRF_CPU_PATH"
 _choice: str | None = None
 _failed: str | None = None  # why numba is unusable in this process (None: not known to fail)
-_lock = threading.Lock()
-_pool: tuple[int, int, ThreadPoolExecutor] | None = None  # (pid, threads, pool)
+_local = threading.local()  # .pool: (pid, workers, ThreadPoolExecutor) of the calling thread
+
+#: Entries between two parts' slots in a sync array (64 bytes: a cache line each).
+STRIDE = 8
+#: Durations per block of a step's window: the unit a split sequence's threads share.
+BLOCK = 32
+#: Fewest multiply-adds per step and part for a split (:func:`split_parts`).
+MIN_STEP_WORK = 1000
+#: Fewest multiply-adds in a sequence's scan for a split (:func:`split_parts`): about 0.1 s of
+#: one thread. Shorter scans measured slower split than whole on a 2-core machine
+#: (``docs/benchmarks.md``).
+MIN_SEQUENCE_WORK = 100_000_000
 
 
 def set_cpu_path(path: str | None) -> None:
@@ -136,46 +151,103 @@ def _is_numba_error(error: BaseException) -> bool:
     return module.startswith(("numba", "llvmlite"))
 
 
-def _get_pool(threads: int) -> ThreadPoolExecutor:
-    global _pool
-    with _lock:
-        pid = os.getpid()
-        if _pool is None or _pool[0] != pid or _pool[1] != threads:
-            # A pool inherited through fork has no threads in this process: never reuse it.
-            _pool = (pid, threads, ThreadPoolExecutor(threads, "semicrf-numba"))
-        return _pool[2]
+def _get_pool(workers: int) -> ThreadPoolExecutor:
+    """This calling thread's pool (at least ``workers`` threads).
+
+    One pool per calling thread: the parts of a split sequence wait for each other, so they
+    must all run at once, which a pool shared with other callers' tasks could not promise.
+    A pool inherited through fork has no threads in this process: it is never reused.
+    """
+    held = getattr(_local, "pool", None)
+    pid = os.getpid()
+    if held is None or held[0] != pid or held[1] < workers:
+        held = (pid, workers, ThreadPoolExecutor(workers, "semicrf-numba"))
+        _local.pool = held
+    return held[2]
 
 
-def run_split(work: Callable[[Any], None], lengths: Sequence[int]) -> None:
-    """Run ``work(indices)`` over the sequences, split over ``torch.get_num_threads()`` threads.
+def split_parts(B: int, max_length: int, K: int, C: int, per_duration: bool) -> int:
+    """How many threads share each sequence (each computing its share of the blocks of
+    :data:`BLOCK` durations of every step's window): the dispatch rule of the compiled kernels'
+    threads.
 
-    Sequences are dealt longest first to the least loaded part, so parts take about equally
-    long; each sequence is computed by one thread alone (results do not depend on the split).
+    ``threads // B`` (``threads = torch.get_num_threads()``) when that is at least 2, capped at
+    the window's blocks (``ceil(min(K, T) / BLOCK)``), and only while a step's work (``K C +
+    C^2`` multiply-adds, ``K C^2`` with ``(K, C, C)`` transitions, ``K`` capped at the length)
+    is at least :data:`MIN_STEP_WORK` per part and the sequence's at least
+    :data:`MIN_SEQUENCE_WORK` (about 0.1 s on one thread): below that the per-step barrier, the
+    parts' common work (a few ``exp`` per label and the ``C x C`` link, which every part
+    computes) and the threads' start cost more than the split saves. Otherwise 1: each sequence
+    on one thread, the sequences dealt over the threads.
+    """
+    threads = torch.get_num_threads()
+    k = min(K, max_length)
+    step = k * C * C if per_duration else k * C + C * C
+    parts = min(threads // max(B, 1), -(-k // BLOCK), step // MIN_STEP_WORK)
+    if parts < 2 or step * max_length < MIN_SEQUENCE_WORK:
+        return 1
+    return parts
 
-    Args:
-        work: called with an ``int64`` numpy array of sequence indices (releases the GIL).
-        lengths: each sequence's length (its cost).
+
+def plan_tasks(lengths: Any, K: int, C: int, per_duration: bool) -> tuple[list[Any], Any, int]:
+    """The compiled kernels' work, one chunk per thread.
+
+    Returns:
+        ``(chunks, sync, parts)``: each chunk an ``(n, 3)`` int64 array of ``(sequence, part,
+        parts)`` rows, run in order by one thread; ``sync`` the ``(batch, STRIDE * (parts +
+        1))`` int64 zeros of the per-step barrier (:mod:`semicrf_kernels._shared.numba_sync`);
+        ``parts`` from :func:`split_parts`. With one part sequences are dealt longest first to
+        the least loaded chunk, so chunks take about equally long; else each chunk is one part
+        of one sequence.
     """
     import numpy as np
 
-    B = len(lengths)
+    lens = [int(x) for x in lengths]
+    B = len(lens)
+    parts = split_parts(B, max(lens, default=0), K, C, per_duration)
+    sync = np.zeros((B, STRIDE * (parts + 1)), dtype=np.int64)
+    if parts > 1:
+        chunks = [np.array([[b, p, parts]], dtype=np.int64) for b in range(B) for p in range(parts)]
+        return chunks, sync, parts
     threads = max(1, min(torch.get_num_threads(), B))
-    if threads == 1:
-        work(np.arange(B, dtype=np.int64))
-        return
-    order = sorted(range(B), key=lambda b: -int(lengths[b]))
-    parts: list[list[int]] = [[] for _ in range(threads)]
+    rows: list[list[int]] = [[] for _ in range(threads)]
     load = [0] * threads
-    for b in order:
+    for b in sorted(range(B), key=lambda b: -lens[b]):
         i = load.index(min(load))
-        parts[i].append(b)
-        load[i] += int(lengths[b]) + 1
-    chunks = [np.asarray(sorted(p), dtype=np.int64) for p in parts if p]
-    pool = _get_pool(threads)
-    futures = [pool.submit(work, chunk) for chunk in chunks[1:]]
-    work(chunks[0])
-    for future in futures:
-        future.result()
+        rows[i].append(b)
+        load[i] += lens[b] + 1
+    chunks = [np.array([[b, 0, 1] for b in sorted(r)], dtype=np.int64) for r in rows if r]
+    return chunks or [np.zeros((0, 3), dtype=np.int64)], sync, 1
+
+
+def _abort_on_error(work: Callable[[Any], None], chunk: Any, sync: Any) -> None:
+    try:
+        work(chunk)
+    except BaseException:
+        sync[:, -STRIDE] = 1  # the parts waiting for this one return instead of hanging
+        raise
+
+
+def run_tasks(work: Callable[[Any], None], chunks: Sequence[Any], sync: Any) -> None:
+    """Run ``work(chunk)`` for every chunk of :func:`plan_tasks` at once, the first on the
+    calling thread (``work`` calls a kernel that releases the GIL)."""
+    if len(chunks) == 1:
+        work(chunks[0])
+        return
+    pool = _get_pool(len(chunks) - 1)
+    futures = [pool.submit(_abort_on_error, work, chunk, sync) for chunk in chunks[1:]]
+    error: BaseException | None = None
+    try:
+        _abort_on_error(work, chunks[0], sync)
+    except BaseException as raised:
+        error = raised
+    for future in futures:  # always wait: the pool must be idle when the next call starts
+        try:
+            future.result()
+        except BaseException as raised:
+            error = error or raised
+    if error is not None:
+        raise error
 
 
 def cpu_path() -> str:

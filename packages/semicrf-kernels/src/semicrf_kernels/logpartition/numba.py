@@ -1,9 +1,10 @@
 """The compiled (numba) CPU forward scan of the log partition, and the scaled-window machinery.
 
 Same recurrence as the PyTorch path (``docs/conventions.md`` section 1, factorised), but a tight
-loop over positions per sequence, in float64, with the sequences split over threads
-(:func:`semicrf_kernels._shared.numba_support.run_split`). Importing this module imports numba; it is
-imported on the first CPU call, never with the package.
+loop over positions per sequence, in float64, with the sequences dealt over the threads, or one
+sequence's duration window split over them (:mod:`semicrf_kernels._shared.numba_support`).
+Importing this module imports numba; it is imported on the first CPU call, never with the
+package. The scaled sums live in :mod:`semicrf_kernels.logpartition.numba_window`.
 
 Why it is fast: a log-sum-exp costs a scalar ``exp`` per term (~10 ns). With ``(C, C)``
 transitions the step's two sums run in *scaled exponential space* instead, at the cost of a
@@ -16,241 +17,126 @@ multiply-add per term and a few ``exp`` / ``log`` per label:
 * the link ``A[t, c] = lse_c' alpha[t, c'] + transition[c', c]`` is ``amax + tcol[c] +
   log(sum_c' exp(alpha - amax) E[c', c])`` with ``E = exp(transition - tcol)`` (column shift).
 
-Bounded values: a new ring entry more than ``_HI`` above its shift moves the shift to it (the
-column is rescaled, one multiply per slot), so every entry stays below ``e^_HI``; entries more
-than ``-_FLUSH`` below are stored as 0; when a window's largest entry falls below ``_TINY`` the
+Bounded values: a new ring entry more than 200 above its shift moves the shift to it (the
+column is rescaled, one multiply per slot), so every entry stays below ``e^200``; entries more
+than 600 below are stored as 0; when a window's largest entry falls below ``TINY`` the
 label's ring is re-shifted to it from the log values kept in ``G`` (``R`` in the backward); and
-where the largest *weighted* term is below ``_TINY`` (the largest entries may sit at forbidden
+where the largest *weighted* term is below ``TINY`` (the largest entries may sit at forbidden
 or unlikely durations) the label's window is summed exactly in log space instead (as is a link
-sum below ``_TINY``, e.g. a label reachable only from a very improbable one). So whenever a
-scaled sum is used its largest term is at least ``_TINY = e^-200`` while a dropped entry is
+sum below ``TINY``, e.g. a label reachable only from a very improbable one). So whenever a
+scaled sum is used its largest term is at least ``TINY = e^-200`` while a dropped entry is
 below ``e^-600``: dropping changes nothing in float64. The weights ``exp(bias - bmax)`` and
 ``exp(transition - max)`` are at least ``e^-spread``, which is why :func:`scaled_ok` asks the
 finite entries of ``transition`` and ``duration_bias`` to span at most ``SPREAD_MAX`` each (else
 the PyTorch path runs). ``(K, C, C)`` transitions make the link
 depend on the duration: each ``(start, duration)`` link row is one scaled vector-matrix product
-(with the same exact fallback) and the window a plain log-sum-exp.
+(with the same exact fallback) and the window a log-sum-exp per block of durations, the blocks'
+then combined.
 
-Deterministic: every sequence is computed by one thread, in a fixed order.
+Threads: when a sequence's window is split over ``parts`` threads, each computes the blocks of
+its share of the durations (:data:`~semicrf_kernels.logpartition.numba_window.BLOCK` each)
+into a shared buffer, a barrier per step (:mod:`semicrf_kernels._shared.numba_sync`) makes every
+block visible, and each thread then combines them and runs the rest of the step itself (a few
+``exp`` per label and the ``C x C`` link: cheap against the window), so its ring and shifts
+stay the same as the others'; only part 0 writes the outputs. Deterministic: the blocks fix the
+order of every addition, so results are bitwise the same for any thread count.
 """
 
 from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 import torch
 
 from .._shared.inputs import KernelInputs
 from .._shared.logspace import safe_logsumexp
-from .._shared.numba_support import run_split
+from .._shared.numba_jit import jit
+from .._shared.numba_support import plan_tasks, run_tasks
+from .._shared.numba_sync import share, step_barrier
+from .numba_window import (
+    BLOCK,
+    TINY,
+    block_count,
+    combine_blocks,
+    exact_lse,
+    insert,
+    link,
+    lse,
+    scale_row,
+    window,
+    window_blocks,
+    window_sums,
+)
 from .pytorch import _end_terms, _start_terms
 
 __all__ = ["SPREAD_MAX", "applies", "forward_numba", "scaled_ok", "shifted_exp"]
 
-_HI = 200.0
-_FLUSH = -600.0
-_FLUSH_VALUE = math.exp(_FLUSH)
-_TINY = math.exp(-200.0)
 #: Largest span (max - min) of the finite entries of ``transition`` and of ``duration_bias``
 #: that the scaled sums accept (see the module docstring).
 SPREAD_MAX: float = 300.0
 _NEG = -np.inf
 
-_jit = numba.njit(cache=True, nogil=True, error_model="numpy")
-
-
-# ----------------------------------------------------------------------------- scaled helpers
-@_jit
-def _insert(value, ring, M, c, slot):
-    """Store ``exp(value - M[c])`` at ``ring[slot, c]``, moving the shift up when it is far."""
-    if value == _NEG:
-        ring[slot, c] = 0.0
-        return
-    m = M[c]
-    x = value - m
-    if x > _HI:
-        scale = 0.0 if m == _NEG else math.exp(m - value)
-        for j in range(ring.shape[0]):
-            y = ring[j, c] * scale
-            ring[j, c] = y if y > _FLUSH_VALUE else 0.0
-        M[c] = value
-        ring[slot, c] = 1.0
-    elif x > _FLUSH:
-        ring[slot, c] = math.exp(x)
-    else:
-        ring[slot, c] = 0.0
-
-
-@_jit
-def _window_sums(ring, eb, base, sign, dmax, S, W, U):
-    """``S[c] = sum_d ring[row, c] eb[d - 1, c]``, ``W[c]`` its largest term and ``U[c]`` the
-    largest ring entry, rows ``base + sign * d`` for ``d = 1..dmax`` (vectorised over labels)."""
-    K = ring.shape[0]
-    S[:] = 0.0
-    W[:] = 0.0
-    U[:] = 0.0
-    for d in range(1, dmax + 1):
-        slot = (base + sign * d) % K
-        for c in range(S.shape[0]):
-            u = ring[slot, c]
-            w = u * eb[d - 1, c]
-            S[c] += w
-            W[c] = max(W[c], w)
-            U[c] = max(U[c], u)
-
-
-@_jit
-def _rebuild(logs, ring, M, c, base, sign, dmax):
-    """Re-shift label ``c``'s ring to the largest of its window's log values
-    ``logs[base + sign * d, c]``, ``d = 1..dmax`` (every entry then at most 1)."""
-    K = ring.shape[0]
-    m = _NEG
-    for d in range(1, dmax + 1):
-        m = max(m, logs[base + sign * d, c])
-    M[c] = m
-    for d in range(1, dmax + 1):
-        row = base + sign * d
-        u = 0.0
-        if m != _NEG:
-            x = logs[row, c] - m
-            if x > _FLUSH:
-                u = math.exp(x)
-        ring[row % K, c] = u
-
-
-@_jit
-def _exact_window(logs, bias, c, base, sign, dmax):
-    """``lse_d (logs[base + sign * d, c] + bias[d - 1, c])`` in log space (-inf when empty)."""
-    m = _NEG
-    for d in range(1, dmax + 1):
-        m = max(m, logs[base + sign * d, c] + bias[d - 1, c])
-    if m == _NEG:
-        return _NEG
-    total = 0.0
-    for d in range(1, dmax + 1):
-        total += math.exp(logs[base + sign * d, c] + bias[d - 1, c] - m)
-    return m + math.log(total)
-
-
-@_jit
-def _window(ring, eb, logs, bias, M, base, sign, dmax, S, W, U, exact):
-    """Per label, the window's weighted sum ``S[c] = sum_d ring eb`` or, where its largest
-    weighted term is below ``_TINY`` (the largest entries may sit at forbidden or unlikely
-    durations), ``exact[c]`` set and ``S[c]`` the log-space value ``lse_d (logs + bias)``.
-    A label's ring is rebuilt first when its largest entry fell below ``_TINY``."""
-    K = ring.shape[0]
-    _window_sums(ring, eb, base, sign, dmax, S, W, U)
-    for c in range(S.shape[0]):
-        if U[c] < _TINY:
-            _rebuild(logs, ring, M, c, base, sign, dmax)
-            total = 0.0
-            top = 0.0
-            for d in range(1, dmax + 1):
-                w = ring[(base + sign * d) % K, c] * eb[d - 1, c]
-                total += w
-                top = max(top, w)
-            S[c] = total
-            W[c] = top
-        exact[c] = W[c] < _TINY
-        if exact[c]:
-            S[c] = _exact_window(logs, bias, c, base, sign, dmax)
-
-
-@_jit
-def _exact_lse(x, y, col):
-    """``log sum_i exp(x[i] + y[i, col])`` in log space (-inf when empty)."""
-    m = _NEG
-    for i in range(x.shape[0]):
-        m = max(m, x[i] + y[i, col])
-    if m == _NEG:
-        return _NEG
-    total = 0.0
-    for i in range(x.shape[0]):
-        total += math.exp(x[i] + y[i, col] - m)
-    return m + math.log(total)
-
-
-@_jit
-def _lse(x):
-    m = _NEG
-    for i in range(x.shape[0]):
-        m = max(m, x[i])
-    if m == _NEG:
-        return _NEG
-    total = 0.0
-    for i in range(x.shape[0]):
-        total += math.exp(x[i] - m)
-    return m + math.log(total)
-
-
-@_jit
-def _link(arow, trans, E, tcol, srow, a, out):
-    """``out[c] = lse_c' (arow[c'] + trans[c', c]) + srow[c]`` by a scaled matrix-vector
-    product, each too-small column recomputed exactly."""
-    C = arow.shape[0]
-    amax = _NEG
-    for i in range(C):
-        amax = max(amax, arow[i])
-    if amax == _NEG:
-        out[:] = _NEG
-        return
-    for i in range(C):
-        a[i] = math.exp(arow[i] - amax)
-    out[:] = 0.0
-    for i in range(C):
-        ai = a[i]
-        if ai != 0.0:
-            for c in range(C):
-                out[c] += ai * E[i, c]
-    for c in range(C):
-        if out[c] >= _TINY:
-            out[c] = amax + tcol[c] + math.log(out[c]) + srow[c]
-        else:
-            out[c] = _exact_lse(arow, trans, c) + srow[c]
-
 
 # ----------------------------------------------------------------------------- forward, (C, C)
-@_jit
-def _forward_cc(starts, ends, trans, E, tcol, start, eb, bmax, bias, L, K, alpha, G):
+@jit
+def _forward_cc(starts, ends, trans, E, tcol, start, eb, bmax, bias, L, K, alpha, G, blocks,
+                sync, part, parts):  # fmt: skip
+    """One sequence's scan, or ``part`` of ``parts`` of it (the window's blocks ``share(nb,
+    part, parts)``; ``blocks`` ``(2, nb, 3, C)`` holds every part's block sums, two steps'
+    worth: a part may start the next step early; unused by a part alone). Returns log Z (NaN:
+    aborted)."""
     C = trans.shape[0]
     ring = np.zeros((K, C))
     M = np.full(C, _NEG)
     S, W, U, a = np.empty(C), np.empty(C), np.empty(C), np.empty(C)
+    own_a, own_g = np.zeros(C), np.empty(C)  # the step's rows of parts other than 0
     exact = np.zeros(C, dtype=np.bool_)
+    j0, j1 = share(block_count(K), part, parts)
+    arow = alpha[0] if part == 0 else own_a  # part 0 computes straight into the outputs
+    grow = G[0] if part == 0 else own_g
+    arow[:] = 0.0
     for c in range(C):
-        alpha[0, c] = 0.0
-        G[0, c] = start[c] + starts[0, c]
-        _insert(G[0, c], ring, M, c, 0)
+        grow[c] = start[c] + starts[0, c]
+        insert(grow[c], ring, M, c, 0)
     for t in range(1, L + 1):
         dmax = min(K, t)
-        _window(ring, eb, G, bias, M, t, -1, dmax, S, W, U, exact)
+        if parts == 1:
+            window_sums(ring, eb, t, -1, dmax, S, W, U, a)
+        else:
+            window_blocks(ring, eb, t, -1, dmax, blocks[t % 2], j0, j1)
+            # Every part's blocks are written before any part reads them.
+            if not step_barrier(sync, part, parts, t):
+                return np.nan
+            combine_blocks(blocks[t % 2], dmax, S, W, U)
+        window(ring, eb, G, bias, M, t, -1, dmax, S, W, U, exact)
+        arow = alpha[t] if part == 0 else own_a
         for c in range(C):
             if exact[c]:
-                alpha[t, c] = ends[t, c] + S[c]
+                arow[c] = ends[t, c] + S[c]
             else:
-                alpha[t, c] = ends[t, c] + (M[c] + bmax[c] + math.log(S[c]))
+                arow[c] = ends[t, c] + (M[c] + bmax[c] + math.log(S[c]))
         if t < L:
-            _link(alpha[t], trans, E, tcol, starts[t], a, G[t])
+            grow = G[t] if part == 0 else own_g
+            link(arow, trans, E, tcol, starts[t], a, grow)
             for c in range(C):
-                _insert(G[t, c], ring, M, c, t % K)
-    return _lse(alpha[L])
+                insert(grow[c], ring, M, c, t % K)
+    return lse(arow)
 
 
-@_jit
-def _forward_cc_batch(idx, starts, ends, trans, E, tcol, start, eb, bmax, bias, lengths, K,
-                      alpha, G, log_z):  # fmt: skip
-    for i in range(idx.shape[0]):
-        b = idx[i]
-        log_z[b] = _forward_cc(
-            starts[b], ends[b], trans, E, tcol, start, eb, bmax, bias, lengths[b], K, alpha[b],
-            G[b],
-        )  # fmt: skip
+@jit
+def _forward_cc_batch(tasks, sync, blocks, starts, ends, trans, E, tcol, start, eb, bmax, bias,
+                      lengths, K, alpha, G, log_z):  # fmt: skip
+    for i in range(tasks.shape[0]):
+        b, part, parts = tasks[i, 0], tasks[i, 1], tasks[i, 2]
+        z = _forward_cc(starts[b], ends[b], trans, E, tcol, start, eb, bmax, bias, lengths[b], K,
+                        alpha[b], G[b], blocks[b], sync[b], part, parts)  # fmt: skip
+        if part == 0:
+            log_z[b] = z
 
 
 # ----------------------------------------------------------------------------- forward, (K, C, C)
-@_jit
+@jit
 def _link_kcc(alpha, aexp, amax, transT, ET, tcolk, startk, s, d, c):
     """``A_d[s, c] = lse_c' alpha[s, c'] + transition[d - 1, c', c]`` (the start score at s = 0)."""
     if s == 0:
@@ -260,23 +146,12 @@ def _link_kcc(alpha, aexp, amax, transT, ET, tcolk, startk, s, d, c):
     total = 0.0
     for i in range(aexp.shape[1]):
         total += aexp[s, i] * ET[d - 1, c, i]
-    if total >= _TINY:
+    if total >= TINY:
         return amax[s] + tcolk[d - 1, c] + math.log(total)
-    return _exact_lse(alpha[s], transT[d - 1].T, c)
+    return exact_lse(alpha[s], transT[d - 1].T, c)
 
 
-@_jit
-def _scale_row(row, out):
-    """``out = exp(row - max(row))``; returns the max (-inf: out is 0)."""
-    m = _NEG
-    for i in range(row.shape[0]):
-        m = max(m, row[i])
-    for i in range(row.shape[0]):
-        out[i] = 0.0 if m == _NEG else math.exp(row[i] - m)
-    return m
-
-
-@_jit
+@jit
 def _links_kcc(alpha, aexp, amax, trans, EK, tcolk, startk, s, d, out):
     """``out[c] = A_d[s, c]`` for every label: one scaled vector-matrix product (vectorised
     over ``c``), too-small entries recomputed exactly; the start score at ``s = 0``."""
@@ -294,51 +169,85 @@ def _links_kcc(alpha, aexp, amax, trans, EK, tcolk, startk, s, d, out):
             for c in range(C):
                 out[c] += ai * EK[d - 1, i, c]
     for c in range(C):
-        if out[c] >= _TINY:
+        if out[c] >= TINY:
             out[c] = amax[s] + tcolk[d - 1, c] + math.log(out[c])
         else:
-            out[c] = _exact_lse(alpha[s], trans[d - 1], c)
+            out[c] = exact_lse(alpha[s], trans[d - 1], c)
 
 
-@_jit
-def _forward_kcc(starts, ends, trans, EK, tcolk, startk, bias, L, K, alpha):
+@jit
+def _block_kcc(starts, bias, alpha, aexp, amax, trans, EK, tcolk, startk, t, dmax, j, vals, out):
+    """Block ``j`` of the window at end ``t``: ``out[0, c]`` the largest of ``v_d = A_d[t - d, c]
+    + starts[t - d, c] + bias[d - 1, c]`` over the block's durations, ``out[1, c] = sum_d
+    exp(v_d - out[0, c])``."""
+    C = out.shape[1]
+    d0 = j * BLOCK + 1
+    d1 = min(d0 + BLOCK - 1, dmax)
+    out[0, :] = _NEG
+    for d in range(d0, d1 + 1):
+        s = t - d
+        row = vals[d - d0]
+        _links_kcc(alpha, aexp, amax, trans, EK, tcolk, startk, s, d, row)
+        for c in range(C):
+            row[c] += starts[s, c] + bias[d - 1, c]
+            out[0, c] = max(out[0, c], row[c])
+    out[1, :] = 0.0
+    for d in range(d0, d1 + 1):
+        for c in range(C):
+            if out[0, c] != _NEG:
+                out[1, c] += math.exp(vals[d - d0, c] - out[0, c])
+
+
+@jit
+def _forward_kcc(starts, ends, trans, EK, tcolk, startk, bias, L, K, alpha, blocks, sync, part,
+                 parts):  # fmt: skip
+    """As :func:`_forward_cc`, with ``(K, C, C)`` transitions (``blocks`` ``(2, nb, 2, C)``: each
+    block's largest term and its sum scaled by it). Parts other than 0 read ``alpha`` rows at
+    least one block old, which part 0 wrote before earlier barriers."""
     C = trans.shape[1]
-    aexp = np.zeros((L + 1, C))
+    aexp = np.zeros((L + 1, C))  # every part keeps its own scaled rows
     amax = np.full(L + 1, _NEG)
-    vals = np.empty((K, C))
-    top = np.empty(C)
-    total = np.empty(C)
-    alpha[0, :] = 0.0
-    amax[0] = _scale_row(alpha[0], aexp[0])
+    vals = np.empty((BLOCK, C))
+    top, total, own_a = np.empty(C), np.empty(C), np.zeros(C)
+    j0, j1 = share(block_count(K), part, parts)
+    arow = alpha[0] if part == 0 else own_a  # part 0 computes straight into the output
+    arow[:] = 0.0
+    amax[0] = scale_row(arow, aexp[0])
     for t in range(1, L + 1):
         dmax = min(K, t)
+        buf = blocks[t % 2]
+        for j in range(j0, min(j1, block_count(dmax))):
+            _block_kcc(starts, bias, alpha, aexp, amax, trans, EK, tcolk, startk, t, dmax, j,
+                       vals, buf[j])  # fmt: skip
+        if parts > 1 and not step_barrier(sync, part, parts, t):
+            return np.nan
         top[:] = _NEG
-        for d in range(1, dmax + 1):
-            s = t - d
-            row = vals[d - 1]
-            _links_kcc(alpha, aexp, amax, trans, EK, tcolk, startk, s, d, row)
+        for j in range(block_count(dmax)):
             for c in range(C):
-                row[c] += starts[s, c] + bias[d - 1, c]
-                top[c] = max(top[c], row[c])
+                top[c] = max(top[c], buf[j, 0, c])
         total[:] = 0.0
-        for d in range(dmax):
+        for j in range(block_count(dmax)):
             for c in range(C):
-                if top[c] != _NEG:
-                    total[c] += math.exp(vals[d, c] - top[c])
+                if buf[j, 0, c] != _NEG:
+                    total[c] += buf[j, 1, c] * math.exp(buf[j, 0, c] - top[c])
+        arow = alpha[t] if part == 0 else own_a
         for c in range(C):
-            alpha[t, c] = (_NEG if top[c] == _NEG else top[c] + math.log(total[c])) + ends[t, c]
-        amax[t] = _scale_row(alpha[t], aexp[t])
-    return _lse(alpha[L])
+            arow[c] = (_NEG if top[c] == _NEG else top[c] + math.log(total[c])) + ends[t, c]
+        amax[t] = scale_row(arow, aexp[t])
+    return lse(arow)
 
 
-@_jit
-def _forward_kcc_batch(idx, starts, ends, trans, EK, tcolk, startk, bias, lengths, K, alpha,
-                       log_z):  # fmt: skip
-    for i in range(idx.shape[0]):
-        b = idx[i]
-        log_z[b] = _forward_kcc(
-            starts[b], ends[b], trans, EK, tcolk, startk, bias, lengths[b], K, alpha[b]
-        )
+@jit
+def _forward_kcc_batch(tasks, sync, blocks, starts, ends, trans, EK, tcolk, startk, bias,
+                       lengths, K, alpha, log_z):  # fmt: skip
+    C = trans.shape[1]
+    for i in range(tasks.shape[0]):
+        b, part, parts = tasks[i, 0], tasks[i, 1], tasks[i, 2]
+        buf = blocks[b] if parts > 1 else np.empty((2, block_count(K), 2, C))
+        z = _forward_kcc(starts[b], ends[b], trans, EK, tcolk, startk, bias, lengths[b], K,
+                         alpha[b], buf, sync[b], part, parts)  # fmt: skip
+        if part == 0:
+            log_z[b] = z
 
 
 # ----------------------------------------------------------------------------- launchers
@@ -405,22 +314,19 @@ def forward_numba(
     start = safe_logsumexp(trans, dim=-2).contiguous().numpy()  # (C,) or (K, C)
     trans_np = trans.numpy()
     a_np, z_np = alpha.numpy(), log_z.numpy()
-    if trans.dim() == 2:
+    per_duration = trans.dim() == 3
+    tasks, sync, parts = plan_tasks(lens, K, C, per_duration)
+    # The parts' shared block sums (a part alone keeps its own).
+    shape = (B, 2, -(-K // BLOCK), 2 if per_duration else 3, C) if parts > 1 else (B, 1, 1, 1, 1)
+    blocks = np.empty(shape)
+    if not per_duration:
         E, tcol = shifted_exp(trans_np, 0)
         G = torch.full((B, T1, C), -torch.inf, dtype=torch.float64)
-        g_np = G.numpy()
-
-        def work(idx: np.ndarray) -> None:
-            _forward_cc_batch(idx, starts, ends, trans_np, E, tcol, start, eb, bmax, bias_np, lens,
-                              K, a_np, g_np, z_np)  # fmt: skip
-
-        run_split(work, lens.tolist())
+        arrays = (starts, ends, trans_np, E, tcol, start, eb, bmax, bias_np, lens, K, a_np,
+                  G.numpy(), z_np)  # fmt: skip
+        run_tasks(lambda chunk: _forward_cc_batch(chunk, sync, blocks, *arrays), tasks, sync)
         return log_z, alpha, G
     EK, tcolk = shifted_exp(trans_np, 1)  # per (duration, destination) column
-
-    def work_kcc(idx: np.ndarray) -> None:
-        _forward_kcc_batch(idx, starts, ends, trans_np, EK, tcolk, start, bias_np, lens, K, a_np,
-                           z_np)  # fmt: skip
-
-    run_split(work_kcc, lens.tolist())
+    arrays = (starts, ends, trans_np, EK, tcolk, start, bias_np, lens, K, a_np, z_np)
+    run_tasks(lambda chunk: _forward_kcc_batch(chunk, sync, blocks, *arrays), tasks, sync)
     return log_z, alpha, None

@@ -20,94 +20,126 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 import torch
 
 from .._shared.inputs import KernelInputs
 from .._shared.logspace import safe_logsumexp
-from .._shared.numba_support import run_split
-from .numba import (
-    _TINY,
-    _exact_lse,
-    _insert,
-    _link_kcc,
-    _scale_row,
-    _window,
-    shifted_exp,
-    window_weights,
+from .._shared.numba_jit import jit
+from .._shared.numba_support import plan_tasks, run_tasks
+from .._shared.numba_sync import fill, label_range, share, step_barrier
+from .numba import _link_kcc, shifted_exp, window_weights
+from .numba_window import (
+    BLOCK,
+    TINY,
+    block_count,
+    combine_blocks,
+    exact_lse,
+    insert,
+    scale_row,
+    window,
+    window_blocks,
+    window_sums,
 )
 from .pytorch import _BackwardResult, _end_terms, _ForwardState, _start_terms
 
 __all__ = ["backward_numba"]
 
 _NEG = -np.inf
-_jit = numba.njit(cache=True, nogil=True, error_model="numpy")
 
 
-@_jit
-def _gamma_row(s, dmax, ring, M, R, eb, bmax, bias, starts, G_row, log_z, gamma, q, p_start, S,
-               W, U, exact):  # fmt: skip
+@jit
+def _gamma_row(s, dmax, ring, M, R, eb, bmax, bias, starts, G_row, log_z, gamma, q, p_row, S, W,
+               U, exact):  # fmt: skip
     """``gamma[c] = starts[s, c] + lse_d (R[s + d, c] + bias[d - 1, c])`` by the scaled window
-    (exactly where ``exact[c]``); ``p_start[s, c] = exp(G[s, c] + (gamma - starts)[s, c] - log
-    Z)`` and ``q = p_start / S`` (0 for exact labels, whose marginals the caller computes)."""
-    _window(ring, eb, R, bias, M, s, 1, dmax, S, W, U, exact)
+    (``S``, ``W``, ``U`` its sums; exactly where ``exact[c]``); ``p_row[c] = p_start[s, c] =
+    exp(G[s, c] + (gamma - starts)[s, c] - log Z)`` and ``q = p_start / S`` (0 for exact labels,
+    whose marginals the caller computes)."""
+    window(ring, eb, R, bias, M, s, 1, dmax, S, W, U, exact)
     for c in range(S.shape[0]):
         q[c] = 0.0
         if exact[c]:
             gamma[c] = starts[s, c] + S[c]
-            p_start[s, c] = math.exp(G_row[c] + S[c] - log_z)
+            p_row[c] = math.exp(G_row[c] + S[c] - log_z)
         else:
             shift = M[c] + bmax[c]
             gamma[c] = starts[s, c] + (shift + math.log(S[c]))
             f = math.exp(G_row[c] + shift - log_z)
-            p_start[s, c] = f * S[c]
+            p_row[c] = f * S[c]
             q[c] = f
 
 
-@_jit
+@jit
+def _segment_marginals(s, dmax, d0, d1, ring, eb, bias, R, G, log_z, q, p_row, window_exact, acc,
+                       acc_exact, first_mu):  # fmt: skip
+    """The segment marginals of start ``s``, durations ``d0 <= d <= min(d1, dmax)``: ``acc[d -
+    1] += q u`` (scaled windows), ``acc_exact[d - 1] += mu`` (exact ones), ``first_mu`` at
+    ``s = 0``."""
+    K, C = ring.shape
+    top = min(d1, dmax)
+    slot = (s + d0) % K
+    for d in range(d0, top + 1):
+        for c in range(C):
+            acc[d - 1, c] += q[c] * ring[slot, c]
+        if s == 0:
+            for c in range(C):
+                first_mu[d - 1, c] = q[c] * ring[slot, c] * eb[d - 1, c]
+        slot = 0 if slot == K - 1 else slot + 1
+    for c in range(C):
+        if window_exact[c] and p_row[c] > 0.0:
+            for d in range(d0, top + 1):
+                mu = math.exp(G[s, c] + R[s + d, c] + bias[d - 1, c] - log_z)
+                acc_exact[d - 1, c] += mu
+                if s == 0:
+                    first_mu[d - 1, c] = mu
+
+
+@jit
 def _backward_cc(starts, ends, trans, E2, E2T, trow, eb, bmax, bias, L, K, alpha, G, log_z,
-                 p_start, p_end, bias_marg, trans_marg, first_marg, first_mu):  # fmt: skip
+                 p_start, p_end, bias_marg, trans_marg, first_marg, first_mu, blocks, sync,
+                 part, parts):  # fmt: skip
+    """One sequence's backward, or ``part`` of ``parts`` of it: the window's blocks and the
+    segment marginals of its share of the durations, the transition marginals of its share of
+    the rows ``c'``; the rest of each step (a few ``exp`` per label, the ``C x C`` sum) every
+    part computes, part 0 writing ``p_start`` and ``p_end``. ``blocks`` as in the forward."""
     C = trans.shape[0]
     ring = np.zeros((K, C))
     M = np.full(C, _NEG)
     R = np.full((L + 1, C), _NEG)
     S, W, U, gamma, q = np.empty(C), np.empty(C), np.empty(C), np.empty(C), np.empty(C)
-    g, SB, beta, q2 = np.empty(C), np.empty(C), np.empty(C), np.empty(C)
+    g, SB, beta, own_p = np.empty(C), np.empty(C), np.empty(C), np.empty(C)
     exact = np.zeros(C, dtype=np.bool_)
     window_exact = np.zeros(C, dtype=np.bool_)
     acc = np.zeros((K, C))
     acc_exact = np.zeros((K, C))  # marginals of labels whose window was computed exactly
+    j0, j1 = share(block_count(K), part, parts)
+    i0, i1 = share(C, part, parts)
     for c in range(C):
         R[L, c] = ends[L, c]
-        _insert(R[L, c], ring, M, c, L % K)
-        p_end[L, c] = math.exp(alpha[L, c] - log_z)
+        insert(R[L, c], ring, M, c, L % K)
+        if part == 0:
+            p_end[L, c] = math.exp(alpha[L, c] - log_z)
     for s in range(L - 1, -1, -1):
         dmax = min(K, L - s)
-        _gamma_row(s, dmax, ring, M, R, eb, bmax, bias, starts, G[s], log_z, gamma, q, p_start,
-                   S, W, U, window_exact)  # fmt: skip
-        for d in range(1, dmax + 1):
-            slot = (s + d) % K
-            for c in range(C):
-                acc[d - 1, c] += q[c] * ring[slot, c]
+        if parts == 1:
+            window_sums(ring, eb, s, 1, dmax, S, W, U, g)
+        else:
+            window_blocks(ring, eb, s, 1, dmax, blocks[s % 2], j0, j1)
+            # Every part's blocks are written before any part reads them.
+            if not step_barrier(sync, part, parts, L - s):
+                return
+            combine_blocks(blocks[s % 2], dmax, S, W, U)
+        p_row = p_start[s] if part == 0 else own_p  # part 0 computes straight into the output
+        _gamma_row(s, dmax, ring, M, R, eb, bmax, bias, starts, G[s], log_z, gamma, q, p_row, S,
+                   W, U, window_exact)  # fmt: skip
+        _segment_marginals(s, dmax, j0 * BLOCK + 1, j1 * BLOCK, ring, eb, bias, R, G, log_z, q,
+                           p_row, window_exact, acc, acc_exact, first_mu)  # fmt: skip
         if s == 0:
-            for d in range(1, dmax + 1):
-                slot = d % K
-                for c in range(C):
-                    first_mu[d - 1, c] = q[c] * ring[slot, c] * eb[d - 1, c]
-        for c in range(C):
-            if window_exact[c] and p_start[s, c] > 0.0:
-                for d in range(1, dmax + 1):
-                    mu = math.exp(G[s, c] + R[s + d, c] + bias[d - 1, c] - log_z)
-                    acc_exact[d - 1, c] += mu
-                    if s == 0:
-                        first_mu[d - 1, c] = mu
-        if s == 0:
-            for i in range(C):  # alpha[0] = 0: the start score's share
+            for i in range(i0, i1):  # alpha[0] = 0: the start score's share
                 for c in range(C):
                     first_marg[i, c] = math.exp(trans[i, c] + gamma[c] - log_z)
             break
-        gmax = _scale_row(gamma, g)
+        gmax = scale_row(gamma, g)
         SB[:] = 0.0
         if gmax != _NEG:
             for c in range(C):
@@ -116,61 +148,68 @@ def _backward_cc(starts, ends, trans, E2, E2T, trow, eb, bmax, bias, L, K, alpha
                     for i in range(C):
                         SB[i] += gc * E2T[c, i]
         for i in range(C):
-            exact[i] = SB[i] < _TINY
+            exact[i] = SB[i] < TINY
             if exact[i]:
-                beta[i] = _exact_lse(gamma, trans.T, i)
+                beta[i] = exact_lse(gamma, trans.T, i)
             else:
                 beta[i] = gmax + trow[i] + math.log(SB[i])
             pe = math.exp(alpha[s, i] + beta[i] - log_z)
-            p_end[s, i] = pe
-            q2[i] = 0.0 if exact[i] else pe / SB[i]
-            if exact[i] and pe > 0.0:
+            if part == 0:
+                p_end[s, i] = pe
+            if i < i0 or i >= i1 or pe == 0.0:
+                continue
+            if exact[i]:
                 for c in range(C):
                     trans_marg[i, c] += math.exp(alpha[s, i] + trans[i, c] + gamma[c] - log_z)
-            elif pe > 0.0:
-                qi = q2[i]
+            else:
+                qi = pe / SB[i]
                 for c in range(C):
                     trans_marg[i, c] += qi * E2[i, c] * g[c]
         for c in range(C):
             R[s, c] = ends[s, c] + beta[c]
-            _insert(R[s, c], ring, M, c, s % K)
-    for d in range(K):
+            insert(R[s, c], ring, M, c, s % K)
+    for d in range(j0 * BLOCK, min(j1 * BLOCK, K)):
         for c in range(C):
             bias_marg[d, c] = acc[d, c] * eb[d, c] + acc_exact[d, c]
 
 
-@_jit
-def _backward_cc_batch(idx, starts, ends, trans, E2, E2T, trow, eb, bmax, bias, lengths, K,
-                       alpha, G, log_z, p_start, p_end, bias_marg, trans_marg, first_marg,
-                       first_mu):  # fmt: skip
-    for i in range(idx.shape[0]):
-        b = idx[i]
+@jit
+def _backward_cc_batch(tasks, sync, blocks, starts, ends, trans, E2, E2T, trow, eb, bmax, bias,
+                       lengths, K, alpha, G, log_z, p_start, p_end, bias_marg, trans_marg,
+                       first_marg, first_mu):  # fmt: skip
+    for i in range(tasks.shape[0]):
+        b, part, parts = tasks[i, 0], tasks[i, 1], tasks[i, 2]
         if log_z[b] == _NEG:
             continue
         _backward_cc(starts[b], ends[b], trans, E2, E2T, trow, eb, bmax, bias, lengths[b], K,
                      alpha[b], G[b], log_z[b], p_start[b], p_end[b], bias_marg[b],
-                     trans_marg[b], first_marg[b], first_mu[b])  # fmt: skip
+                     trans_marg[b], first_marg[b], first_mu[b], blocks[b], sync[b], part,
+                     parts)  # fmt: skip
 
 
-@_jit
+@jit
 def _backward_kcc(starts, ends, trans, transT, ET, tcolk, EKT, trow, startk, bias, L, K, alpha,
-                  log_z, p_start, p_end, bias_marg, trans_margT, first_margT, first_mu):  # fmt: skip
+                  log_z, p_start, p_end, bias_marg, trans_margT, first_margT, first_mu, c0, c1,
+                  hbuf, sync, part, parts):  # fmt: skip
+    """As :func:`_backward_cc`, with ``(K, C, C)`` transitions: labels ``c0 <= c < c1`` are
+    this part's destinations (segment labels) and ``beta`` rows; ``hbuf`` ``(2, K, C)`` holds
+    the step's ``h``, which every part reads after the step's barrier."""
     C = trans.shape[1]
     aexp = np.zeros((L + 1, C))
     amax = np.full(L + 1, _NEG)
     for t in range(L + 1):
-        amax[t] = _scale_row(alpha[t], aexp[t])
+        amax[t] = scale_row(alpha[t], aexp[t])
     beta = np.full((L + 1, C), _NEG)
     beta[L, :] = 0.0
-    h = np.empty((K, C))
     hexp = np.empty((K, C))
     SB = np.empty(C)
-    for c in range(C):
+    for c in range(c0, c1):
         p_end[L, c] = math.exp(alpha[L, c] - log_z)
     for s in range(L - 1, -1, -1):
         dmax = min(K, L - s)
+        h = hbuf[s % 2]
         for d in range(1, dmax + 1):
-            for c in range(C):
+            for c in range(c0, c1):
                 h[d - 1, c] = ends[s + d, c] + bias[d - 1, c] + beta[s + d, c] + starts[s, c]
                 link = _link_kcc(alpha, aexp, amax, transT, ET, tcolk, startk, s, d, c)
                 mu = math.exp(link + h[d - 1, c] - log_z)
@@ -187,27 +226,29 @@ def _backward_kcc(starts, ends, trans, transT, ET, tcolk, EKT, trow, startk, bia
                         total += aexp[s, i] * ET[d - 1, c, i]
                 if mu == 0.0:
                     continue
-                if total >= _TINY:
+                if total >= TINY:
                     ratio = mu / total
                     for i in range(C):
                         out[i] += ratio * aexp[s, i] * ET[d - 1, c, i]
                 else:  # the s = 0 start score, or a link computed exactly
                     for i in range(C):
                         out[i] += math.exp(alpha[s, i] + transT[d - 1, c, i] + h[d - 1, c] - log_z)
+        if parts > 1 and not step_barrier(sync, part, parts, L - s):  # every label's h written
+            return
         if s == 0:
             break
-        hmax = _scale_row(h[:dmax].reshape(dmax * C), hexp[:dmax].reshape(dmax * C))
+        hmax = scale_row(h[:dmax].reshape(dmax * C), hexp[:dmax].reshape(dmax * C))
         hexp2 = hexp[:dmax]
-        SB[:] = 0.0
+        fill(SB, c0, c1, 0.0)
         if hmax != _NEG:
             for d in range(dmax):
                 for c in range(C):
                     hv = hexp2[d, c]
                     if hv != 0.0:
-                        for i in range(C):
+                        for i in range(c0, c1):
                             SB[i] += hv * EKT[d, c, i]
-        for i in range(C):
-            if SB[i] >= _TINY:
+        for i in range(c0, c1):
+            if SB[i] >= TINY:
                 beta[s, i] = hmax + trow[i] + math.log(SB[i])
             else:
                 m = _NEG
@@ -225,17 +266,21 @@ def _backward_kcc(starts, ends, trans, transT, ET, tcolk, EKT, trow, startk, bia
             p_end[s, i] = math.exp(alpha[s, i] + beta[s, i] - log_z)
 
 
-@_jit
-def _backward_kcc_batch(idx, starts, ends, trans, transT, ET, tcolk, EKT, trow, startk, bias,
-                        lengths, K, alpha, log_z, p_start, p_end, bias_marg, trans_margT,
-                        first_margT, first_mu):  # fmt: skip
-    for i in range(idx.shape[0]):
-        b = idx[i]
+@jit
+def _backward_kcc_batch(tasks, sync, hbuf, starts, ends, trans, transT, ET, tcolk, EKT, trow,
+                        startk, bias, lengths, K, alpha, log_z, p_start, p_end, bias_marg,
+                        trans_margT, first_margT, first_mu):  # fmt: skip
+    C = trans.shape[1]
+    for i in range(tasks.shape[0]):
+        b, part, parts = tasks[i, 0], tasks[i, 1], tasks[i, 2]
         if log_z[b] == _NEG:
             continue
+        c0, c1 = label_range(C, part, parts)
+        buf = hbuf[b] if parts > 1 else np.empty((2, K, C))
         _backward_kcc(starts[b], ends[b], trans, transT, ET, tcolk, EKT, trow, startk, bias,
                       lengths[b], K, alpha[b], log_z[b], p_start[b], p_end[b], bias_marg[b],
-                      trans_margT[b], first_margT[b], first_mu[b])  # fmt: skip
+                      trans_margT[b], first_margT[b], first_mu[b], c0, c1, buf, sync[b],
+                      part, parts)  # fmt: skip
 
 
 def backward_numba(inp: KernelInputs, state: _ForwardState) -> _BackwardResult:
@@ -265,16 +310,17 @@ def backward_numba(inp: KernelInputs, state: _ForwardState) -> _BackwardResult:
     trans_marg, first_marg = zeros(B, *trans.shape), zeros(B, *trans.shape)
     trans_np = trans.numpy()
     outs = (p_start.numpy(), p_end.numpy(), bias_marg.numpy())
+    tasks, sync, parts = plan_tasks(lens, K, C, per_duration=trans.dim() == 3)
     if trans.dim() == 2:
         eb, bmax = window_weights(bias.numpy())
         E2, trow = shifted_exp(trans_np, 1)
         E2T = np.ascontiguousarray(E2.T)
         G = state.start_part.contiguous().numpy()
-        arrays = (starts, ends, trans_np, E2, E2T, trow, eb, bmax, bias.numpy(), lens, K, alpha, G, log_z,
-                  *outs, trans_marg.numpy(), first_marg.numpy(), first_mu.numpy())  # fmt: skip
-
-        def work(idx: np.ndarray) -> None:
-            _backward_cc_batch(idx, *arrays)
+        shape = (B, 2, block_count(K), 3, C) if parts > 1 else (B, 1, 1, 1, 1)
+        arrays = (np.empty(shape), starts, ends, trans_np, E2, E2T, trow, eb, bmax,
+                  bias.numpy(), lens, K, alpha, G, log_z, *outs, trans_marg.numpy(),
+                  first_marg.numpy(), first_mu.numpy())  # fmt: skip
+        kernel = _backward_cc_batch
     else:
         transT = np.ascontiguousarray(trans_np.transpose(0, 2, 1))
         ET, tcolk = shifted_exp(transT, 2)
@@ -283,14 +329,11 @@ def backward_numba(inp: KernelInputs, state: _ForwardState) -> _BackwardResult:
         EKT = np.ascontiguousarray(EKT.reshape(C, K, C).transpose(1, 2, 0))  # (K, C, C')
         startk = safe_logsumexp(trans, dim=-2).contiguous().numpy()
         tmT, fmT = zeros(B, K, C, C), zeros(B, K, C, C)  # transposed: [d, c, c']
-        arrays = (starts, ends, trans_np, transT, ET, tcolk, EKT, trow, startk, bias.numpy(),
-                  lens, K, alpha, log_z, *outs, tmT.numpy(), fmT.numpy(),
+        arrays = (np.empty((B, 2, K, C) if parts > 1 else (B, 1, 1, 1)), starts, ends, trans_np, transT, ET, tcolk, EKT, trow,
+                  startk, bias.numpy(), lens, K, alpha, log_z, *outs, tmT.numpy(), fmT.numpy(),
                   first_mu.numpy())  # fmt: skip
-
-        def work(idx: np.ndarray) -> None:
-            _backward_kcc_batch(idx, *arrays)
-
-    run_split(work, lens.tolist())
+        kernel = _backward_kcc_batch
+    run_tasks(lambda chunk: kernel(chunk, sync, *arrays), tasks, sync)
     if trans.dim() == 3:
         trans_marg, first_marg = tmT.transpose(2, 3).contiguous(), fmT.transpose(2, 3).contiguous()
     alive = torch.isfinite(state.log_z)

@@ -1,0 +1,63 @@
+"""One sequence split over the threads against one thread per sequence (compiled CPU path).
+
+For each ``B x T x K x C`` (float32, ``--per-duration`` for ``(K, C, C)`` transitions) and each
+operation of ``bench_cpu.py`` (forward, fwd+bwd, Viterbi + path), the same public call is timed
+with the threads' rule (``semicrf_kernels._shared.numba_support.split_parts``) and with the split
+disabled (every sequence on one thread), alternately in one process, best of ``--repeats`` after
+a warm-up of each. The ``parts`` column is what the rule chose; where it is 1 both columns run
+the same code, which shows the machine's noise.
+
+Run: ``uv run python benchmarks/bench_cpu_split.py --threads 2 [--sizes 1x50000x500x24]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from bench_cpu import cells  # this script's folder is on sys.path
+
+from semicrf_kernels import set_cpu_path
+from semicrf_kernels._shared import numba_support
+
+SIZES = "1x2000x1000x24,1x50000x500x24"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default=SIZES, help="e.g. 1x50000x500x24,1x3000x200x24")
+    parser.add_argument("--per-duration", action="store_true", help="(K, C, C) transitions")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    set_cpu_path("numba")
+    rule = numba_support.split_parts
+    modes = {"one thread per sequence": lambda *a: 1, "rule": rule}
+    print(f"{torch.get_num_threads()} threads, best of {args.repeats}")
+    print("| B x T x K x C | op | parts | " + " | ".join(modes) + " | speed-up |")
+    print("| --- | --- | ---: | ---: | ---: | ---: |")
+    for size in args.sizes.split(","):
+        B, T, K, C = (int(v) for v in size.split("x"))
+        parts = rule(B, T, K, C, args.per_duration)
+        for op, fn in cells(B, T, K, C, args.per_duration).items():
+            best = dict.fromkeys(modes, float("inf"))
+            for split in modes.values():  # warm-up
+                numba_support.split_parts = split
+                fn()
+            for _ in range(args.repeats):
+                for name, split in modes.items():
+                    numba_support.split_parts = split
+                    start = time.perf_counter()
+                    fn()
+                    best[name] = min(best[name], time.perf_counter() - start)
+            numba_support.split_parts = rule
+            whole, split = best.values()
+            print(f"| {size} | {op} | {parts} | {whole * 1e3:.1f} ms | {split * 1e3:.1f} ms | "
+                  f"{whole / split:.2f}x |", flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
