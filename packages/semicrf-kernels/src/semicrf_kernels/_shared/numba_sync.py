@@ -1,7 +1,8 @@
 """A step barrier between the threads that share one sequence (imports numba).
 
-When a sequence's labels are split over ``parts`` threads (``numba_support.plan_tasks``), every
-step of its scan ends with :func:`step_barrier`: each part publishes the step it finished in its
+When a sequence's scan is split over ``parts`` threads (``numba_support.plan_tasks``: each
+thread sums its share of every step's duration window; the ``(K, C, C)`` backward splits
+labels), every step of its scan ends with :func:`step_barrier`: each part publishes the step it finished in its
 own slot of a shared ``int64`` array (a release store, after its plain stores of the step's
 values) and waits until every other part's slot reaches the step (acquire loads), so the step's
 values of every label are visible before any part reads them. Slots are ``STRIDE`` entries
@@ -9,7 +10,8 @@ apart (separate cache lines); the slot after the last part is an abort flag that
 side sets when a part raised, so the others return instead of waiting forever.
 
 Waiting spins (a step is microseconds, far less than a sleep) with a ``pause`` hint per poll,
-then after ``_SPINS`` polls yields the core to the OS on every poll (``sched_yield``; ``SwitchToThread`` on Windows), so a
+then after ``_SPINS`` polls yields the core to the OS on every poll (``sched_yield``;
+``SwitchToThread`` on Windows), so a
 part whose partner was descheduled on a loaded machine gives its core back instead of burning
 its time slice.
 """
