@@ -57,6 +57,9 @@ def test_override_forces_the_split_and_its_tiles():
     split_launch.SPLIT_OVERRIDE.update(enable=True, superblock=4, rows_per_split=2, block_sf=2)
     cfg = split_launch.split_config(12, 3, 4, 2, 4, torch.float32)
     assert cfg.superblock == 4 and cfg.rows_per_split == 2 and cfg.nsplit == 2
+    assert not cfg.overlap  # the alternating schedule stays the default until timed on a GPU
+    split_launch.SPLIT_OVERRIDE["overlap"] = True
+    assert split_launch.split_config(12, 3, 4, 2, 4, torch.float32).overlap
 
 
 def test_interleave_alternates_and_runs_every_step():

@@ -4,8 +4,8 @@ boundaries.
 The split is forced with small tiles (blocks of 2 positions, super-blocks of 4) so that a short
 sequence crosses many block and super-block boundaries; every result is compared with the
 float64 PyTorch path (log Z, every gradient, the Viterbi path). Both schedules are tested: far
-rows one super-block back (the far kernel overlaps the previous super-block's scan, the
-default) and far rows right before the super-block (``overlap=False``). Run under the Triton interpreter
+rows one super-block back (``overlap=True``: the far kernel overlaps the previous super-block's
+scan) on every case, and far rows right before the super-block (the default) on two. Run under the Triton interpreter
 on the CPU (``TRITON_INTERPRET=1``) or on CUDA.
 """
 
@@ -44,7 +44,7 @@ CASES = [
 def _forced_split(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("SEMICRF_KERNELS_DEBUG_FILL", "1")
     split_launch.SPLIT_OVERRIDE.update(
-        enable=True, superblock=S, block_pf=2, rows_per_split=2, block_sf=2
+        enable=True, superblock=S, block_pf=2, rows_per_split=2, block_sf=2, overlap=True
     )
     scan_launch.CONFIG_OVERRIDE.update(block_p=P)
     yield
@@ -114,8 +114,8 @@ def test_split_viterbi_ties(rng):
 
 
 @pytest.mark.parametrize("case", [CASES[1], CASES[3]])
-def test_split_without_overlap_matches_float64(make_inputs, case):
-    # far rows end right before each super-block: the near window is only the super-block's own
+def test_split_alternating_schedule_matches_float64(make_inputs, case):
+    # the default: far rows end right before each super-block, the near window is its own rows
     split_launch.SPLIT_OVERRIDE["overlap"] = False
     B, T, C, K, lengths, proj, forbid = case
     inp = make_inputs(B, T, C, K, proj=proj, lengths=lengths, forbid=forbid)

@@ -3,11 +3,13 @@
 A ``(C, C)`` scan (forward, Viterbi or backward) does O(K C) work a position for its duration
 window. At long ``K`` that work is split by its dependencies: positions are cut into
 *super-blocks* of ``S``; for every super-block the far-window kernel
-(:mod:`.triton_far`) reduces the window rows older than the *previous* super-block for all its
-outputs, over the whole GPU, while the serial kernel (one program per sequence) scans the
-previous super-block; then the serial kernel finishes the super-block, reducing only the near
-rows (the previous super-block's and its own). With ``overlap`` off the far rows are those
-before the super-block itself and the two kernels alternate on one stream. The number of launches follows the padded ``T``
+(:mod:`.triton_far`) first reduces the window rows older than the super-block for all its
+outputs, over the whole GPU, then the serial kernel (one program per sequence) finishes the
+super-block reducing only the rows inside it (the default, alternating schedule). With
+``overlap`` (``SPLIT_OVERRIDE["overlap"] = True``; not yet the default: it awaits a GPU
+measurement) the far rows end one super-block earlier, so the far kernel of super-block
+``j + 1`` runs on a second stream while the serial kernel scans ``j``, and the serial kernel
+reduces the near rows of the previous super-block and its own. The number of launches follows the padded ``T``
 (never ``max(lengths)``), so CUDA-graph capture records a fixed sequence. ``docs/kernels.md``
 has the figure and the measurements behind :func:`split_config`'s rule.
 """
@@ -54,7 +56,7 @@ class SplitConfig:
     block_sf: int
     nsplit: int
     far_warps: int
-    overlap: bool = True
+    overlap: bool = False
 
 
 #: Overrides of :func:`split_config` for tests and tuning (``benchmarks/``): ``SplitConfig``
@@ -111,7 +113,9 @@ def split_config(
     rs = max(block_sf, (math.ceil(K / want) // block_sf) * block_sf)
     rs = int(SPLIT_OVERRIDE.get("rows_per_split", rs))
     far_warps = int(SPLIT_OVERRIDE.get("far_warps", 4))
-    overlap = bool(SPLIT_OVERRIDE.get("overlap", True))
+    # The overlapped schedule is tested under the interpreter but not yet timed on a GPU (no
+    # device time came in the session that wrote it): off by default until it is measured.
+    overlap = bool(SPLIT_OVERRIDE.get("overlap", False))
     return SplitConfig(S, block_pf, rs, block_sf, math.ceil(K / rs), far_warps, overlap)
 
 
