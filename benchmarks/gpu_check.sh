@@ -2,14 +2,15 @@
 # Run the GPU test suites and the benchmarks from source, in one call, on a GPU machine
 # that has python3 with torch and triton but no package registry (and maybe no nox).
 #
-#   bash benchmarks/gpu_check.sh [quick|tests|bench|all|reliability|distribution|baselines]
+#   bash benchmarks/gpu_check.sh [quick|tests|bench|all|reliability|distribution|baselines|split]
 #   (default: all)
 #
 # tests: every package's suite on CUDA; bench: bench_streaming.py + check_precision.py; quick:
 # tests + a small benchmark; reliability: benchmarks/gpu_reliability.py (compile, CUDA graphs,
 # precision, DDP and Lightning on every visible GPU; extra arguments via RELIABILITY_ARGS);
 # distribution: sample(100) and topk(10) against one forward (bench_streaming.py --distribution);
-# baselines: pytorch-struct and the earlier library (benchmarks/baselines.py), wheels in .whl/baselines/.
+# baselines: pytorch-struct and the earlier library (benchmarks/baselines.py), wheels in .whl/baselines/;
+# split: the split scan's schedules and the short-row experiments (split_tune.py, about 8 minutes).
 # "all" (tests + bench) needs about 15 minutes: split it where a call is limited to 10.
 #
 # pytest/hypothesis, when missing there, are installed from wheels in .whl/, and Lightning from
@@ -69,6 +70,19 @@ if [[ "$MODE" == "reliability" ]]; then
 fi
 if [[ "$MODE" == "quick" ]]; then
     run python3 benchmarks/bench_streaming.py --quick --out "$RESULTS"
+fi
+if [[ "$MODE" == "split" ]]; then
+    # the split scan's schedules (issue 12): unsplit (base), alternating (sN, the default) and
+    # overlapped (sNo), at the long rows, with float64 precision of the last config of each row;
+    # then the short-row warp and register experiments.
+    T=benchmarks/experiments/split_tune.py
+    run python3 $T --sizes 1x400000x3000x24 --configs base,s128,s256o,s128o --precision
+    run python3 $T --sizes 1x1000000x1000x16 --ops fwdbwd --configs s128,s128o
+    run python3 $T --sizes 1x100000x200x24 --configs base,s64,s32o,s64o --precision
+    run python3 $T --sizes 8x10000x100x24 --configs base,s32,s32o
+    run python3 $T --sizes 32x1000x32x24,64x512x16x8 --ops fwd,fwdbwd --configs base,basew1,basew2
+    run python3 $T --sizes 4x2048x64x128 --ops fwd,fwdbwd --configs base,basetr,basetrw16
+    run python3 benchmarks/gpu_reliability.py --only b --out "$RESULTS"
 fi
 if [[ "$MODE" == "baselines" ]]; then
     # each external library in a folder of its own, without ours on the path (the earlier

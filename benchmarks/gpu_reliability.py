@@ -190,14 +190,26 @@ def check_cuda_graphs(device, smoke: bool) -> list[str]:
     head = ["## (b) CUDA graph capture", ""]
     if device.type != "cuda":
         return [*head, "skipped: needs CUDA", ""]
+    from semicrf_kernels._shared import split_launch
+
     lines = []
-    # the plain scan, and a window long enough for the split scan (two streams, events)
-    for size in [(2, 64, 4, 8)] if smoke else [(8, 2000, 16, 32), (2, 3000, 8, 600)]:
-        lines += _graph_rows(device, *size)
+    # the plain scan, and a window long enough for the split scan, in both of its schedules
+    # (the overlapped one forks two streams with events between them)
+    sizes = (
+        [(2, 64, 4, 8, False)] if smoke else [(8, 2000, 16, 32, False), (2, 3000, 8, 600, False)]
+    )
+    sizes += [] if smoke else [(2, 3000, 8, 600, True)]
+    for *size, overlap in sizes:
+        split_launch.SPLIT_OVERRIDE["overlap"] = overlap
+        try:
+            lines += _graph_rows(device, *size)
+        finally:
+            split_launch.SPLIT_OVERRIDE.pop("overlap", None)
     return [
         *head,
         "Static inputs (float32), captured once, replayed on 3 new input sets (new scores and "
-        "lengths copied in); compared with eager runs on them. K = 600 runs the split scan.",
+        "lengths copied in); compared with eager runs on them. K = 600 runs the split scan "
+        "(second row of it: the overlapped schedule).",
         "",
         "| B, T, C, K | captured | worst relative difference to eager | tolerance | result |",
         "| --- | --- | ---: | ---: | --- |",
