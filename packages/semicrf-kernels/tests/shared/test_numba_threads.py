@@ -15,11 +15,27 @@ from semicrf_kernels._shared.numba_support import STRIDE, plan_tasks, run_tasks,
 pytest.importorskip("numba")
 
 
+@pytest.fixture(autouse=True)
+def _split_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the one-sequence split is opt-in; these tests are about it
+    monkeypatch.setenv("SEMICRF_CPU_SPLIT", "1")
+
+
 @pytest.fixture
 def threads():
     before = torch.get_num_threads()
     yield torch.set_num_threads
     torch.set_num_threads(before)
+
+
+def test_split_is_opt_in(threads, monkeypatch: pytest.MonkeyPatch) -> None:
+    threads(2)
+    monkeypatch.delenv("SEMICRF_CPU_SPLIT")
+    assert split_parts(1, 50_000, 500, 24, False) == 1
+    monkeypatch.setenv("SEMICRF_CPU_SPLIT", "0")
+    assert split_parts(1, 50_000, 500, 24, False) == 1
+    monkeypatch.setenv("SEMICRF_CPU_SPLIT", "1")
+    assert split_parts(1, 50_000, 500, 24, False) == 2
 
 
 def test_split_rule(threads) -> None:

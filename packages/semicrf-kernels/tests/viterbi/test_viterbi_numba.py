@@ -122,6 +122,7 @@ def test_split_sequences_equal_the_pytorch_decoder(
 
     for name, value in (("MIN_STEP_WORK", 1), ("MIN_SEQUENCE_WORK", 0)):
         monkeypatch.setattr(numba_support, name, value)
+    monkeypatch.setenv("SEMICRF_CPU_SPLIT", "1")  # opt-in
     inp = make_inputs(B, T, C, K, per_duration=per_duration, proj=True, forbid=0.2,
                       lengths=lengths)  # fmt: skip
     expected = streaming_viterbi_pytorch(*inp.args, **inp.kwargs)

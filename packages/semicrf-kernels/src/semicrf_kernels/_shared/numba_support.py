@@ -107,7 +107,10 @@ def numba_kernels(kind: str) -> Any | None:
         return None
     if _failed is not None:
         if requested == "numba":
-            raise RuntimeError(f"SEMICRF_CPU_PATH=numba, but numba is unusable: {_failed}")
+            raise RuntimeError(
+                f"the numba CPU path was requested (set_cpu_path / SEMICRF_CPU_PATH), but numba "
+                f"is unusable: {_failed}"
+            )
         return None
     try:
         _prepare_cache_dir()
@@ -125,7 +128,10 @@ def _disable(error: BaseException, requested: str) -> None:
     global _failed
     _failed = f"{type(error).__name__}: {error}"
     if requested == "numba":
-        raise RuntimeError(f"SEMICRF_CPU_PATH=numba, but numba is unusable: {_failed}") from error
+        raise RuntimeError(
+            "the numba CPU path was requested (set_cpu_path / SEMICRF_CPU_PATH), but numba is "
+            f"unusable: {_failed}"
+        ) from error
     warnings.warn(
         f"semicrf_kernels: the compiled CPU path is unavailable ({_failed}); running the "
         "PyTorch CPU path (slower). Set SEMICRF_CPU_PATH=pytorch to silence this.",
@@ -169,7 +175,7 @@ def _get_pool(workers: int) -> ThreadPoolExecutor:
 def split_parts(B: int, max_length: int, K: int, C: int, per_duration: bool) -> int:
     """How many threads share each sequence (each computing its share of the blocks of
     :data:`BLOCK` durations of every step's window): the dispatch rule of the compiled kernels'
-    threads.
+    threads. 1 unless ``SEMICRF_CPU_SPLIT=1`` (opt-in).
 
     ``threads // B`` (``threads = torch.get_num_threads()``) when that is at least 2, capped at
     the window's blocks (``ceil(min(K, T) / BLOCK)``), and only while a step's work (``K C +
@@ -180,6 +186,11 @@ def split_parts(B: int, max_length: int, K: int, C: int, per_duration: bool) -> 
     computes) and the threads' start cost more than the split saves. Otherwise 1: each sequence
     on one thread, the sequences dealt over the threads.
     """
+    if os.environ.get("SEMICRF_CPU_SPLIT", "0") in ("", "0"):
+        # Opt-in: the parts meet at a barrier every step, so one part that loses its core to
+        # another process stalls all of them (4-10x slower than one thread measured on a
+        # shared 2-core machine, against 1.0-1.8x faster on an idle one; docs/kernels.md).
+        return 1
     threads = torch.get_num_threads()
     k = min(K, max_length)
     step = k * C * C if per_duration else k * C + C * C
@@ -256,6 +267,23 @@ def cpu_path() -> str:
 
 
 # ----------------------------------------------------------------------------- CPU dispatch
+_warned_span = False
+
+
+def _warn_wide_span() -> None:
+    """Once per process: the compiled log partition does not take these inputs."""
+    global _warned_span
+    if not _warned_span:
+        _warned_span = True
+        warnings.warn(
+            "semicrf_kernels: a finite transition or duration_bias span above 300 nats (e.g. "
+            "-1e4 for a forbidden move) sends the log partition to the PyTorch CPU path, "
+            "10-50x slower; write forbidden entries as -inf to keep the compiled path.",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+
+
 def _compiled_applies(inp: Any) -> bool:
     """Whether the compiled kernels take these working inputs (CPU, float64 working copies)."""
     return inp.cum_scores.device.type == "cpu"
@@ -276,6 +304,7 @@ def cpu_forward(inp: Any, semiring: str) -> Any:
             elif kernels.applies(inp):
                 ok, out = guarded(lambda: kernels.forward_numba(inp))
             else:
+                _warn_wide_span()
                 ok, out = False, None
             if ok:
                 return _ForwardState(out[0], out[1], out[2], None, None)
