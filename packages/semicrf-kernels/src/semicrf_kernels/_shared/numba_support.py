@@ -12,9 +12,10 @@ CPU it still runs this choice.
 
 Threads: the kernels release the GIL and each call runs on up to ``torch.get_num_threads()``
 Python threads (:func:`plan_tasks`, :func:`run_tasks`): the sequences dealt over them, or, when
-there are fewer sequences than threads and a sequence is long (:func:`split_parts`, the rule),
-each sequence's duration window split over several, which then meet at a barrier every step
-(:mod:`semicrf_kernels._shared.numba_sync`). Python threads rather than numba's ``prange``:
+there are fewer sequences than threads, a sequence is long and ``SEMICRF_CPU_SPLIT=1`` (opt-in:
+:func:`split_parts`, the rule), each sequence's duration window split over several, which then
+meet at a barrier every step (:mod:`semicrf_kernels._shared.numba_sync`). Python threads
+rather than numba's ``prange``:
 numba's built-in ``workqueue`` threading layer aborts when two Python threads call a parallel
 kernel at once, and its OpenMP layer hangs in a forked child (DataLoader workers) once the parent
 has used it. Each calling thread has its own pool (the parts of a sequence wait for each other,
@@ -107,10 +108,7 @@ def numba_kernels(kind: str) -> Any | None:
         return None
     if _failed is not None:
         if requested == "numba":
-            raise RuntimeError(
-                f"the numba CPU path was requested (set_cpu_path / SEMICRF_CPU_PATH), but numba "
-                f"is unusable: {_failed}"
-            )
+            raise _unusable()
         return None
     try:
         _prepare_cache_dir()
@@ -124,14 +122,18 @@ def numba_kernels(kind: str) -> Any | None:
         return None
 
 
+def _unusable() -> RuntimeError:
+    return RuntimeError(
+        "the numba CPU path was requested (set_cpu_path / SEMICRF_CPU_PATH), but numba is "
+        f"unusable: {_failed}"
+    )
+
+
 def _disable(error: BaseException, requested: str) -> None:
     global _failed
     _failed = f"{type(error).__name__}: {error}"
     if requested == "numba":
-        raise RuntimeError(
-            "the numba CPU path was requested (set_cpu_path / SEMICRF_CPU_PATH), but numba is "
-            f"unusable: {_failed}"
-        ) from error
+        raise _unusable() from error
     warnings.warn(
         f"semicrf_kernels: the compiled CPU path is unavailable ({_failed}); running the "
         "PyTorch CPU path (slower). Set SEMICRF_CPU_PATH=pytorch to silence this.",

@@ -9,9 +9,9 @@ super-block reducing only the rows inside it (the default, alternating schedule)
 ``overlap`` (``SPLIT_OVERRIDE["overlap"] = True``; not yet the default: it awaits a GPU
 measurement) the far rows end one super-block earlier, so the far kernel of super-block
 ``j + 1`` runs on a second stream while the serial kernel scans ``j``, and the serial kernel
-reduces the near rows of the previous super-block and its own. The number of launches follows the padded ``T``
-(never ``max(lengths)``), so CUDA-graph capture records a fixed sequence. ``docs/kernels.md``
-has the figure and the measurements behind :func:`split_config`'s rule.
+reduces the near rows of the previous super-block and its own. The number of launches follows
+the padded ``T`` (never ``max(lengths)``), so CUDA-graph capture records a fixed sequence.
+``docs/kernels.md`` has the figure and the measurements behind :func:`split_config`'s rule.
 """
 
 from __future__ import annotations
@@ -174,8 +174,9 @@ def scan_cc_launches(
     far_grid = (math.ceil(S / split.block_pf), split.nsplit, B)
 
     def far(t0: int) -> None:
+        k = (t0 // S) % nbuf  # the buffer of super-block t0 (two alternate when overlapped)
         _far_window_kernel[far_grid](
-            cum, db, lengths, window, shift, farv[(t0 // S) % nbuf], fard[(t0 // S) % nbuf],
+            cum, db, lengths, window, shift, farv[k], fard[k],
             T, K, C, t0, S, split.rows_per_split, gap,
             REVERSE=reverse, MAXSR=maxsr, BLOCK_C=block_c, BLOCK_PF=split.block_pf,
             BLOCK_SF=split.block_sf, num_warps=split.far_warps,
@@ -220,22 +221,22 @@ def _overlapped(starts, S: int, serial, far, T: int, device: torch.device) -> It
     side = torch.cuda.Stream(device=device)
     hp.wait_stream(main)
     side.wait_stream(main)
-    far_done: dict[int, torch.cuda.Event] = {}
-    serial_done = None
+    far_done = serial_done = None  # far_done: the far kernel of the super-block scanned next
     for t0 in starts:
         with torch.cuda.stream(hp):
-            if t0 in far_done:
-                hp.wait_event(far_done.pop(t0))
+            if far_done is not None:
+                hp.wait_event(far_done)
             serial(t0)
             prev, serial_done = serial_done, torch.cuda.Event()
             serial_done.record(hp)
+        far_done = None
         if t0 > 1 and t0 + S <= T:
             with torch.cuda.stream(side):
                 if prev is not None:
                     side.wait_event(prev)
                 far(t0 + S)
-                far_done[t0 + S] = torch.cuda.Event()
-                far_done[t0 + S].record(side)
+                far_done = torch.cuda.Event()
+                far_done.record(side)
         yield
     main.wait_stream(hp)
     main.wait_stream(side)

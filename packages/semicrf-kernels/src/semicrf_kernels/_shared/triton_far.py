@@ -66,7 +66,7 @@ if HAS_TRITON:
         far_end = t0 - GAP
         hi = far_end - split * RS
         lo = tl.maximum(tl.maximum(hi - RS, t0 + tile * BLOCK_PF - K), 0)
-        hi = tl.where(live, tl.maximum(hi, lo), lo)
+        hi = tl.where(live, hi, lo)
         if REVERSE:
             rows_cur = L - taus
             ref_row = L - (far_end - 1)
