@@ -7,12 +7,17 @@ disabled (every sequence on one thread), alternately in one process, best of ``-
 a warm-up of each. The ``parts`` column is what the rule chose; where it is 1 both columns run
 the same code, which shows the machine's noise.
 
-Run: ``uv run python benchmarks/bench_cpu_split.py --threads 2 [--sizes 1x50000x500x24]``.
+``--busy N`` runs N busy-looping processes meanwhile (a machine shared with other work: a split
+part that loses its core stalls the scan, which then runs again on one thread).
+
+Run: ``uv run python benchmarks/bench_cpu_split.py --threads 2 --per-duration [--busy 1]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 import time
 
 import torch
@@ -30,13 +35,23 @@ def main() -> None:
     parser.add_argument("--per-duration", action="store_true", help="(K, C, C) transitions")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--busy", type=int, default=0, help="busy processes meanwhile")
     args = parser.parse_args()
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)]
+    try:
+        run(args)
+    finally:
+        for process in busy:
+            process.kill()
+
+
+def run(args: argparse.Namespace) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     set_cpu_path("numba")
     rule = numba_support.split_parts
     modes = {"one thread per sequence": lambda *a: 1, "rule": rule}
-    print(f"{torch.get_num_threads()} threads, best of {args.repeats}")
+    print(f"{torch.get_num_threads()} threads, {args.busy} busy processes, best of {args.repeats}")
     print("| B x T x K x C | op | parts | " + " | ".join(modes) + " | speed-up |")
     print("| --- | --- | ---: | ---: | ---: | ---: |")
     for size in args.sizes.split(","):

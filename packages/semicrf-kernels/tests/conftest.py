@@ -126,3 +126,12 @@ def make_inputs(rng: torch.Generator) -> Callable[..., StreamingInputs]:
         return random_inputs(rng, B, T, C, K, **options)
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _no_held_stall(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A split scan that stalled on a busy machine turns the split off for a few seconds
+    (``numba_support.STALL_HOLD_S``): no test inherits that from an earlier one."""
+    from semicrf_kernels._shared import numba_support
+
+    monkeypatch.setattr(numba_support, "_last_stall", float("-inf"))

@@ -313,6 +313,49 @@ def test_split_sequences_equal_one_thread_bitwise(
         torch.testing.assert_close(grads[name], ref_grads[name], rtol=1e-9, atol=1e-11)
 
 
+def stalled_plans(monkeypatch: pytest.MonkeyPatch, *modules) -> None:
+    """Every split scan of ``modules`` starts marked stalled, as if a part had lost its core
+    for longer than the stall limit: the parts return at their first wait and the sequence
+    runs again on one thread."""
+    from semicrf_kernels._shared import numba_support
+
+    def plan(*args, **kwargs):
+        chunks, sync, parts = numba_support.plan_tasks(*args, **kwargs)
+        if parts > 1:
+            sync[:, -numba_support.STRIDE] = numba_support.STALLED
+        return chunks, sync, parts
+
+    for module in modules:
+        monkeypatch.setattr(module, "plan_tasks", plan)
+
+
+@pytest.mark.parametrize("per_duration", [False, True])
+def test_a_stalled_split_gives_the_one_thread_bits(
+    make_inputs, split_small, monkeypatch, per_duration
+) -> None:
+    from semicrf_kernels._shared import numba_support
+    from semicrf_kernels.logpartition import numba_backward
+    from semicrf_kernels.viterbi import numba as viterbi_numba
+
+    inp = make_inputs(1, 70, 4, 66, per_duration=per_duration, proj=True, forbid=0.2)
+    weights = torch.randn(1, dtype=torch.float64)
+    torch.set_num_threads(1)
+    one = value_and_grads(inp, weights)
+    one_max = semi_crf_streaming_forward(*inp.args, "max", use_triton=False, **inp.kwargs)
+    torch.set_num_threads(2)
+    assert split_small(1, 70, 66, 4, per_duration) == 2
+    stalled_plans(monkeypatch, numba_kernels, numba_backward, viterbi_numba)
+    # every scan of the call splits (and stalls), the backward's too: no hold after a stall
+    monkeypatch.setattr(numba_support, "STALL_HOLD_S", -1.0)
+    value, grads = value_and_grads(inp, weights)
+    score = semi_crf_streaming_forward(*inp.args, "max", use_triton=False, **inp.kwargs)
+    assert numba_support._last_stall > float("-inf")  # the stalls happened and were noted
+    assert torch.equal(value, one[0])
+    for name in one[1]:
+        assert torch.equal(grads[name], one[1][name]), name
+    assert torch.equal(score, one_max)
+
+
 def test_torch_compile_fullgraph(make_inputs) -> None:
     inp = make_inputs(2, 10, 3, 3, proj=True)
 

@@ -4,6 +4,7 @@ part that raises does not leave the others waiting."""
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ pytest.importorskip("numba")
 
 @pytest.fixture(autouse=True)
 def _split_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
-    # the one-sequence split is opt-in; these tests are about it
+    # (C, C) transitions split only with SEMICRF_CPU_SPLIT=1; these tests use both kinds
     monkeypatch.setenv("SEMICRF_CPU_SPLIT", "1")
 
 
@@ -28,14 +29,33 @@ def threads():
     torch.set_num_threads(before)
 
 
-def test_split_is_opt_in(threads, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_split_modes(threads, monkeypatch: pytest.MonkeyPatch) -> None:
     threads(2)
-    monkeypatch.delenv("SEMICRF_CPU_SPLIT")
-    assert split_parts(1, 50_000, 500, 24, False) == 1
+    for unset in (None, "", "auto"):  # the default: (K, C, C) transitions only
+        if unset is None:
+            monkeypatch.delenv("SEMICRF_CPU_SPLIT")
+        else:
+            monkeypatch.setenv("SEMICRF_CPU_SPLIT", unset)
+        assert split_parts(1, 50_000, 500, 24, False) == 1
+        assert split_parts(1, 2000, 1000, 24, True) == 2
     monkeypatch.setenv("SEMICRF_CPU_SPLIT", "0")
     assert split_parts(1, 50_000, 500, 24, False) == 1
+    assert split_parts(1, 2000, 1000, 24, True) == 1
     monkeypatch.setenv("SEMICRF_CPU_SPLIT", "1")
     assert split_parts(1, 50_000, 500, 24, False) == 2
+    monkeypatch.setenv("SEMICRF_CPU_SPLIT", "yes")
+    with pytest.raises(ValueError, match=r"SEMICRF_CPU_SPLIT.*'yes'"):
+        split_parts(1, 50_000, 500, 24, False)
+
+
+def test_no_split_for_a_while_after_a_stall(threads, monkeypatch: pytest.MonkeyPatch) -> None:
+    threads(2)
+    monkeypatch.setattr(numba_support, "_last_stall", time.monotonic())
+    assert split_parts(1, 2000, 1000, 24, True) == 1
+    monkeypatch.setattr(
+        numba_support, "_last_stall", time.monotonic() - numba_support.STALL_HOLD_S - 1
+    )
+    assert split_parts(1, 2000, 1000, 24, True) == 2
 
 
 def test_split_rule(threads) -> None:
@@ -62,7 +82,9 @@ def test_plan_deals_whole_sequences_or_parts(threads) -> None:
     rows = np.concatenate(chunks)
     assert len(chunks) == 2 and sorted(rows[:, 0].tolist()) == [0, 1, 2, 3]
     assert (rows[:, 1] == 0).all() and (rows[:, 2] == 1).all()
-    assert sync.shape == (4, 2 * STRIDE) and not sync.any()
+    assert sync.shape == (4, 2 * STRIDE)
+    assert not np.delete(sync, STRIDE + 1, axis=1).any()  # zeros but for the stall limit
+    assert (sync[:, STRIDE + 1] == numba_support.STALL_NS).all()
     chunks, sync, parts = plan_tasks(np.array([50_000]), 500, 24, False)
     assert parts == 2
     assert [c.tolist() for c in chunks] == [[[0, 0, 2]], [[0, 1, 2]]]
@@ -118,6 +140,52 @@ def test_barrier_orders_the_steps() -> None:
     for w in workers:
         w.join(60)
     assert seen[0] == seen[1] == [float(t) for t in range(1, steps + 1)]
+
+
+def test_a_partner_that_never_arrives_stalls_the_scan() -> None:
+    """Part 1 waits at step 1 for part 0, which never comes (as when another process holds
+    its core): past the stall limit part 1 gives up and marks the scan stalled."""
+    from semicrf_kernels._shared.numba_sync import now_ns, step_barrier
+
+    sync = np.zeros(3 * STRIDE, dtype=np.int64)
+    sync[2 * STRIDE + 1] = 20_000_000  # 20 ms
+    step_barrier(sync, 1, 2, 0)  # compile before timing
+    start = now_ns()
+    assert not step_barrier(sync, 1, 2, 1)
+    waited = now_ns() - start
+    assert sync[2 * STRIDE] == numba_support.STALLED
+    assert 20_000_000 <= waited < 2_000_000_000
+    sync[:] = 0  # no limit: a late partner is waited for
+    sync[2 * STRIDE + 1] = 0
+    late = threading.Timer(0.05, lambda: step_barrier(sync, 0, 2, 1))
+    late.start()
+    assert step_barrier(sync, 1, 2, 1)
+    late.join()
+
+
+def test_now_ns_is_a_clock() -> None:
+    from semicrf_kernels._shared.numba_sync import now_ns
+
+    first = now_ns()
+    time.sleep(0.02)
+    assert 15_000_000 <= now_ns() - first < 2_000_000_000
+
+
+def test_a_stalled_split_runs_again_on_one_thread(threads) -> None:
+    """A split part that stalls makes every part return, and run_tasks runs the sequence again
+    as one part, after ``reset``."""
+    calls, resets = [], []
+
+    def work(chunk):
+        calls.append(chunk.tolist())
+        if chunk[0, 2] > 1:
+            sync[int(chunk[0, 0]), -STRIDE] = numba_support.STALLED
+
+    sync = np.zeros((2, 3 * STRIDE), dtype=np.int64)
+    chunks = [np.array([[1, p, 2]], dtype=np.int64) for p in range(2)]
+    run_tasks(work, chunks, sync, resets.append)
+    assert resets == [1] and calls[-1] == [[1, 0, 1]] and len(calls) == 3
+    assert split_parts(1, 2000, 1000, 24, True) == 1  # held off after the stall
 
 
 def test_numba_support_does_not_import_numba() -> None:

@@ -136,6 +136,35 @@ def test_split_sequences_equal_the_pytorch_decoder(
         torch.set_num_threads(before)
 
 
+@pytest.mark.parametrize("per_duration", [False, True])
+def test_a_stalled_split_gives_the_pytorch_path(make_inputs, monkeypatch, per_duration) -> None:
+    """A split scan that stalls (its parts marked stalled from the start) runs again on one
+    thread: the same paths."""
+    from semicrf_kernels._shared import numba_support
+    from semicrf_kernels.viterbi import numba as viterbi_numba
+
+    for name, value in (("MIN_STEP_WORK", 1), ("MIN_SEQUENCE_WORK", 0)):
+        monkeypatch.setattr(numba_support, name, value)
+    monkeypatch.setenv("SEMICRF_CPU_SPLIT", "1")
+
+    def plan(*args, **kwargs):
+        chunks, sync, parts = numba_support.plan_tasks(*args, **kwargs)
+        assert parts > 1
+        sync[:, -numba_support.STRIDE] = numba_support.STALLED
+        return chunks, sync, parts
+
+    monkeypatch.setattr(viterbi_numba, "plan_tasks", plan)
+    inp = make_inputs(1, 80, 5, 70, per_duration=per_duration, proj=True, forbid=0.2)
+    expected = streaming_viterbi_pytorch(*inp.args, **inp.kwargs)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert_same(decode(*inp.args, **inp.kwargs), expected)
+        assert numba_support._last_stall > float("-inf")
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_no_allowed_segmentation_gives_an_empty_path(make_inputs) -> None:
     inp = make_inputs(2, 5, 3, 2, lengths=[5, 2])
     trans = torch.full_like(inp.transition, -torch.inf)

@@ -12,10 +12,11 @@ CPU it still runs this choice.
 
 Threads: the kernels release the GIL and each call runs on up to ``torch.get_num_threads()``
 Python threads (:func:`plan_tasks`, :func:`run_tasks`): the sequences dealt over them, or, when
-there are fewer sequences than threads, a sequence is long and ``SEMICRF_CPU_SPLIT=1`` (opt-in:
-:func:`split_parts`, the rule), each sequence's duration window split over several, which then
-meet at a barrier every step (:mod:`semicrf_kernels._shared.numba_sync`). Python threads
-rather than numba's ``prange``:
+there are fewer sequences than threads and a sequence is long (:func:`split_parts`, the rule:
+``(K, C, C)`` transitions by default), each sequence's duration window split over several,
+which then meet at a barrier every step (:mod:`semicrf_kernels._shared.numba_sync`); a split
+whose parts keep waiting for each other (a part lost its core) stalls and runs again on one
+thread. Python threads rather than numba's ``prange``:
 numba's built-in ``workqueue`` threading layer aborts when two Python threads call a parallel
 kernel at once, and its OpenMP layer hangs in a forked child (DataLoader workers) once the parent
 has used it. Each calling thread has its own pool (the parts of a sequence wait for each other,
@@ -33,6 +34,7 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
+import time
 import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -48,6 +50,9 @@ _choice: str | None = None
 _failed: str | None = None  # why numba is unusable in this process (None: not known to fail)
 _local = threading.local()  # .pool: (pid, workers, ThreadPoolExecutor) of the calling thread
 
+#: Abort-flag values of a sync array (``numba_sync``): a part raised; a part waited too long.
+ABORTED = 1
+STALLED = 2
 #: Entries between two parts' slots in a sync array (64 bytes: a cache line each).
 STRIDE = 8
 #: Durations per block of a step's window: the unit a split sequence's threads share.
@@ -58,6 +63,15 @@ MIN_STEP_WORK = 1000
 #: one thread. Shorter scans measured slower split than whole on a 2-core machine
 #: (``docs/benchmarks.md``).
 MIN_SEQUENCE_WORK = 100_000_000
+#: A split part that has waited this long at the steps' barriers, and for more than a third of
+#: the scan, marks it stalled (its partner keeps losing its core); the sequence then runs again
+#: on one thread (:func:`run_tasks`). On an idle 2-core virtual machine the parts wait 5-20 % of
+#: a scan (single waits of 3-30 ms: the host takes a core now and then); beside a busy process,
+#: 40-60 %.
+STALL_NS = 50_000_000
+#: Seconds after a stall during which no sequence is split (the machine is likely still busy).
+STALL_HOLD_S = 10.0
+_last_stall = float("-inf")  # time.monotonic() of the last stall in this process
 
 
 def set_cpu_path(path: str | None) -> None:
@@ -177,21 +191,28 @@ def _get_pool(workers: int) -> ThreadPoolExecutor:
 def split_parts(B: int, max_length: int, K: int, C: int, per_duration: bool) -> int:
     """How many threads share each sequence (each computing its share of the blocks of
     :data:`BLOCK` durations of every step's window): the dispatch rule of the compiled kernels'
-    threads. 1 unless ``SEMICRF_CPU_SPLIT=1`` (opt-in).
+    threads.
 
-    ``threads // B`` (``threads = torch.get_num_threads()``) when that is at least 2, capped at
-    the window's blocks (``ceil(min(K, T) / BLOCK)``), and only while a step's work (``K C +
-    C^2`` multiply-adds, ``K C^2`` with ``(K, C, C)`` transitions, ``K`` capped at the length)
-    is at least :data:`MIN_STEP_WORK` per part and the sequence's at least
+    Which transitions split (``SEMICRF_CPU_SPLIT``, read at every call): unset or ``auto``,
+    ``(K, C, C)`` transitions only (their step is ``K C^2`` multiply-adds of compute; split 1.4-1.9x
+    faster on an idle 2-core machine); ``1``, ``(C, C)`` too (their window sum is
+    memory-bound: 0.9-1.2x measured, so off by default); ``0``, never. No split either within
+    :data:`STALL_HOLD_S` seconds of a stall (the machine is busy).
+
+    Then ``threads // B`` parts (``threads = torch.get_num_threads()``) when that is at least
+    2, capped at the window's blocks (``ceil(min(K, T) / BLOCK)``), and only while a step's work
+    (``K C + C^2`` multiply-adds, ``K C^2`` with ``(K, C, C)`` transitions, ``K`` capped at the
+    length) is at least :data:`MIN_STEP_WORK` per part and the sequence's at least
     :data:`MIN_SEQUENCE_WORK` (about 0.1 s on one thread): below that the per-step barrier, the
-    parts' common work (a few ``exp`` per label and the ``C x C`` link, which every part
-    computes) and the threads' start cost more than the split saves. Otherwise 1: each sequence
-    on one thread, the sequences dealt over the threads.
+    parts' common work and the threads' start cost more than the split saves. Otherwise 1:
+    each sequence on one thread, the sequences dealt over the threads.
     """
-    if os.environ.get("SEMICRF_CPU_SPLIT", "0") in ("", "0"):
-        # Opt-in: the parts meet at a barrier every step, so one part that loses its core to
-        # another process stalls all of them (4-10x slower than one thread measured on a
-        # shared 2-core machine, against 1.0-1.8x faster on an idle one; docs/kernels.md).
+    mode = os.environ.get("SEMICRF_CPU_SPLIT", "auto").strip().lower() or "auto"
+    if mode not in ("auto", "0", "1"):
+        raise ValueError(f"SEMICRF_CPU_SPLIT: expected 'auto', '0' or '1', got {mode!r}")
+    if mode == "0" or (mode == "auto" and not per_duration):
+        return 1
+    if time.monotonic() - _last_stall < STALL_HOLD_S:
         return 1
     threads = torch.get_num_threads()
     k = min(K, max_length)
@@ -208,7 +229,8 @@ def plan_tasks(lengths: Any, K: int, C: int, per_duration: bool) -> tuple[list[A
     Returns:
         ``(chunks, sync, parts)``: each chunk an ``(n, 3)`` int64 array of ``(sequence, part,
         parts)`` rows, run in order by one thread; ``sync`` the ``(batch, STRIDE * (parts +
-        1))`` int64 zeros of the per-step barrier (:mod:`semicrf_kernels._shared.numba_sync`);
+        1))`` int64 state of the per-step barrier (:mod:`semicrf_kernels._shared.numba_sync`):
+        zeros but for the stall limit :data:`STALL_NS` after each sequence's abort flag;
         ``parts`` from :func:`split_parts`. With one part sequences are dealt longest first to
         the least loaded chunk, so chunks take about equally long; else each chunk is one part
         of one sequence.
@@ -219,6 +241,7 @@ def plan_tasks(lengths: Any, K: int, C: int, per_duration: bool) -> tuple[list[A
     B = len(lens)
     parts = split_parts(B, max(lens, default=0), K, C, per_duration)
     sync = np.zeros((B, STRIDE * (parts + 1)), dtype=np.int64)
+    sync[:, STRIDE * parts + 1] = STALL_NS
     if parts > 1:
         chunks = [np.array([[b, p, parts]], dtype=np.int64) for b in range(B) for p in range(parts)]
         return chunks, sync, parts
@@ -237,13 +260,22 @@ def _abort_on_error(work: Callable[[Any], None], chunk: Any, sync: Any) -> None:
     try:
         work(chunk)
     except BaseException:
-        sync[:, -STRIDE] = 1  # the parts waiting for this one return instead of hanging
+        sync[:, -STRIDE] = ABORTED  # the parts waiting for this one return instead of hanging
         raise
 
 
-def run_tasks(work: Callable[[Any], None], chunks: Sequence[Any], sync: Any) -> None:
+def run_tasks(
+    work: Callable[[Any], None],
+    chunks: Sequence[Any],
+    sync: Any,
+    reset: Callable[[int], None] | None = None,
+) -> None:
     """Run ``work(chunk)`` for every chunk of :func:`plan_tasks` at once, the first on the
-    calling thread (``work`` calls a kernel that releases the GIL)."""
+    calling thread (``work`` calls a kernel that releases the GIL). A split sequence whose scan
+    stalled (``numba_sync``) then runs again on one thread, after ``reset(b)`` cleared what
+    its parts had accumulated into the outputs (outputs a scan overwrites need no reset); the
+    split stays off for :data:`STALL_HOLD_S` seconds."""
+    global _last_stall
     if len(chunks) == 1:
         work(chunks[0])
         return
@@ -261,6 +293,15 @@ def run_tasks(work: Callable[[Any], None], chunks: Sequence[Any], sync: Any) -> 
             error = error or raised
     if error is not None:
         raise error
+    import numpy as np
+
+    stalled = np.flatnonzero(sync[:, -STRIDE] == STALLED)
+    if stalled.size:
+        _last_stall = time.monotonic()
+        for b in stalled.tolist():
+            if reset is not None:
+                reset(b)
+        work(np.array([[b, 0, 1] for b in stalled.tolist()], dtype=np.int64))
 
 
 def cpu_path() -> str:

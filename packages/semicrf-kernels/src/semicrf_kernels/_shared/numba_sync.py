@@ -14,6 +14,14 @@ then after ``_SPINS`` polls yields the core to the OS on every poll (``sched_yie
 ``SwitchToThread`` on Windows), so a
 part whose partner was descheduled on a loaded machine gives its core back instead of burning
 its time slice.
+
+Stalls: the parts run in lockstep, so a part that loses its core to another process holds all
+the others up (4-10x slower than one thread was measured on a shared 2-core machine). A part
+that has spent more than a third of the scan waiting, and more than the stall limit
+(``STALL_NS`` in the slot after the abort flag; 0: no limit), marks the scan *stalled* (abort
+flag ``STALLED``) and every part returns; the caller then runs the sequence again on one
+thread (``numba_support.run_tasks``), which gives the same bits: a stall costs the work done so
+far, never the result.
 """
 
 from __future__ import annotations
@@ -28,11 +36,16 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .numba_jit import jit
-from .numba_support import STRIDE
+from .numba_support import STALLED, STRIDE
 
-__all__ = ["fill", "label_range", "share", "step_barrier"]
+__all__ = ["fill", "label_range", "now_ns", "share", "step_barrier"]
 
 _SPINS = 2000
+_UNTIMED = 64
+#: A part stalls the scan once it has waited more than this inverse share of the scan's time
+#: (and more than the limit): brief preemptions (a virtual machine's host takes its cores for
+#: milliseconds now and then) cost a few percent; a partner without a core costs half or more.
+_STALL_SHARE = 3
 
 
 def _slot_pointer(context, builder, array_type, array, index):
@@ -89,6 +102,51 @@ def _os_yield(typingctx):
     return types.void(), codegen
 
 
+if sys.platform == "win32":
+
+    @intrinsic
+    def _now_ns(typingctx):
+        """A monotonic clock in nanoseconds (``GetTickCount64``: millisecond steps)."""
+
+        def codegen(context, builder, signature, args):
+            i64 = ir.IntType(64)
+            fn = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(i64, []), "GetTickCount64"
+            )
+            return builder.mul(builder.call(fn, []), ir.Constant(i64, 1_000_000))
+
+        return types.int64(), codegen
+
+else:
+    # CLOCK_MONOTONIC where its number is known; elsewhere CLOCK_REALTIME (a jump only moves
+    # one stall decision)
+    _CLOCK = {"linux": 1, "darwin": 6}.get(sys.platform.rstrip("0123456789"), 0)
+
+    @intrinsic
+    def _now_ns(typingctx):
+        """A monotonic clock in nanoseconds (``clock_gettime``; vDSO, tens of ns)."""
+
+        def codegen(context, builder, signature, args):
+            i64, i32 = ir.IntType(64), ir.IntType(32)
+            timespec = cgutils.alloca_once(builder, ir.ArrayType(i64, 2))
+            fn = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(i32, [i32, timespec.type]), "clock_gettime"
+            )
+            builder.call(fn, [ir.Constant(i32, _CLOCK), timespec])
+            zero = ir.Constant(i32, 0)
+            sec = builder.load(builder.gep(timespec, [zero, zero]))
+            nsec = builder.load(builder.gep(timespec, [zero, ir.Constant(i32, 1)]))
+            return builder.add(builder.mul(sec, ir.Constant(i64, 1_000_000_000)), nsec)
+
+        return types.int64(), codegen
+
+
+@jit
+def now_ns():
+    """Nanoseconds of a monotonic clock (for the stall limit and its tests)."""
+    return _now_ns()
+
+
 @jit
 def share(n, part, parts):
     """Items ``i0 <= i < i1`` of ``n`` that are ``part``'s of ``parts`` (contiguous, part 0 the
@@ -119,20 +177,42 @@ def fill(x, c0, c1, value):
 def step_barrier(sync, part, parts, step):
     """Publish that ``part`` finished ``step`` (a positive, increasing count) and wait until
     every part has. ``sync``: ``(STRIDE * (parts + 1),)`` int64, zeros at the start of the
-    scan. Returns False when the scan was aborted (another part raised)."""
+    scan but for the stall limit in nanoseconds at ``STRIDE * parts + 1`` (0: none); each part
+    keeps its clock at the scan's start and its time waited in the two slots after its step.
+    Returns False when the scan was aborted (another part raised) or stalled (this part has
+    waited longer than the limit, and longer than ``1 / _STALL_SHARE`` of the scan so far: it
+    sets the flag to ``STALLED``, so the others return too)."""
     if parts == 1:
         return True
-    _store_release(sync, part * STRIDE, step)
+    flag = parts * STRIDE
+    mine = part * STRIDE
+    if sync[mine + 1] == 0:
+        sync[mine + 1] = _now_ns()
+    _store_release(sync, mine, step)
+    limit = sync[flag + 1]
     for other in range(parts):
         if other == part:
             continue
         polls = 0
+        since = 0
         while _load_acquire(sync, other * STRIDE) < step:
-            if _load_acquire(sync, parts * STRIDE) != 0:
+            if _load_acquire(sync, flag) != 0:
                 return False
             polls += 1
+            # Waits are timed from the _UNTIMED-th poll (a step's usual imbalance never reads
+            # the clock) and checked every _UNTIMED polls, then at every yield.
+            if polls == _UNTIMED:
+                since = _now_ns()
+            elif polls > _UNTIMED and (polls > _SPINS or polls % _UNTIMED == 0):
+                now = _now_ns()
+                waited = sync[mine + 2] + now - since
+                if 0 < limit < waited and waited * _STALL_SHARE > now - sync[mine + 1]:
+                    _store_release(sync, flag, STALLED)
+                    return False
             if polls > _SPINS:
                 _os_yield()
             else:
                 _cpu_relax()
+        if since != 0:
+            sync[mine + 2] += _now_ns() - since
     return True

@@ -33,9 +33,9 @@ depend on the duration: each ``(start, duration)`` link row is one scaled vector
 (with the same exact fallback) and the window a log-sum-exp per block of durations, the blocks'
 then combined.
 
-Threads: when a sequence's window is split over ``parts`` threads, each computes the blocks of
-its share of the durations (:data:`~semicrf_kernels.logpartition.numba_window.BLOCK` each)
-into a shared buffer, a barrier per step (:mod:`semicrf_kernels._shared.numba_sync`) makes every
+Threads: when a sequence's window is split over ``parts`` threads, each computes every
+``parts``-th block of durations (round-robin, so all have work while the window is short;
+:data:`~semicrf_kernels.logpartition.numba_window.BLOCK` durations each) into a shared buffer, a barrier per step (:mod:`semicrf_kernels._shared.numba_sync`) makes every
 block visible, and each thread then combines them and runs the rest of the step itself (a few
 ``exp`` per label and the ``C x C`` link: cheap against the window), so its ring and shifts
 stay the same as the others'; only part 0 writes the outputs. Deterministic: the blocks fix the
@@ -53,7 +53,7 @@ from .._shared.inputs import KernelInputs
 from .._shared.logspace import safe_logsumexp
 from .._shared.numba_jit import jit
 from .._shared.numba_support import plan_tasks, run_tasks
-from .._shared.numba_sync import share, step_barrier
+from .._shared.numba_sync import step_barrier
 from .numba_window import (
     BLOCK,
     TINY,
@@ -82,8 +82,8 @@ _NEG = -np.inf
 @jit
 def _forward_cc(starts, ends, trans, E, tcol, start, eb, bmax, bias, L, K, alpha, G, blocks,
                 sync, part, parts):  # fmt: skip
-    """One sequence's scan, or ``part`` of ``parts`` of it (the window's blocks ``share(nb,
-    part, parts)``; ``blocks`` ``(2, nb, 3, C)`` holds every part's block sums, two steps'
+    """One sequence's scan, or ``part`` of ``parts`` of it (the window's blocks ``part, part +
+    parts, ...``; ``blocks`` ``(2, nb, 3, C)`` holds every part's block sums, two steps'
     worth: a part may start the next step early; unused by a part alone). Returns log Z (NaN:
     aborted)."""
     C = trans.shape[0]
@@ -92,7 +92,6 @@ def _forward_cc(starts, ends, trans, E, tcol, start, eb, bmax, bias, L, K, alpha
     S, W, U, a = np.empty(C), np.empty(C), np.empty(C), np.empty(C)
     own_a, own_g = np.zeros(C), np.empty(C)  # the step's rows of parts other than 0
     exact = np.zeros(C, dtype=np.bool_)
-    j0, j1 = share(block_count(K), part, parts)
     arow = alpha[0] if part == 0 else own_a  # part 0 computes straight into the outputs
     grow = G[0] if part == 0 else own_g
     arow[:] = 0.0
@@ -104,7 +103,7 @@ def _forward_cc(starts, ends, trans, E, tcol, start, eb, bmax, bias, L, K, alpha
         if parts == 1:
             window_sums(ring, eb, t, -1, dmax, S, W, U, a)
         else:
-            window_blocks(ring, eb, t, -1, dmax, blocks[t % 2], j0, j1)
+            window_blocks(ring, eb, t, -1, dmax, blocks[t % 2], part, parts)
             # Every part's blocks are written before any part reads them.
             if not step_barrier(sync, part, parts, t):
                 return np.nan
@@ -209,14 +208,13 @@ def _forward_kcc(starts, ends, trans, EK, tcolk, startk, bias, L, K, alpha, bloc
     amax = np.full(L + 1, _NEG)
     vals = np.empty((BLOCK, C))
     top, total, own_a = np.empty(C), np.empty(C), np.zeros(C)
-    j0, j1 = share(block_count(K), part, parts)
     arow = alpha[0] if part == 0 else own_a  # part 0 computes straight into the output
     arow[:] = 0.0
     amax[0] = scale_row(arow, aexp[0])
     for t in range(1, L + 1):
         dmax = min(K, t)
         buf = blocks[t % 2]
-        for j in range(j0, min(j1, block_count(dmax))):
+        for j in range(part, block_count(dmax), parts):  # round-robin (window_blocks)
             _block_kcc(starts, bias, alpha, aexp, amax, trans, EK, tcolk, startk, t, dmax, j,
                        vals, buf[j])  # fmt: skip
         if parts > 1 and not step_barrier(sync, part, parts, t):

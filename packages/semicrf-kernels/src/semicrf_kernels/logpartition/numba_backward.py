@@ -112,7 +112,6 @@ def _backward_cc(starts, ends, trans, E2, E2T, trow, eb, bmax, bias, L, K, alpha
     window_exact = np.zeros(C, dtype=np.bool_)
     acc = np.zeros((K, C))
     acc_exact = np.zeros((K, C))  # marginals of labels whose window was computed exactly
-    j0, j1 = share(block_count(K), part, parts)
     i0, i1 = share(C, part, parts)
     for c in range(C):
         R[L, c] = ends[L, c]
@@ -124,7 +123,7 @@ def _backward_cc(starts, ends, trans, E2, E2T, trow, eb, bmax, bias, L, K, alpha
         if parts == 1:
             window_sums(ring, eb, s, 1, dmax, S, W, U, g)
         else:
-            window_blocks(ring, eb, s, 1, dmax, blocks[s % 2], j0, j1)
+            window_blocks(ring, eb, s, 1, dmax, blocks[s % 2], part, parts)
             # Every part's blocks are written before any part reads them.
             if not step_barrier(sync, part, parts, L - s):
                 return
@@ -132,8 +131,10 @@ def _backward_cc(starts, ends, trans, E2, E2T, trow, eb, bmax, bias, L, K, alpha
         p_row = p_start[s] if part == 0 else own_p  # part 0 computes straight into the output
         _gamma_row(s, dmax, ring, M, R, eb, bmax, bias, starts, G[s], log_z, gamma, q, p_row, S,
                    W, U, window_exact)  # fmt: skip
-        _segment_marginals(s, dmax, j0 * BLOCK + 1, j1 * BLOCK, ring, eb, bias, R, G, log_z, q,
-                           p_row, window_exact, acc, acc_exact, first_mu)  # fmt: skip
+        for j in range(part, block_count(dmax) if parts > 1 else 1, parts):  # this part's blocks
+            d0, d1 = (j * BLOCK + 1, (j + 1) * BLOCK) if parts > 1 else (1, K)
+            _segment_marginals(s, dmax, d0, d1, ring, eb, bias, R, G, log_z, q, p_row,
+                               window_exact, acc, acc_exact, first_mu)  # fmt: skip
         if s == 0:
             for i in range(i0, i1):  # alpha[0] = 0: the start score's share
                 for c in range(C):
@@ -168,9 +169,10 @@ def _backward_cc(starts, ends, trans, E2, E2T, trow, eb, bmax, bias, L, K, alpha
         for c in range(C):
             R[s, c] = ends[s, c] + beta[c]
             insert(R[s, c], ring, M, c, s % K)
-    for d in range(j0 * BLOCK, min(j1 * BLOCK, K)):
-        for c in range(C):
-            bias_marg[d, c] = acc[d, c] * eb[d, c] + acc_exact[d, c]
+    for j in range(part, block_count(K), parts):
+        for d in range(j * BLOCK, min((j + 1) * BLOCK, K)):
+            for c in range(C):
+                bias_marg[d, c] = acc[d, c] * eb[d, c] + acc_exact[d, c]
 
 
 @jit
@@ -333,7 +335,15 @@ def backward_numba(inp: KernelInputs, state: _ForwardState) -> _BackwardResult:
                   startk, bias.numpy(), lens, K, alpha, log_z, *outs, tmT.numpy(), fmT.numpy(),
                   first_mu.numpy())  # fmt: skip
         kernel = _backward_kcc_batch
-    run_tasks(lambda chunk: kernel(chunk, sync, *arrays), tasks, sync)
+    accumulated = (p_start, p_end, bias_marg, first_mu, trans_marg, first_marg)
+    if trans.dim() == 3:
+        accumulated += (tmT, fmT)
+
+    def reset(b: int) -> None:  # a stalled split's partial sums, before it runs on one thread
+        for out in accumulated:
+            out[b] = 0.0
+
+    run_tasks(lambda chunk: kernel(chunk, sync, *arrays), tasks, sync, reset)
     if trans.dim() == 3:
         trans_marg, first_marg = tmT.transpose(2, 3).contiguous(), fmT.transpose(2, 3).contiguous()
     alive = torch.isfinite(state.log_z)

@@ -91,9 +91,11 @@ def window_block(ring, eb, base, sign, dmax, j, out):
 
 
 @jit
-def window_blocks(ring, eb, base, sign, dmax, blocks, j0, j1):
-    """Blocks ``j0 <= j < j1`` of the window (those that are not empty) into ``blocks[j]``."""
-    for j in range(j0, min(j1, block_count(dmax))):
+def window_blocks(ring, eb, base, sign, dmax, blocks, first, stride):
+    """Blocks ``j = first, first + stride, ...`` of the window (those that are not empty) into
+    ``blocks[j]``: a split part's blocks, dealt round-robin so that every part has work from
+    the first steps on, while the window is still short."""
+    for j in range(first, block_count(dmax), stride):
         window_block(ring, eb, base, sign, dmax, j, blocks[j])
 
 

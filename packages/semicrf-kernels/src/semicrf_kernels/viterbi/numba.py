@@ -19,7 +19,7 @@ from .._shared.inputs import KernelInputs
 from .._shared.logspace import safe_logsumexp
 from .._shared.numba_jit import jit
 from .._shared.numba_support import plan_tasks, run_tasks
-from .._shared.numba_sync import share, step_barrier
+from .._shared.numba_sync import step_barrier
 from ..logpartition.numba_window import BLOCK, block_count
 from ..logpartition.pytorch import _end_terms, _start_terms
 from .path import ViterbiPath, score_path_segments
@@ -116,22 +116,21 @@ def _scan_cc(starts, ends, trans, start, bias, L, K, alpha, G, bp_d, bp_l, recor
 @jit
 def _scan_cc_part(starts, ends, trans, start, bias, L, K, alpha, G, bp_d, bp_l, record, vals,
                   args, sync, part, parts):  # fmt: skip
-    """``part`` of ``parts`` of one sequence's max scan: the window's blocks ``share(nb, part,
-    parts)`` into ``vals``/``args`` (``(2, nb, C)`` / ``(2, nb, 2, C)``, two steps' worth); part
+    """``part`` of ``parts`` of one sequence's max scan: the window's blocks ``part, part +
+    parts, ...`` (round-robin: a part other than 0 never has block 0) into ``vals``/``args`` (``(2, nb, C)`` / ``(2, nb, 2, C)``, two steps' worth); part
     0 combines them in block order (the maxima and ties of :func:`_scan_cc`) and computes the
     rest of the step. The other parts' blocks read ``G`` rows at least a block old, which part 0
     wrote before earlier barriers. False when aborted."""
     C = trans.shape[0]
     best = np.empty(C)
     arg = np.empty(C, dtype=np.int32)
-    j0, j1 = share(block_count(K), part, parts)
     if part == 0:
         for c in range(C):
             alpha[0, c] = 0.0
             G[0, c] = start[c] + starts[0, c]
     for t in range(1, L + 1):
         dmax = min(K, t)
-        for j in range(j0, min(j1, block_count(dmax))):
+        for j in range(part, block_count(dmax), parts):  # round-robin (window_blocks)
             _block_cc(G, bias, t, dmax, j, vals[t % 2, j], args[t % 2, j])
         # Every part's blocks are written before part 0 reads them.
         if not step_barrier(sync, part, parts, t):
@@ -222,12 +221,11 @@ def _scan_kcc_part(starts, ends, trans, start, bias, L, K, alpha, bp_d, bp_l, re
     """As :func:`_scan_cc_part`, with ``(K, C, C)`` transitions (the other parts read
     ``alpha`` rows at least a block old)."""
     C = trans.shape[1]
-    j0, j1 = share(block_count(K), part, parts)
     if part == 0:
         alpha[0, :] = 0.0
     for t in range(1, L + 1):
         dmax = min(K, t)
-        for j in range(j0, min(j1, block_count(dmax))):
+        for j in range(part, block_count(dmax), parts):  # round-robin (window_blocks)
             _block_kcc(starts, trans, start, bias, alpha, t, dmax, j, vals[t % 2, j],
                        args[t % 2, j])  # fmt: skip
         if not step_barrier(sync, part, parts, t):
