@@ -4,8 +4,9 @@ For each ``B x T x K x C`` (float32, ``--per-duration`` for ``(K, C, C)`` transi
 operation of ``bench_cpu.py`` (forward, fwd+bwd, Viterbi + path), the same public call is timed
 with the threads' rule (``semicrf_kernels._shared.numba_support.split_parts``) and with the split
 disabled (every sequence on one thread), alternately in one process, best of ``--repeats`` after
-a warm-up of each. The ``parts`` column is what the rule chose; where it is 1 both columns run
-the same code, which shows the machine's noise.
+a warm-up of each, with the rule's median and how many of its calls stalled (each call decides
+afresh: the 10 s hold after a stall is cleared before every call). The ``parts`` column is what
+the rule chose; where it is 1 both columns run the same code, which shows the machine's noise.
 
 ``--busy N`` runs N busy-looping processes meanwhile (a machine shared with other work: a split
 part that loses its core stalls the scan, which then runs again on one thread).
@@ -16,6 +17,7 @@ Run: ``uv run python benchmarks/bench_cpu_split.py --threads 2 --per-duration [-
 from __future__ import annotations
 
 import argparse
+import statistics
 import subprocess
 import sys
 import time
@@ -52,26 +54,34 @@ def run(args: argparse.Namespace) -> None:
     rule = numba_support.split_parts
     modes = {"one thread per sequence": lambda *a: 1, "rule": rule}
     print(f"{torch.get_num_threads()} threads, {args.busy} busy processes, best of {args.repeats}")
-    print("| B x T x K x C | op | parts | " + " | ".join(modes) + " | speed-up |")
-    print("| --- | --- | ---: | ---: | ---: | ---: |")
+    print("| B x T x K x C | op | parts | one thread per sequence | rule | speed-up "
+          "| rule, median | stalled |")  # fmt: skip
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for size in args.sizes.split(","):
         B, T, K, C = (int(v) for v in size.split("x"))
+        numba_support._last_stall = float("-inf")
         parts = rule(B, T, K, C, args.per_duration)
         for op, fn in cells(B, T, K, C, args.per_duration).items():
-            best = dict.fromkeys(modes, float("inf"))
+            times: dict[str, list[float]] = {name: [] for name in modes}
             for split in modes.values():  # warm-up
                 numba_support.split_parts = split
                 fn()
+            stalls = numba_support.stalls
             for _ in range(args.repeats):
                 for name, split in modes.items():
                     numba_support.split_parts = split
+                    # each call decides afresh: no hold from an earlier call's stall
+                    numba_support._last_stall = float("-inf")
                     start = time.perf_counter()
                     fn()
-                    best[name] = min(best[name], time.perf_counter() - start)
+                    times[name].append(time.perf_counter() - start)
             numba_support.split_parts = rule
-            whole, split = best.values()
+            whole, split = (min(t) for t in times.values())
+            median = statistics.median(times["rule"])
+            stalled = numba_support.stalls - stalls
             print(f"| {size} | {op} | {parts} | {whole * 1e3:.1f} ms | {split * 1e3:.1f} ms | "
-                  f"{whole / split:.2f}x |", flush=True)  # fmt: skip
+                  f"{whole / split:.2f}x | {median * 1e3:.1f} ms | {stalled} of {args.repeats} |",
+                  flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

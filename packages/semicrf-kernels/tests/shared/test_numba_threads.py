@@ -154,13 +154,60 @@ def test_a_partner_that_never_arrives_stalls_the_scan() -> None:
     assert not step_barrier(sync, 1, 2, 1)
     waited = now_ns() - start
     assert sync[2 * STRIDE] == numba_support.STALLED
-    assert 20_000_000 <= waited < 2_000_000_000
+    assert 4 * 20_000_000 <= waited < 2_000_000_000  # one wait of four limits: a partner gone
     sync[:] = 0  # no limit: a late partner is waited for
     sync[2 * STRIDE + 1] = 0
     late = threading.Timer(0.05, lambda: step_barrier(sync, 0, 2, 1))
     late.start()
     assert step_barrier(sync, 1, 2, 1)
     late.join()
+
+
+def _late_partner(sync, steps, delay_s):
+    """Part 0 of 2 arriving ``delay_s`` late at each of ``steps`` barriers (a Python thread)."""
+
+    def run():
+        for t in range(1, steps + 1):
+            time.sleep(delay_s)
+            if not step_barrier(sync, 0, 2, t):
+                return
+
+    from semicrf_kernels._shared.numba_sync import step_barrier
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def test_a_partner_late_at_every_step_stalls_the_scan() -> None:
+    """Many waits of milliseconds, most of the scan spent waiting: stalled at about the tenth."""
+    from semicrf_kernels._shared.numba_sync import step_barrier
+
+    sync = np.zeros(3 * STRIDE, dtype=np.int64)
+    sync[2 * STRIDE + 1] = 2_000_000  # 2 ms
+    step_barrier(np.zeros(3 * STRIDE, dtype=np.int64), 1, 2, 0)  # compile first
+    partner = _late_partner(sync, 40, 0.003)  # 3 ms: below the 8 ms of a partner gone
+    done = []
+    for t in range(1, 41):
+        if not step_barrier(sync, 1, 2, t):
+            break
+        done.append(t)
+    partner.join(10)
+    assert sync[2 * STRIDE] == numba_support.STALLED
+    assert len(done) < 30  # ten long waits are needed (fewer only if one wait passed 8 ms)
+
+
+def test_one_long_wait_does_not_stall_the_scan() -> None:
+    """A single late arrival (a host taking the core once) is waited for."""
+    from semicrf_kernels._shared.numba_sync import step_barrier
+
+    sync = np.zeros(3 * STRIDE, dtype=np.int64)
+    sync[2 * STRIDE + 1] = 5_000_000  # 5 ms: waited past it, but in one wait of < 4 limits
+    step_barrier(np.zeros(3 * STRIDE, dtype=np.int64), 1, 2, 0)
+    partner = _late_partner(sync, 1, 0.008)
+    assert step_barrier(sync, 1, 2, 1)
+    partner.join(10)
+    assert sync[2 * STRIDE] == 0
 
 
 def test_now_ns_is_a_clock() -> None:

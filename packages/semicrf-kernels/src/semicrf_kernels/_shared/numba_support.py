@@ -12,7 +12,7 @@ CPU it still runs this choice.
 
 Threads: the kernels release the GIL and each call runs on up to ``torch.get_num_threads()``
 Python threads (:func:`plan_tasks`, :func:`run_tasks`): the sequences dealt over them, or, when
-there are fewer sequences than threads and a sequence is long (:func:`split_parts`, the rule:
+there are at least two threads per sequence and a sequence is long (:func:`split_parts`, the rule:
 ``(K, C, C)`` transitions by default), each sequence's duration window split over several,
 which then meet at a barrier every step (:mod:`semicrf_kernels._shared.numba_sync`); a split
 whose parts keep waiting for each other (a part lost its core) stalls and runs again on one
@@ -63,15 +63,17 @@ MIN_STEP_WORK = 1000
 #: one thread. Shorter scans measured slower split than whole on a 2-core machine
 #: (``docs/benchmarks.md``).
 MIN_SEQUENCE_WORK = 100_000_000
-#: A split part that has waited this long at the steps' barriers, and for more than a third of
-#: the scan, marks it stalled (its partner keeps losing its core); the sequence then runs again
-#: on one thread (:func:`run_tasks`). On an idle 2-core virtual machine the parts wait 5-20 % of
-#: a scan (single waits of 3-30 ms: the host takes a core now and then); beside a busy process,
-#: 40-60 %.
-STALL_NS = 50_000_000
+#: A split part that has waited this long at the steps' barriers, for more than a third of the
+#: scan and in at least ten waits over 1 ms, marks it stalled (its partner keeps losing its
+#: core; ``numba_sync``); the sequence then runs again on one thread (:func:`run_tasks`). On an
+#: idle 2-core virtual machine the parts wait 5-20 % of a scan (single waits of 3-30 ms: the
+#: host takes a core now and then); beside a busy process, 40-60 %.
+STALL_NS = 20_000_000
 #: Seconds after a stall during which no sequence is split (the machine is likely still busy).
 STALL_HOLD_S = 10.0
 _last_stall = float("-inf")  # time.monotonic() of the last stall in this process
+#: Split scans that stalled in this process (read by the benchmarks).
+stalls = 0
 
 
 def set_cpu_path(path: str | None) -> None:
@@ -183,6 +185,8 @@ def _get_pool(workers: int) -> ThreadPoolExecutor:
     held = getattr(_local, "pool", None)
     pid = os.getpid()
     if held is None or held[0] != pid or held[1] < workers:
+        if held is not None and held[0] == pid:
+            held[2].shutdown(wait=False)  # idle: the last call waited for all its tasks
         held = (pid, workers, ThreadPoolExecutor(workers, "semicrf-numba"))
         _local.pool = held
     return held[2]
@@ -196,7 +200,7 @@ def split_parts(B: int, max_length: int, K: int, C: int, per_duration: bool) -> 
     Which transitions split (``SEMICRF_CPU_SPLIT``, read at every call): unset or ``auto``,
     ``(K, C, C)`` transitions only (their step is ``K C^2`` multiply-adds of compute; split 1.4-1.9x
     faster on an idle 2-core machine); ``1``, ``(C, C)`` too (their window sum is
-    memory-bound: 0.9-1.2x measured, so off by default); ``0``, never. No split either within
+    memory-bound: 0.74-1.22x measured, so off by default); ``0``, never. No split either within
     :data:`STALL_HOLD_S` seconds of a stall (the machine is busy).
 
     Then ``threads // B`` parts (``threads = torch.get_num_threads()``) when that is at least
@@ -275,17 +279,24 @@ def run_tasks(
     stalled (``numba_sync``) then runs again on one thread, after ``reset(b)`` cleared what
     its parts had accumulated into the outputs (outputs a scan overwrites need no reset); the
     split stays off for :data:`STALL_HOLD_S` seconds."""
-    global _last_stall
+    global _last_stall, stalls
     if len(chunks) == 1:
         work(chunks[0])
         return
     pool = _get_pool(len(chunks) - 1)
-    futures = [pool.submit(_abort_on_error, work, chunk, sync) for chunk in chunks[1:]]
+    futures = []
     error: BaseException | None = None
     try:
-        _abort_on_error(work, chunks[0], sync)
-    except BaseException as raised:
+        for chunk in chunks[1:]:
+            futures.append(pool.submit(_abort_on_error, work, chunk, sync))
+    except BaseException as raised:  # e.g. no thread could start: release the submitted parts
+        sync[:, -STRIDE] = ABORTED
         error = raised
+    if error is None:
+        try:
+            _abort_on_error(work, chunks[0], sync)
+        except BaseException as raised:
+            error = raised
     for future in futures:  # always wait: the pool must be idle when the next call starts
         try:
             future.result()
@@ -295,13 +306,14 @@ def run_tasks(
         raise error
     import numpy as np
 
-    stalled = np.flatnonzero(sync[:, -STRIDE] == STALLED)
-    if stalled.size:
+    stalled = np.flatnonzero(sync[:, -STRIDE] == STALLED).tolist()
+    if stalled:
+        stalls += len(stalled)
         _last_stall = time.monotonic()
-        for b in stalled.tolist():
+        for b in stalled:
             if reset is not None:
                 reset(b)
-        work(np.array([[b, 0, 1] for b in stalled.tolist()], dtype=np.int64))
+        work(np.array([[b, 0, 1] for b in stalled], dtype=np.int64))
 
 
 def cpu_path() -> str:

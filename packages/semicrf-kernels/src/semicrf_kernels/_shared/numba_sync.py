@@ -17,20 +17,23 @@ its time slice.
 
 Stalls: the parts run in lockstep, so a part that loses its core to another process holds all
 the others up (4-10x slower than one thread was measured on a shared 2-core machine). A part
-that has spent more than a third of the scan waiting, and more than the stall limit
-(``STALL_NS`` in the slot after the abort flag; 0: no limit), marks the scan *stalled* (abort
-flag ``STALLED``) and every part returns; the caller then runs the sequence again on one
+that has spent more than a third of the scan waiting (counted from its first barrier), more
+than the stall limit (``STALL_NS`` in the slot after the abort flag; 0: no limit) and in at
+least ten waits of over a millisecond (one long wait is the host of a virtual machine taking a
+core; many are a partner without one), or four limits in one wait, marks the scan *stalled*
+(abort flag ``STALLED``) and every part returns; the caller then runs the sequence again on one
 thread (``numba_support.run_tasks``), which gives the same bits: a stall costs the work done so
 far, never the result.
 """
 
 from __future__ import annotations
 
+import ctypes
 import platform
 import sys
 
 import numpy as np
-from llvmlite import ir
+from llvmlite import binding, ir
 from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
@@ -42,10 +45,31 @@ __all__ = ["fill", "label_range", "now_ns", "share", "step_barrier"]
 
 _SPINS = 2000
 _UNTIMED = 64
-#: A part stalls the scan once it has waited more than this inverse share of the scan's time
-#: (and more than the limit): brief preemptions (a virtual machine's host takes its cores for
-#: milliseconds now and then) cost a few percent; a partner without a core costs half or more.
+#: A part stalls the scan once it has waited more than the limit, more than this inverse share
+#: of the scan's time, and in at least _LONG_WAITS waits of over _LONG_WAIT_NS each: a virtual
+#: machine's host takes a core for tens of milliseconds now and then (one long wait, a few
+#: percent of a scan), while a partner that shares its core with another process keeps
+#: arriving a time slice late (half of the scan or more, in many waits of milliseconds).
 _STALL_SHARE = 3
+_LONG_WAIT_NS = 1_000_000
+_LONG_WAITS = 10
+#: One wait of more than this many limits stalls the scan on its own (a partner that is gone).
+_GONE_LIMITS = 4
+
+
+def _register_os_functions() -> None:
+    """Give the JIT linker the addresses of the OS functions the intrinsics below call, found
+    through ctypes: a name it cannot resolve itself would abort the process (LLVM's "symbol not
+    found"), whereas a failed lookup here raises at import and the PyTorch path runs instead."""
+    if sys.platform == "win32":
+        library, names = ctypes.WinDLL("kernel32"), ("SwitchToThread", "GetTickCount64")
+    else:
+        library, names = ctypes.CDLL(None), ("sched_yield", "clock_gettime")
+    for name in names:
+        binding.add_symbol(name, ctypes.cast(getattr(library, name), ctypes.c_void_p).value)
+
+
+_register_os_functions()
 
 
 def _slot_pointer(context, builder, array_type, array, index):
@@ -106,7 +130,8 @@ if sys.platform == "win32":
 
     @intrinsic
     def _now_ns(typingctx):
-        """A monotonic clock in nanoseconds (``GetTickCount64``: millisecond steps)."""
+        """A monotonic clock in nanoseconds (``GetTickCount64``: milliseconds, advancing in
+        steps of the system timer, 10-16 ms)."""
 
         def codegen(context, builder, signature, args):
             i64 = ir.IntType(64)
@@ -121,21 +146,24 @@ else:
     # CLOCK_MONOTONIC where its number is known; elsewhere CLOCK_REALTIME (a jump only moves
     # one stall decision)
     _CLOCK = {"linux": 1, "darwin": 6}.get(sys.platform.rstrip("0123456789"), 0)
+    _LONG_BITS = 8 * ctypes.sizeof(ctypes.c_long)  # struct timespec: two C longs
 
     @intrinsic
     def _now_ns(typingctx):
         """A monotonic clock in nanoseconds (``clock_gettime``; vDSO, tens of ns)."""
 
         def codegen(context, builder, signature, args):
-            i64, i32 = ir.IntType(64), ir.IntType(32)
-            timespec = cgutils.alloca_once(builder, ir.ArrayType(i64, 2))
+            i64, i32, long = ir.IntType(64), ir.IntType(32), ir.IntType(_LONG_BITS)
+            timespec = cgutils.alloca_once(builder, ir.ArrayType(long, 2))
             fn = cgutils.get_or_insert_function(
                 builder.module, ir.FunctionType(i32, [i32, timespec.type]), "clock_gettime"
             )
             builder.call(fn, [ir.Constant(i32, _CLOCK), timespec])
             zero = ir.Constant(i32, 0)
-            sec = builder.load(builder.gep(timespec, [zero, zero]))
-            nsec = builder.load(builder.gep(timespec, [zero, ir.Constant(i32, 1)]))
+            sec = builder.sext(builder.load(builder.gep(timespec, [zero, zero])), i64)
+            nsec = builder.sext(
+                builder.load(builder.gep(timespec, [zero, ir.Constant(i32, 1)])), i64
+            )
             return builder.add(builder.mul(sec, ir.Constant(i64, 1_000_000_000)), nsec)
 
         return types.int64(), codegen
@@ -177,11 +205,12 @@ def fill(x, c0, c1, value):
 def step_barrier(sync, part, parts, step):
     """Publish that ``part`` finished ``step`` (a positive, increasing count) and wait until
     every part has. ``sync``: ``(STRIDE * (parts + 1),)`` int64, zeros at the start of the
-    scan but for the stall limit in nanoseconds at ``STRIDE * parts + 1`` (0: none); each part
-    keeps its clock at the scan's start and its time waited in the two slots after its step.
-    Returns False when the scan was aborted (another part raised) or stalled (this part has
-    waited longer than the limit, and longer than ``1 / _STALL_SHARE`` of the scan so far: it
-    sets the flag to ``STALLED``, so the others return too)."""
+    scan but for the stall limit in nanoseconds at ``STRIDE * parts + 1`` (0: none); after its
+    step each part keeps its clock at its first barrier, its time waited and its count of
+    waits over ``_LONG_WAIT_NS``. Returns False when the scan was aborted (another part raised)
+    or stalled: this part has waited longer than the limit, than ``1 / _STALL_SHARE`` of the
+    scan so far and in at least ``_LONG_WAITS`` long waits, or ``_GONE_LIMITS`` limits in this
+    one wait; it then sets the flag to ``STALLED``, so the others return too."""
     if parts == 1:
         return True
     flag = parts * STRIDE
@@ -205,8 +234,17 @@ def step_barrier(sync, part, parts, step):
                 since = _now_ns()
             elif polls > _UNTIMED and (polls > _SPINS or polls % _UNTIMED == 0):
                 now = _now_ns()
-                waited = sync[mine + 2] + now - since
-                if 0 < limit < waited and waited * _STALL_SHARE > now - sync[mine + 1]:
+                this = now - since
+                waited = sync[mine + 2] + this
+                longs = sync[mine + 3] + (1 if this > _LONG_WAIT_NS else 0)
+                if limit > 0 and (
+                    this > _GONE_LIMITS * limit
+                    or (
+                        waited > limit
+                        and waited * _STALL_SHARE > now - sync[mine + 1]
+                        and longs >= _LONG_WAITS
+                    )
+                ):
                     _store_release(sync, flag, STALLED)
                     return False
             if polls > _SPINS:
@@ -214,5 +252,8 @@ def step_barrier(sync, part, parts, step):
             else:
                 _cpu_relax()
         if since != 0:
-            sync[mine + 2] += _now_ns() - since
+            this = _now_ns() - since
+            sync[mine + 2] += this
+            if this > _LONG_WAIT_NS:
+                sync[mine + 3] += 1
     return True
