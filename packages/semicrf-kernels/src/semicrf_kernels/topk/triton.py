@@ -11,7 +11,10 @@ bit (the start scores are computed once, by the same torch function, and passed 
 kernel then follows the backpointers of every rank on the device.
 
 Cost per position: O(C k K) with ``(C, C)`` transitions (plus O(C k C) for the start-side
-lists), O(C k K C) with ``(K, C, C)``. Memory O(k batch T C).
+lists), O(C k K C) with ``(K, C, C)``. Memory O(k batch T C). With ``(C, C)`` transitions the
+merges of a group of labels run together, one per row of a ``[labels, lists]`` tile: a position
+takes ``k`` merge steps per group instead of ``k`` per label (the merge steps are serial
+reductions, the scan's latency).
 """
 
 from __future__ import annotations
@@ -26,6 +29,10 @@ from ..logpartition.pytorch import _end_terms, _start_terms, _working_inputs
 from ..segmentation import Segmentation
 
 __all__ = ["streaming_topk_triton"]
+
+#: Largest ``[labels, lists]`` tile of the ``(C, C)`` scan's merges: labels are merged in groups
+#: of ``_GROUP_TILE // next_pow2(K)`` (at most ``next_pow2(C)``), each group's k merges at once.
+_GROUP_TILE = 4096
 
 if HAS_TRITON:
     import triton
@@ -44,6 +51,22 @@ if HAS_TRITON:
         chosen = index == pick
         rank = tl.sum(tl.sum(tl.where(chosen, head, 0), axis=1), axis=0)
         keep = pos_ok & (r < k)
+        tl.store(out_v, v + extra, mask=keep)
+        tl.store(out_i, (pick * KK + rank).to(tl.int32), mask=keep)
+        return head + chosen.to(tl.int32)
+
+    @triton.jit
+    def _merge_rows(val, ok, index, head, r, k, out_v, out_i, extra, keep_row, KK: tl.constexpr):
+        """Step ``r`` of one k-way merge per row of ``[rows, lists]`` tiles (the merges of
+        several labels at once): as :func:`_merge_step` for each row, with ``out_v``, ``out_i``,
+        ``extra`` and ``keep_row`` vectors over the rows."""
+        key = tl.where(ok, val, float("-inf"))
+        v = tl.max(key, axis=1)
+        first = tl.where(ok & (val == v[:, None]), index, 1 << 30)
+        pick = tl.min(first, axis=1)
+        chosen = index == pick[:, None]
+        rank = tl.sum(tl.where(chosen, head, 0), axis=1)
+        keep = (keep_row & (r < k)) != 0  # a bool mask under the interpreter too
         tl.store(out_v, v + extra, mask=keep)
         tl.store(out_i, (pick * KK + rank).to(tl.int32), mask=keep)
         return head + chosen.to(tl.int32)
@@ -68,6 +91,7 @@ if HAS_TRITON:
         PER_DURATION: tl.constexpr,
         BLOCK_C: tl.constexpr,
         BLOCK_D: tl.constexpr,
+        GROUP: tl.constexpr,
     ):
         # Every list is sorted (value descending, ties in candidate order), and a candidate's
         # value is its list entry plus terms shared by the whole list, so the k best are a
@@ -84,13 +108,13 @@ if HAS_TRITON:
                 v0 = tl.load(first_ptr + c) + tl.load(starts_ptr + b * rows + c)
                 g0 = tl.where(offs_j == 0, v0, float("-inf"))
                 tl.store(g_ptr + (b * rows + c) * KK + offs_j, g0)
-        for t in range(1, L + 1):
-            dmax = tl.minimum(K, t)
-            for c in range(C):
-                e = tl.load(ends_ptr + b * rows + t * C + c)
-                out = (b * rows + t * C + c) * KK
-                bp = ((b * T + t - 1) * C + c) * KK
-                if PER_DURATION:
+        if PER_DURATION:
+            for t in range(1, L + 1):
+                dmax = tl.minimum(K, t)
+                for c in range(C):
+                    e = tl.load(ends_ptr + b * rows + t * C + c)
+                    out = (b * rows + t * C + c) * KK
+                    bp = ((b * T + t - 1) * C + c) * KK
                     # Lists (d, c'), numbered (d - 1) * BLOCK_C + c'; entries i.
                     d2 = offs_d[:, None] + 1 + offs_c[None, :] * 0
                     c2 = offs_c[None, :] + offs_d[:, None] * 0
@@ -116,47 +140,61 @@ if HAS_TRITON:
                             (pair + st) + bs, ok, index, head, r, k, alpha_ptr + out + r,
                             end_ptr + bp + r, e, True, KK,
                         )  # fmt: skip
-                else:
-                    # Lists d (start-side lists G[t - d, c]), numbered d - 1; entries j.
-                    d2 = offs_d[:, None] + 1
+                tl.debug_barrier()
+        else:
+            # (C, C): the lists of GROUP labels at once, one merge per row of a [GROUP, lists]
+            # tile, so a step runs k merges per group of labels instead of k per label.
+            offs_g = tl.arange(0, GROUP)
+            for t in range(1, L + 1):
+                dmax = tl.minimum(K, t)
+                # End lists (t, c): lists d (start-side lists G[t - d, c]), numbered d - 1;
+                # entries j.
+                for c0 in range(0, C, GROUP):
+                    cg = c0 + offs_g
+                    c_ok = cg < C
+                    e = tl.load(ends_ptr + b * rows + t * C + cg, mask=c_ok, other=0.0)
+                    out = (b * rows + t * C + cg) * KK
+                    bp = ((b * T + t - 1) * C + cg) * KK
+                    d2 = offs_d[None, :] + 1 + cg[:, None] * 0
                     s2 = t - d2
-                    ok_l = d2 <= dmax
+                    ok_l = (d2 <= dmax) & c_ok[:, None]
                     s_safe = tl.where(ok_l, s2, 0)
-                    bs = tl.load(bias_ptr + (d2 - 1) * C + c, mask=ok_l, other=0.0)
+                    bs = tl.load(bias_ptr + (d2 - 1) * C + cg[:, None], mask=ok_l, other=0.0)
                     index = d2 - 1
-                    head = tl.zeros([BLOCK_D, 1], dtype=tl.int32)
+                    head = tl.zeros([GROUP, BLOCK_D], dtype=tl.int32)
                     for r in range(k):
                         ok = ok_l & (head < k)
                         g = tl.load(
-                            g_ptr + (b * rows + s_safe * C + c) * KK + head, mask=ok,
+                            g_ptr + (b * rows + s_safe * C + cg[:, None]) * KK + head, mask=ok,
                             other=float("-inf"),
                         )  # fmt: skip
-                        head = _merge_step(
+                        head = _merge_rows(
                             g + bs, ok, index, head, r, k, alpha_ptr + out + r,
-                            end_ptr + bp + r, e, True, KK,
+                            end_ptr + bp + r, e, c_ok, KK,
                         )  # fmt: skip
-            if not PER_DURATION:
                 tl.debug_barrier()
                 # Start-side lists G[t, c]: lists c' (alpha[t, c']), entries i.
-                for c in range(C):
-                    c2 = offs_c[:, None]
-                    ok_l = c2 < C
-                    tr = tl.load(trans_ptr + c2 * C + c, mask=ok_l, other=0.0)
-                    st = tl.load(starts_ptr + b * rows + t * C + c)
-                    out = (b * rows + t * C + c) * KK
-                    bp = ((b * T + t) * C + c) * KK
-                    head = tl.zeros([BLOCK_C, 1], dtype=tl.int32)
+                for c0 in range(0, C, GROUP):
+                    cg = c0 + offs_g
+                    c_ok = cg < C
+                    src = offs_c[None, :] + cg[:, None] * 0
+                    ok_l = (src < C) & c_ok[:, None]
+                    tr = tl.load(trans_ptr + src * C + cg[:, None], mask=ok_l, other=0.0)
+                    st = tl.load(starts_ptr + b * rows + t * C + cg, mask=c_ok, other=0.0)
+                    out = (b * rows + t * C + cg) * KK
+                    bp = ((b * T + t) * C + cg) * KK
+                    head = tl.zeros([GROUP, BLOCK_C], dtype=tl.int32)
                     for r in range(k):
                         ok = ok_l & (head < k)
                         a = tl.load(
-                            alpha_ptr + (b * rows + t * C + c2) * KK + head, mask=ok,
+                            alpha_ptr + (b * rows + t * C + src) * KK + head, mask=ok,
                             other=float("-inf"),
                         )  # fmt: skip
-                        head = _merge_step(
-                            a + tr, ok, c2, head, r, k, g_ptr + out + r, start_ptr + bp + r, st,
-                            t < L, KK,
+                        head = _merge_rows(
+                            a + tr, ok, src, head, r, k, g_ptr + out + r, start_ptr + bp + r,
+                            st, c_ok & (t < L), KK,
                         )  # fmt: skip
-            tl.debug_barrier()
+                tl.debug_barrier()
 
     @triton.jit(do_not_specialize=["B", "T", "C", "k"])
     def _topk_traceback_kernel(
@@ -247,6 +285,7 @@ def streaming_topk_triton(
         ends_t = _end_terms(inp).contiguous()
         KK = _next_pow2(k)
         block_c, block_d = _next_pow2(C), _next_pow2(K)
+        group = min(block_c, max(1, _GROUP_TILE // max(block_d, block_c)))
         alpha = torch.full((B, T1, C, KK), -torch.inf, dtype=torch.float64, device=dev)
         g = torch.full_like(alpha, -torch.inf)
         end_bp = torch.zeros(B, T, C, KK, dtype=torch.int32, device=dev)
@@ -254,7 +293,7 @@ def streaming_topk_triton(
         _topk_scan_kernel[(B,)](
             starts_t, ends_t, trans.contiguous(), bias.contiguous(), first, lens, alpha, g,
             end_bp, start_bp, T, C, K, k,
-            KK=KK, PER_DURATION=per_duration, BLOCK_C=block_c, BLOCK_D=block_d,
+            KK=KK, PER_DURATION=per_duration, BLOCK_C=block_c, BLOCK_D=block_d, GROUP=group,
             num_warps=num_warps,
         )  # fmt: skip
         scores = torch.empty(k, B, dtype=torch.float64, device=dev)
