@@ -72,6 +72,25 @@ def test_triton_sampler_is_reproducible_and_dispatched(make_inputs) -> None:
         assert (one.labels[:, b, L:] == -1).all() and one.starts[:, b, 0].all()
 
 
+@pytest.mark.parametrize("per_duration", [False, True])
+def test_triton_draws_do_not_depend_on_rows_per_program(make_inputs, monkeypatch, per_duration):
+    """The rows a program draws together follow the multiprocessor count; the draws do not."""
+    from semicrf_kernels.sampling import triton as sampling_triton
+
+    inp = make_inputs(B=2, T=9, C=3, K=4, lengths=[9, 6], per_duration=per_duration, proj=True)
+    args = [x.to(DEVICE) for x in inp.args[:4]]
+    ps, pe = inp.proj_start.to(DEVICE), inp.proj_end.to(DEVICE)
+    runs = []
+    for sms in (1, 3, 64):  # 16 rows: 16, 4 and 1 rows a program
+        monkeypatch.setattr(sampling_triton, "num_sms", lambda device, sms=sms: sms)
+        gen = torch.Generator(DEVICE).manual_seed(7)
+        runs.append(streaming_sample_triton(*args, 4, 8, ps, pe, generator=gen))
+    for run in runs[1:]:
+        assert torch.equal(run.labels, runs[0].labels)
+        assert torch.equal(run.starts, runs[0].starts)
+        assert torch.equal(run.scores, runs[0].scores)
+
+
 def test_triton_sampler_no_segmentation(make_inputs) -> None:
     inp = make_inputs(B=2, T=3, C=2, K=1, lengths=[3, 3], dtype=torch.float32)
     trans = inp.transition.clone()

@@ -20,6 +20,7 @@ import torch
 from .._shared.inputs import prepare_inputs
 from .._shared.logspace import safe_logsumexp
 from .._shared.scan_launch import _check_triton, _next_pow2, run_forward_scan
+from .._shared.split_launch import _pow2_floor, num_sms
 from .._shared.triton_support import HAS_TRITON
 from ..segmentation import Segmentation
 from ..segmentation_score import score_segmentation_tensors
@@ -183,9 +184,13 @@ def streaming_sample_triton(
         per_launch = max(1, _MAX_OFFSETS // (2 * T + 2))
         block_c, block_k = _next_pow2(C), _next_pow2(K)
         # Rows per program: a (BLOCK_N, BLOCK_K) tile per step, (BLOCK_N, BLOCK_K, BLOCK_C) with
-        # (K, C, C) transitions; keep each tile within 4096 elements.
+        # (K, C, C) transitions; keep each tile within 4096 elements, and no more rows than
+        # fill every multiprocessor: a draw is a serial chain of steps, so with few rows (100
+        # samples of one sequence) one row a program puts the chains on 100 multiprocessors
+        # instead of 7. The draws do not depend on it (uniforms are numbered by row and step).
         tile = block_k * (block_c if per_duration else 1)
-        block_n = max(1, min(16, 4096 // tile))
+        fill = _pow2_floor(-(-rows // num_sms(cum.device)))
+        block_n = max(1, min(16, 4096 // tile, fill))
         for row0 in range(0, rows, per_launch):
             n = min(per_launch, rows - row0)
             seed = int(
