@@ -45,6 +45,7 @@ def main() -> None:
     finally:
         for process in busy:
             process.kill()
+            process.wait()
 
 
 def run(args: argparse.Namespace) -> None:
