@@ -82,15 +82,23 @@ def test_triton_topk_float32(make_inputs) -> None:
     assert torch.equal(got.labels.cpu(), want.labels) and torch.equal(got.scores.cpu(), want.scores)
 
 
-@pytest.mark.parametrize(("C", "K", "tile"), [(5, 3, 8), (7, 6, 16), (3, 9, 16)])
+@pytest.mark.parametrize(("C", "K", "tile"), [(5, 3, 16), (7, 6, 16), (9, 2, 32), (3, 9, 16)])
 def test_triton_topk_label_groups(make_inputs, monkeypatch, C, K, tile) -> None:
     """(C, C) transitions merge the lists of a group of labels at once; groups smaller than the
-    labels (the last one partly empty, or of one label), ties included, give the same bits."""
+    labels (of two labels with a partly empty last group, or of one label), with exact ties
+    (integer scores), give the same bits."""
     from semicrf_kernels.topk import triton as topk_triton
 
-    monkeypatch.setattr(topk_triton, "_GROUP_TILE", tile)  # groups of tile // next_pow2(K)
+    # groups of tile // max(next_pow2(K), next_pow2(C)) labels: 2, 2, 2 and 1 here
+    monkeypatch.setattr(topk_triton, "_GROUP_TILE", tile)
     inp = make_inputs(B=2, T=8, C=C, K=K, lengths=[8, 5], proj=True, forbid=0.2)
-    inp = inp._replace(transition=inp.transition.round(), duration_bias=inp.duration_bias.round())
+    inp = inp._replace(
+        cum_scores=inp.cum_scores.round(),
+        transition=inp.transition.round(),
+        duration_bias=inp.duration_bias.round(),
+        proj_start=inp.proj_start.round(),
+        proj_end=inp.proj_end.round(),
+    )
     cum, trans, bias, lens, _, ps, pe = _on(inp)
     got = streaming_topk_triton(cum, trans, bias, lens, K, 6, ps, pe)
     want = streaming_topk_pytorch(*inp.args, 6, inp.proj_start, inp.proj_end)

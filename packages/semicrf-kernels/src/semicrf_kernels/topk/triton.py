@@ -30,8 +30,9 @@ from ..segmentation import Segmentation
 
 __all__ = ["streaming_topk_triton"]
 
-#: Largest ``[labels, lists]`` tile of the ``(C, C)`` scan's merges: labels are merged in groups
-#: of ``_GROUP_TILE // next_pow2(K)`` (at most ``next_pow2(C)``), each group's k merges at once.
+#: Largest ``[labels, lists]`` tile of the ``(C, C)`` scan's merges (a power of two): labels are
+#: merged in groups of ``_GROUP_TILE // max(next_pow2(K), next_pow2(C))`` (at least 1, at most
+#: ``next_pow2(C)``), each group's k merges at once.
 _GROUP_TILE = 4096
 
 if HAS_TRITON:
@@ -108,6 +109,7 @@ if HAS_TRITON:
                 v0 = tl.load(first_ptr + c) + tl.load(starts_ptr + b * rows + c)
                 g0 = tl.where(offs_j == 0, v0, float("-inf"))
                 tl.store(g_ptr + (b * rows + c) * KK + offs_j, g0)
+            tl.debug_barrier()  # step 1 reads these rows from other threads
         if PER_DURATION:
             for t in range(1, L + 1):
                 dmax = tl.minimum(K, t)
