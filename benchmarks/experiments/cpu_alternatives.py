@@ -21,13 +21,18 @@ printed apart).
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from functools import partial
+from pathlib import Path
 
 import torch
 
 from semicrf_kernels import semi_crf_streaming_forward, set_cpu_path
 from semicrf_kernels.testing.reference import reference_forward
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: its timing helper
+from bench_cpu import best_seconds
 
 
 def _lse(x: torch.Tensor, dim: int) -> torch.Tensor:
@@ -81,16 +86,6 @@ def blocked_forward(cum, trans, db, K, P=32, in_block=_in_block):
     return _lse(alpha_last, 1)
 
 
-def best_of(fn, repeats):
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", default="2x5000x16x8,8x500x32x24,1x2000x1000x24")
@@ -121,16 +116,20 @@ def main() -> None:
         for path in ("numba", "pytorch"):
             set_cpu_path(path)
             call = partial(semi_crf_streaming_forward, cum, trans, db, lengths, K, use_triton=False)
-            cells[path] = best_of(call, 1 if path == "pytorch" and K * T > 1e6 else args.repeats)
+            cells[path] = best_seconds(
+                call, 1 if path == "pytorch" and K * T > 1e6 else args.repeats
+            )
         set_cpu_path(None)
-        cells["blocked"] = best_of(partial(blocked_forward, cum, trans, db, K, args.block), 1)
+        cells["blocked"] = best_seconds(partial(blocked_forward, cum, trans, db, K, args.block), 1)
         comp = first = float("nan")
         if compiled is not None:
             start = time.perf_counter()
             got = blocked_forward(cum, trans, db, K, args.block, compiled)
             first = time.perf_counter() - start
             torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-8)
-            comp = best_of(partial(blocked_forward, cum, trans, db, K, args.block, compiled), 1)
+            comp = best_seconds(
+                partial(blocked_forward, cum, trans, db, K, args.block, compiled), 1
+            )
         print(
             f"| {size} | {cells['numba'] * 1e3:.1f} ms | {cells['pytorch'] * 1e3:.0f} ms | "
             f"{cells['blocked'] * 1e3:.0f} ms | {comp * 1e3:.0f} ms | {first:.1f} s |",

@@ -135,3 +135,23 @@ def _no_held_stall(monkeypatch: pytest.MonkeyPatch) -> None:
     from semicrf_kernels._shared import numba_support
 
     monkeypatch.setattr(numba_support, "_last_stall", float("-inf"))
+
+
+@pytest.fixture
+def stall_splits(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+    """``stall_splits(*modules)``: every scan planned by those kernel modules must split, and
+    starts marked stalled (as if a part had lost its core past the stall limit): its parts
+    return at their first wait and the sequence runs again on one thread."""
+    from semicrf_kernels._shared import numba_support
+
+    def plan(*args, **kwargs):
+        chunks, sync, parts = numba_support.plan_tasks(*args, **kwargs)
+        assert parts > 1
+        sync[:, -numba_support.STRIDE] = numba_support.STALLED
+        return chunks, sync, parts
+
+    def install(*modules) -> None:
+        for module in modules:
+            monkeypatch.setattr(module, "plan_tasks", plan)
+
+    return install

@@ -313,25 +313,9 @@ def test_split_sequences_equal_one_thread_bitwise(
         torch.testing.assert_close(grads[name], ref_grads[name], rtol=1e-9, atol=1e-11)
 
 
-def stalled_plans(monkeypatch: pytest.MonkeyPatch, *modules) -> None:
-    """Every split scan of ``modules`` starts marked stalled, as if a part had lost its core
-    for longer than the stall limit: the parts return at their first wait and the sequence
-    runs again on one thread."""
-    from semicrf_kernels._shared import numba_support
-
-    def plan(*args, **kwargs):
-        chunks, sync, parts = numba_support.plan_tasks(*args, **kwargs)
-        if parts > 1:
-            sync[:, -numba_support.STRIDE] = numba_support.STALLED
-        return chunks, sync, parts
-
-    for module in modules:
-        monkeypatch.setattr(module, "plan_tasks", plan)
-
-
 @pytest.mark.parametrize("per_duration", [False, True])
 def test_a_stalled_split_gives_the_one_thread_bits(
-    make_inputs, split_small, monkeypatch, per_duration
+    make_inputs, split_small, stall_splits, monkeypatch, per_duration
 ) -> None:
     from semicrf_kernels._shared import numba_support
     from semicrf_kernels.logpartition import numba_backward
@@ -344,7 +328,7 @@ def test_a_stalled_split_gives_the_one_thread_bits(
     one_max = semi_crf_streaming_forward(*inp.args, "max", use_triton=False, **inp.kwargs)
     torch.set_num_threads(2)
     assert split_small(1, 70, 66, 4, per_duration) == 2
-    stalled_plans(monkeypatch, numba_kernels, numba_backward, viterbi_numba)
+    stall_splits(numba_kernels, numba_backward, viterbi_numba)
     # every scan of the call splits (and stalls), the backward's too: no hold after a stall
     monkeypatch.setattr(numba_support, "STALL_HOLD_S", -1.0)
     value, grads = value_and_grads(inp, weights)

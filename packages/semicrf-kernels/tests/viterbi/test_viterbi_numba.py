@@ -137,7 +137,9 @@ def test_split_sequences_equal_the_pytorch_decoder(
 
 
 @pytest.mark.parametrize("per_duration", [False, True])
-def test_a_stalled_split_gives_the_pytorch_path(make_inputs, monkeypatch, per_duration) -> None:
+def test_a_stalled_split_gives_the_pytorch_path(
+    make_inputs, monkeypatch, stall_splits, per_duration
+) -> None:
     """A split scan that stalls (its parts marked stalled from the start) runs again on one
     thread: the same paths."""
     from semicrf_kernels._shared import numba_support
@@ -147,13 +149,7 @@ def test_a_stalled_split_gives_the_pytorch_path(make_inputs, monkeypatch, per_du
         monkeypatch.setattr(numba_support, name, value)
     monkeypatch.setenv("SEMICRF_CPU_SPLIT", "1")
 
-    def plan(*args, **kwargs):
-        chunks, sync, parts = numba_support.plan_tasks(*args, **kwargs)
-        assert parts > 1
-        sync[:, -numba_support.STRIDE] = numba_support.STALLED
-        return chunks, sync, parts
-
-    monkeypatch.setattr(viterbi_numba, "plan_tasks", plan)
+    stall_splits(viterbi_numba)
     inp = make_inputs(1, 80, 5, 70, per_duration=per_duration, proj=True, forbid=0.2)
     expected = streaming_viterbi_pytorch(*inp.args, **inp.kwargs)
     before = torch.get_num_threads()
