@@ -310,8 +310,8 @@ def run_tasks(
     if stalled:
         stalls += len(stalled)
         _last_stall = time.monotonic()
-        for b in stalled:
-            if reset is not None:
+        if reset is not None:
+            for b in stalled:
                 reset(b)
         work(np.array([[b, 0, 1] for b in stalled], dtype=np.int64))
 
