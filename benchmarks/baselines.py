@@ -2,7 +2,8 @@
 
     python benchmarks/baselines.py --lib struct|earlier --sizes 32x1000x32x24,... [--out FILE]
 
-``struct``: ``torch_struct.SemiMarkov().logpartition`` (the ``torch-struct`` 0.5 wheel) on an
+``struct``: ``torch_struct.SemiMarkov().logpartition`` (the ``torch-struct`` 0.5 wheel; with
+``MaxSemiring`` for the Viterbi score) on an
 edge tensor ``(B, T, K, C, C)`` built beforehand (its construction is not timed); sizes whose
 edge tensor (or the algorithm's working memory) does not fit report ``OOM``.
 ``earlier``: the previous library's ``flash_semicrf.streaming.semi_crf_streaming_forward``
@@ -53,7 +54,7 @@ def timed_ms(fn) -> float:
 
 
 def struct_ops(B, T, K, C):
-    from torch_struct import SemiMarkov
+    from torch_struct import MaxSemiring, SemiMarkov
 
     cum, trans, db, lengths = make_inputs(B, T, K, C, "cuda")
     # edge[b, n, k, c, c_prev]: segment of label c and duration k starting at n (k = 0 unused,
@@ -76,7 +77,11 @@ def struct_ops(B, T, K, C):
         v = model.logpartition(edge, lengths=lens)[0]
         return torch.autograd.grad(v.sum(), edge)
 
-    return {"fwd": fwd, "fwd+bwd": fwd_bwd}
+    def vit():
+        with torch.no_grad():
+            return SemiMarkov(MaxSemiring).logpartition(edge, lengths=lens)[0]
+
+    return {"fwd": fwd, "fwd+bwd": fwd_bwd, "viterbi score": vit}
 
 
 def earlier_ops(B, T, K, C):
