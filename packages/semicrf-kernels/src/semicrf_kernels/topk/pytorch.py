@@ -56,12 +56,22 @@ def _best(candidates: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]
     return values, index
 
 
+def start_scores(trans: torch.Tensor) -> torch.Tensor:
+    """The start scores ``logsumexp_{c'} trans[c', c]``: ``(C,)`` for a ``(C, C)`` transition,
+    ``(K, C)`` for ``(K, C, C)``, float64, on ``trans``'s device.
+
+    Computed on the CPU whatever the device: ``exp`` and ``log`` round differently on a GPU, and
+    top-k returns the same bits on every device. The transition is small, so the copy is cheap
+    (it does wait for the device)."""
+    return safe_logsumexp(trans.detach().to("cpu", torch.float64), dim=-2).to(trans.device)
+
+
 def _scan(inp: KernelInputs, k: int) -> _Lists:
     cum, trans, bias, _, K, _, _ = inp
     B, T1, C = cum.shape
     T = T1 - 1
     per_duration = trans.dim() == 3
-    start = safe_logsumexp(trans, dim=-2)  # (C,) or (K, C): the start score
+    start = start_scores(trans)
     starts = _start_terms(inp)
     ends = _end_terms(inp)
     bias_rev = bias.flip(0)

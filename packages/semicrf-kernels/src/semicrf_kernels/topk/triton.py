@@ -7,14 +7,16 @@ the largest head and, among equal values, the run that comes first: exactly the 
 PyTorch path's stable descending sort, since candidates are indexed the same way (duration, then
 previous label, then rank). The
 scan works in float64 and adds in the PyTorch path's order, so both give the same results bit for
-bit (the start scores are computed once, by the same torch function, and passed in). A traceback
-kernel then follows the backpointers of every rank on the device.
+bit (the start scores are computed once, on the CPU by :func:`.pytorch.start_scores`, and passed
+in: ``exp`` and ``log`` round differently on a GPU). A traceback kernel then follows the
+backpointers of every rank on the device.
 
 Cost per position: O(C k K) with ``(C, C)`` transitions (plus O(C k C) for the start-side
 lists), O(C k K C) with ``(K, C, C)``. Memory O(k batch T C). With ``(C, C)`` transitions the
 merges of a group of labels run together, one per row of a ``[labels, lists]`` tile: a position
 takes ``k`` merge steps per group instead of ``k`` per label (the merge steps are serial
-reductions, the scan's latency).
+reductions, the scan's latency). A merge step is one reduction (the maximum with its first
+index), and only the list it popped reloads its next entry.
 """
 
 from __future__ import annotations
@@ -22,11 +24,11 @@ from __future__ import annotations
 import torch
 
 from .._shared.inputs import prepare_inputs
-from .._shared.logspace import safe_logsumexp
 from .._shared.scan_launch import _check_triton, _next_pow2
 from .._shared.triton_support import HAS_TRITON
 from ..logpartition.pytorch import _end_terms, _start_terms, _working_inputs
 from ..segmentation import Segmentation
+from .pytorch import start_scores
 
 __all__ = ["streaming_topk_triton"]
 
@@ -40,37 +42,48 @@ if HAS_TRITON:
     import triton.language as tl
 
     @triton.jit
-    def _merge_step(val, ok, index, head, r, k, out_v, out_i, extra, pos_ok, KK: tl.constexpr):
-        """Step ``r`` of a k-way merge of sorted lists: ``val``/``ok`` are the lists' current
-        heads (any shape), ``index`` each list's number in candidate order. Stores the largest
-        head (the smallest list number among ties: the stable order) plus ``extra`` at ``out_v``
-        and its candidate index ``list * KK + rank`` at ``out_i``; returns the advanced heads."""
-        key = tl.where(ok, val, float("-inf"))
-        v = tl.max(tl.max(key, axis=1), axis=0)
-        first = tl.where(ok & (val == v), index, 1 << 30)
-        pick = tl.min(tl.min(first, axis=1), axis=0)
-        chosen = index == pick
-        rank = tl.sum(tl.sum(tl.where(chosen, head, 0), axis=1), axis=0)
-        keep = pos_ok & (r < k)
+    def _pop_rows(val, lane, head, out_v, out_i, extra, keep, KK: tl.constexpr):
+        """One step of a k-way merge per row of ``[rows, lists]`` tiles (the merges of several
+        labels at once). ``val``: each list's current head (``-inf`` where a list is exhausted
+        or absent), ``lane`` its list number (its column), ``head`` its next rank. Stores per
+        row the largest head plus ``extra`` at ``out_v`` and, from the one lane that holds it,
+        its candidate index ``list * KK + rank`` at ``out_i``; among equal heads the smallest
+        list number wins (the stable order). Returns the popped lanes (one per row)."""
+        v, j = tl.max(val, axis=1, return_indices=True, return_indices_tie_break_left=True)
+        popped = lane == j[:, None]
+        keep = keep != 0  # a bool mask under the interpreter too
         tl.store(out_v, v + extra, mask=keep)
-        tl.store(out_i, (pick * KK + rank).to(tl.int32), mask=keep)
-        return head + chosen.to(tl.int32)
+        idx = (lane * KK + head).to(tl.int32)
+        tl.store(out_i[:, None] + lane * 0, idx, mask=popped & keep[:, None])
+        return popped
 
     @triton.jit
-    def _merge_rows(val, ok, index, head, r, k, out_v, out_i, extra, keep_row, KK: tl.constexpr):
-        """Step ``r`` of one k-way merge per row of ``[rows, lists]`` tiles (the merges of
-        several labels at once): as :func:`_merge_step` for each row, with ``out_v``, ``out_i``,
-        ``extra`` and ``keep_row`` vectors over the rows."""
-        key = tl.where(ok, val, float("-inf"))
-        v = tl.max(key, axis=1)
-        first = tl.where(ok & (val == v[:, None]), index, 1 << 30)
-        pick = tl.min(first, axis=1)
-        chosen = index == pick[:, None]
-        rank = tl.sum(tl.where(chosen, head, 0), axis=1)
-        keep = (keep_row & (r < k)) != 0  # a bool mask under the interpreter too
-        tl.store(out_v, v + extra, mask=keep)
-        tl.store(out_i, (pick * KK + rank).to(tl.int32), mask=keep)
-        return head + chosen.to(tl.int32)
+    def _pop_grid(
+        val, offs_d, offs_c, head, out_v, out_i, extra, KK: tl.constexpr, BLOCK_C: tl.constexpr,
+    ):  # fmt: skip
+        """As :func:`_pop_rows` for one merge over a ``[durations, labels]`` grid of lists,
+        numbered ``d * BLOCK_C + c'`` (always stored: one merge per program): the row-wise
+        winners, then the first row that holds the maximum, so ties go to the smallest number."""
+        v1, j1 = tl.max(val, axis=1, return_indices=True, return_indices_tie_break_left=True)
+        v, dj = tl.max(v1, axis=0, return_indices=True, return_indices_tie_break_left=True)
+        popped = (offs_d[:, None] == dj) & (offs_c[None, :] == j1[:, None])
+        tl.store(out_v, v + extra)
+        idx = ((offs_d[:, None] * BLOCK_C + offs_c[None, :]) * KK + head).to(tl.int32)
+        tl.store(out_i + idx * 0, idx, mask=popped)
+        return popped
+
+    @triton.jit
+    def _kcc_heads(abase, head, ok, s2, c2, tr, fst, st, bs, k):
+        """The ``(K, C, C)`` lists' entries at rank ``head``: ``alpha[s, c'][head] + trans[d, c',
+        c]`` (the start score ``fst`` for a segment that starts the sequence, one entry, at
+        ``c' = 0``), plus the start-side and bias terms, in the PyTorch path's order; ``abase``
+        points at each list's rank 0."""
+        live = ok & (head < k)
+        a = tl.load(abase + head, mask=live & (s2 > 0), other=float("-inf"))
+        pair = a + tr
+        at0 = tl.where((c2 == 0) & (head == 0), fst, float("-inf"))
+        pair = tl.where(s2 == 0, at0, pair)
+        return tl.where(live, (pair + st) + bs, float("-inf"))
 
     @triton.jit(do_not_specialize=["T", "C", "K", "k"])
     def _topk_scan_kernel(
@@ -127,21 +140,18 @@ if HAS_TRITON:
                     fst = tl.load(first_ptr + (d2 - 1) * C + c, mask=ok_l, other=float("-inf"))
                     st = tl.load(starts_ptr + b * rows + s_safe * C + c, mask=ok_l, other=0.0)
                     bs = tl.load(bias_ptr + (d2 - 1) * C + c, mask=ok_l, other=0.0)
-                    index = (d2 - 1) * BLOCK_C + c2
+                    abase = alpha_ptr + (b * rows + s_safe * C + c2) * KK
                     head = tl.zeros([BLOCK_D, BLOCK_C], dtype=tl.int32)
+                    val = _kcc_heads(abase, head, ok_l, s2, c2, tr, fst, st, bs, k)
                     for r in range(k):
-                        ok = ok_l & (head < k)
-                        a = tl.load(
-                            alpha_ptr + (b * rows + s_safe * C + c2) * KK + head,
-                            mask=ok & (s2 > 0), other=float("-inf"),
+                        # Only the popped list moves on: one entry reloaded a step.
+                        popped = _pop_grid(
+                            val, offs_d, offs_c, head, alpha_ptr + out + r, end_ptr + bp + r, e,
+                            KK, BLOCK_C,
                         )  # fmt: skip
-                        pair = a + tr
-                        at0 = tl.where((c2 == 0) & (head == 0), fst, float("-inf"))
-                        pair = tl.where(s2 == 0, at0, pair)
-                        head = _merge_step(
-                            (pair + st) + bs, ok, index, head, r, k, alpha_ptr + out + r,
-                            end_ptr + bp + r, e, True, KK,
-                        )  # fmt: skip
+                        head += popped.to(tl.int32)
+                        fresh = _kcc_heads(abase, head, ok_l & popped, s2, c2, tr, fst, st, bs, k)
+                        val = tl.where(popped, fresh, val)
                 tl.debug_barrier()
         else:
             # (C, C): the lists of GROUP labels at once, one merge per row of a [GROUP, lists]
@@ -162,18 +172,18 @@ if HAS_TRITON:
                     ok_l = (d2 <= dmax) & c_ok[:, None]
                     s_safe = tl.where(ok_l, s2, 0)
                     bs = tl.load(bias_ptr + (d2 - 1) * C + cg[:, None], mask=ok_l, other=0.0)
-                    index = d2 - 1
+                    lane = d2 - 1
+                    gbase = g_ptr + (b * rows + s_safe * C + cg[:, None]) * KK
                     head = tl.zeros([GROUP, BLOCK_D], dtype=tl.int32)
+                    val = tl.load(gbase, mask=ok_l, other=float("-inf")) + bs
                     for r in range(k):
-                        ok = ok_l & (head < k)
-                        g = tl.load(
-                            g_ptr + (b * rows + s_safe * C + cg[:, None]) * KK + head, mask=ok,
-                            other=float("-inf"),
-                        )  # fmt: skip
-                        head = _merge_rows(
-                            g + bs, ok, index, head, r, k, alpha_ptr + out + r,
-                            end_ptr + bp + r, e, c_ok, KK,
-                        )  # fmt: skip
+                        popped = _pop_rows(
+                            val, lane, head, alpha_ptr + out + r, end_ptr + bp + r, e, c_ok, KK
+                        )
+                        head += popped.to(tl.int32)
+                        more = popped & ok_l & (head < k)
+                        fresh = tl.load(gbase + head, mask=more, other=float("-inf")) + bs
+                        val = tl.where(popped, fresh, val)
                 tl.debug_barrier()
                 # Start-side lists G[t, c]: lists c' (alpha[t, c']), entries i.
                 for c0 in range(0, C, GROUP):
@@ -185,17 +195,18 @@ if HAS_TRITON:
                     st = tl.load(starts_ptr + b * rows + t * C + cg, mask=c_ok, other=0.0)
                     out = (b * rows + t * C + cg) * KK
                     bp = ((b * T + t) * C + cg) * KK
+                    abase = alpha_ptr + (b * rows + t * C + src) * KK
+                    keep = c_ok & (t < L)
                     head = tl.zeros([GROUP, BLOCK_C], dtype=tl.int32)
+                    val = tl.load(abase, mask=ok_l, other=float("-inf")) + tr
                     for r in range(k):
-                        ok = ok_l & (head < k)
-                        a = tl.load(
-                            alpha_ptr + (b * rows + t * C + src) * KK + head, mask=ok,
-                            other=float("-inf"),
-                        )  # fmt: skip
-                        head = _merge_rows(
-                            a + tr, ok, src, head, r, k, g_ptr + out + r, start_ptr + bp + r,
-                            st, c_ok & (t < L), KK,
-                        )  # fmt: skip
+                        popped = _pop_rows(
+                            val, src, head, g_ptr + out + r, start_ptr + bp + r, st, keep, KK
+                        )
+                        head += popped.to(tl.int32)
+                        more = popped & ok_l & (head < k)
+                        fresh = tl.load(abase + head, mask=more, other=float("-inf")) + tr
+                        val = tl.where(popped, fresh, val)
                 tl.debug_barrier()
 
     @triton.jit(do_not_specialize=["B", "T", "C", "k"])
@@ -281,7 +292,7 @@ def streaming_topk_triton(
         T = T1 - 1
         dev = cum.device
         per_duration = trans.dim() == 3
-        first = safe_logsumexp(trans, dim=-2)
+        first = start_scores(trans)
         first = (first if per_duration else first[None].expand(K, C)).contiguous()
         starts_t = _start_terms(inp).contiguous()
         ends_t = _end_terms(inp).contiguous()
