@@ -1,6 +1,6 @@
 """Test helper: every allowed segmentation of a tiny sequence with its probability.
 
-Built from the public enumerator and scorer of :mod:`semicrf_kernels.brute_force`, so sampling,
+Built from the enumerator and scorer of :mod:`semicrf_kernels.testing.brute_force`, so sampling,
 top-k and divergence tests compare against exactly the model the brute force defines.
 """
 

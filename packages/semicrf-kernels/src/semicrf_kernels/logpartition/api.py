@@ -86,7 +86,7 @@ def semi_crf_streaming_forward(
             "or call under torch.no_grad()"
         )
     # One custom operator for both paths (it dispatches on the device), so torch.compile sees
-    # a single opaque node with a fake implementation and an autograd formula (see ops.py).
+    # a single opaque node with a fake implementation and an autograd formula (see op.py).
     # With gradients ahead, the Triton path runs the backward scan alongside the forward one.
     return torch.ops.semicrf_kernels.streaming_forward.default(
         *inp[:5], inp.proj_start, inp.proj_end, semiring, bool(use_triton), int(num_warps),

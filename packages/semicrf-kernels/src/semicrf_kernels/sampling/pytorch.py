@@ -1,6 +1,6 @@
 """Exact sampling of segmentations in PyTorch: forward filtering, then backward sampling.
 
-The forward scan of :mod:`semicrf_kernels.streaming.pytorch` (log semiring) stores, per position
+The forward scan of :mod:`semicrf_kernels.logpartition.pytorch` (log semiring) stores, per position
 ``s`` and label ``c``, ``alpha[s, c]`` and (with ``(C, C)`` transitions) ``G[s, c] = A[s, c] -
 cum[s, c] + proj_start[s, c]``. A segmentation is then drawn from its end backwards, exactly:
 

@@ -1,6 +1,6 @@
 """Triton sampling: the Triton forward scan, then one program per sample drawing backwards.
 
-The forward kernel of :mod:`..streaming.triton_forward` stores, per position, ``alpha[s] -
+The forward kernel of :mod:`..logpartition.triton_scan` stores, per position, ``alpha[s] -
 shift[s]`` and (with ``(C, C)`` transitions) the window ``A[s] + proj_start[s] - shift[s]``, with
 a float64 ``shift`` per row. Each program of :func:`_sample_kernel` then draws one segmentation of
 one sequence from its end backwards with the exact conditionals of

@@ -55,7 +55,7 @@ def semi_crf_streaming_viterbi(
         inp = prepare_inputs(
             cum_scores, transition, duration_bias, lengths, K, proj_start, proj_end
         )
-        # The custom operator dispatches to Triton or PyTorch (see ops.py); under
+        # The custom operator dispatches to Triton or PyTorch (see op.py); under
         # torch.compile it is one opaque node.
         fields = torch.ops.semicrf_kernels.streaming_viterbi.default(
             *inp, bool(use_triton), int(num_warps)
