@@ -12,7 +12,62 @@ from ._shared.inputs import compute_dtype, mask_forbidden
 from ._shared.logspace import safe_logsumexp
 from .segmentation import Segmentation
 
-__all__ = ["check_segmentation", "score_segmentation_tensors"]
+__all__ = ["check_segmentation", "score_segmentation_tensors", "segment_values"]
+
+
+def segment_values(
+    cum: torch.Tensor,
+    trans: torch.Tensor,
+    bias: torch.Tensor,
+    proj_start: torch.Tensor | None,
+    proj_end: torch.Tensor | None,
+    s: torch.Tensor,
+    d: torch.Tensor,
+    c: torch.Tensor,
+    first: torch.Tensor,
+) -> torch.Tensor:
+    """The score of each segment given by index tensors, its link to the one before included.
+
+    ``cum[s+d, c] - cum[s, c] + bias[d-1, c] + proj_start[s, c] + proj_end[s+d-1, c]``, plus the
+    start score ``logsumexp_{c'} trans[c', c]`` where ``first``, else ``trans[prev, c]`` with
+    ``prev`` the entry of ``c`` one step before along the last dim (``trans[d-1]`` with
+    ``(K, C, C)`` transitions). Both the packed per-segment form (``viterbi.path``) and the
+    per-position form (:func:`score_segmentation_tensors`) add in this one order.
+
+    Args:
+        cum: ``(batch, T+1, C)`` cumulative scores, in the compute dtype.
+        trans: ``(C, C)`` or ``(K, C, C)``, forbidden entries already ``-inf``, same dtype.
+        bias: ``(K, C)``, forbidden entries already ``-inf``, same dtype.
+        proj_start: optional ``(batch, T, C)``.
+        proj_end: optional ``(batch, T, C)``.
+        s: ``(..., batch, N)`` int64 starts in ``[0, T)``.
+        d: ``(..., batch, N)`` int64 durations in ``[1, K]``.
+        c: ``(..., batch, N)`` int64 labels in ``[0, C)``.
+        first: ``(..., batch, N)`` bool: the segment starts its sequence.
+
+    Returns:
+        ``(..., batch, N)`` in ``cum``'s dtype; entries that are not segments are garbage, for
+        the caller to mask.
+    """
+    B, T1, C = cum.shape
+    T, K = T1 - 1, bias.shape[0]
+    lead = s.shape[:-2]
+    e = (s + d).clamp(max=T)
+
+    def at(x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        # x: (B, rows, C) -> x[b, pos, c] for every leading index.
+        flat = x.reshape(B, -1).to(cum.dtype).expand(*lead, B, -1)
+        return flat.gather(-1, pos * C + c)
+
+    value = at(cum, e) - at(cum, s) + bias[d - 1, c]
+    if proj_start is not None:
+        value = value + at(proj_start, s.clamp(max=T - 1))
+    if proj_end is not None:
+        value = value + at(proj_end, (e - 1).clamp(min=0))
+    full = trans if trans.dim() == 3 else trans[None].expand(K, C, C)
+    start = safe_logsumexp(full, dim=1)  # (K, C): the virtual start label summed out
+    prev = torch.cat([torch.zeros_like(c[..., :1]), c[..., :-1]], dim=-1)
+    return value + torch.where(first, start[d - 1, c], full[d - 1, prev, c])
 
 
 def check_segmentation(
@@ -112,29 +167,13 @@ def score_segmentation_tensors(
     bias = mask_forbidden(duration_bias.to(dtype))
     K, C = bias.shape
     labels, starts = segmentation.labels, segmentation.starts
-    lead = labels.shape[:-2]
-    B, T = labels.shape[-2:]
+    T = labels.shape[-1]
     lengths = lengths.to(labels.device).long()
     d = _durations(starts, lengths)
     s = torch.arange(T, device=labels.device).expand(labels.shape)
-    c = labels.clamp(0, C - 1)
-    dd = d.clamp(1, K)
-    e = (s + dd).clamp(max=T)
-
-    def at(x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-        # x: (B, rows, C) -> x[b, pos, c] for every leading index.
-        flat = x.reshape(B, -1).expand(*lead, B, -1)
-        return flat.gather(-1, pos * C + c)
-
-    value = at(cum, e) - at(cum, s) + bias[dd - 1, c]
-    if proj_start is not None:
-        value = value + at(proj_start.to(dtype), s.clamp(max=T - 1))
-    if proj_end is not None:
-        value = value + at(proj_end.to(dtype), (e - 1).clamp(min=0))
-    full = trans if trans.dim() == 3 else trans[None].expand(K, C, C)
-    start = safe_logsumexp(full, dim=1)  # (K, C)
-    prev = torch.cat([torch.zeros_like(c[..., :1]), c[..., :-1]], dim=-1)
-    link = torch.where(s == 0, start[dd - 1, c], full[dd - 1, prev, c])
-    value = value + link
+    # Read at each segment's start: the label before it is the previous segment's.
+    value = segment_values(
+        cum, trans, bias, proj_start, proj_end, s, d.clamp(1, K), labels.clamp(0, C - 1), s == 0
+    )
     zero = torch.zeros((), dtype=dtype, device=cum.device)
     return torch.where(starts, value, zero).sum(dim=-1)

@@ -6,9 +6,9 @@ from typing import NamedTuple
 
 import torch
 
-from .._shared.logspace import safe_logsumexp
-from ..constants import NEG_INF
+from .._shared.inputs import compute_dtype, mask_forbidden
 from ..segmentation import Segmentation, segmentation_from_path
+from ..segmentation_score import segment_values
 
 __all__ = ["ViterbiPath", "score_path_segments"]
 
@@ -81,37 +81,18 @@ def score_path_segments(
         ``(batch, N)`` segment scores in ``cum_scores``' dtype (float32 for half inputs), 0 after
         each sequence's count.
     """
-    dtype = torch.float64 if cum_scores.dtype == torch.float64 else torch.float32
+    dtype = compute_dtype(cum_scores)
     cum = cum_scores.to(dtype)
-    trans = transition.to(dtype)
-    trans = torch.where(trans <= NEG_INF / 2, torch.full_like(trans, -torch.inf), trans)
-    bias = duration_bias.to(dtype)
-    bias = torch.where(bias <= NEG_INF / 2, torch.full_like(bias, -torch.inf), bias)
-    B, N = starts.shape
+    trans = mask_forbidden(transition.to(dtype))
+    bias = mask_forbidden(duration_bias.to(dtype))
     T = cum.shape[1] - 1
-    K = bias.shape[0]
-    index = torch.arange(N, device=cum.device)
+    K, C = bias.shape
+    index = torch.arange(starts.shape[1], device=cum.device)
     valid = index[None, :] < num_segments.to(cum.device).long()[:, None]
     # Clamp the padding entries so the gathers stay in range; they are masked at the end.
     s = torch.where(valid, starts.long(), 0).clamp(0, T - 1)
     d = torch.where(valid, durations.long(), 1).clamp(1, K)
-    c = torch.where(valid, labels.long(), 0).clamp(0, cum.shape[2] - 1)
-    end = (s + d).clamp(max=T)
-
-    def per_position(x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-        # x: (B, rows, C); pick row pos[b, i], column c[b, i].
-        flat = pos * x.shape[2] + c
-        return x.reshape(B, -1).to(dtype).gather(1, flat)
-
-    score = per_position(cum, end) - per_position(cum, s) + bias[d - 1, c]
-    if proj_start is not None:
-        score = score + per_position(proj_start, s)
-    if proj_end is not None:
-        score = score + per_position(proj_end, end - 1)
-    if trans.dim() == 2:
-        trans = trans[None].expand(K, -1, -1)
-    start_score = safe_logsumexp(trans, dim=1)  # (K, C): virtual start label summed out
-    prev = torch.cat([torch.zeros_like(c[:, :1]), c[:, :-1]], dim=1)
-    link = torch.where(index[None, :] == 0, start_score[d - 1, c], trans[d - 1, prev, c])
-    score = score + link
+    c = torch.where(valid, labels.long(), 0).clamp(0, C - 1)
+    first = (index[None, :] == 0).expand_as(s)
+    score = segment_values(cum, trans, bias, proj_start, proj_end, s, d, c, first)
     return torch.where(valid, score, torch.zeros((), dtype=dtype, device=cum.device))
