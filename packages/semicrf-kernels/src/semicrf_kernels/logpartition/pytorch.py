@@ -30,6 +30,7 @@ import torch
 
 from .._shared.inputs import KernelInputs, prepare_inputs
 from .._shared.logspace import safe_logsumexp
+from .._shared.scan_launch import _check_semiring
 
 __all__ = ["pytorch_gradients", "streaming_forward_pytorch"]
 
@@ -251,11 +252,6 @@ def _backward_scan(inp: KernelInputs, state: _ForwardState) -> _BackwardResult:
         ring = torch.cat([beta[:, None], ring[:, :-1]], dim=1)
 
     return _BackwardResult(p_start, p_end, bias_marg, trans_marg, first_marg, first_mu, alive)
-
-
-def _check_semiring(semiring: str) -> None:
-    if semiring not in ("log", "max"):
-        raise ValueError(f"semiring: expected 'log' or 'max', got {semiring!r}")
 
 
 def pytorch_gradients(
