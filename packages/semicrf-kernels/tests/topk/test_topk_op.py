@@ -47,3 +47,9 @@ def test_compiled_topk_equals_eager(make_inputs) -> None:
     expected = best(*inp.args[:4])
     for a, b in zip(got, expected):
         assert torch.equal(a, b)
+
+
+def test_bad_num_warps_is_an_error(make_inputs) -> None:
+    inp = make_inputs(1, 5, 2, 2)
+    with pytest.raises(ValueError, match="num_warps"):
+        semi_crf_streaming_topk(*inp.args[:4], 2, 3, num_warps=3)

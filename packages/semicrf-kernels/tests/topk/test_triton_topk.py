@@ -105,3 +105,14 @@ def test_triton_topk_label_groups(make_inputs, monkeypatch, C, K, tile) -> None:
     assert torch.equal(got.labels.cpu(), want.labels)
     assert torch.equal(got.starts.cpu(), want.starts)
     assert torch.equal(got.scores.cpu(), want.scores)
+
+
+def test_triton_topk_warps_do_not_change_the_result(make_inputs) -> None:
+    """The launcher picks the scan's warps from the tile size (``num_warps=None``); any count
+    gives the same bits (on CUDA; the interpreter has no warps)."""
+    inp = make_inputs(B=2, T=9, C=5, K=6, lengths=[9, 4], proj=True, forbid=0.2)
+    cum, trans, bias, lens, _, ps, pe = _on(inp)
+    base = streaming_topk_triton(cum, trans, bias, lens, 6, 4, ps, pe)
+    for warps in (2, 8):
+        got = streaming_topk_triton(cum, trans, bias, lens, 6, 4, ps, pe, num_warps=warps)
+        assert all(torch.equal(a, b) for a, b in zip(got, base))

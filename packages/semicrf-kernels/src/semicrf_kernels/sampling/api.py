@@ -49,8 +49,7 @@ def semi_crf_streaming_sample(
         use_triton: run the Triton kernels where they can run (CUDA, or the CPU under
             ``TRITON_INTERPRET=1``); else the PyTorch path. They agree in distribution, not
             draw by draw.
-        num_warps: warps per program of the Triton forward scan (a power of two); the drawing
-            kernel picks its own.
+        num_warps: warps per Triton program (a power of two).
         validate: run the value checks of :func:`validate_streaming_inputs`.
 
     Returns:

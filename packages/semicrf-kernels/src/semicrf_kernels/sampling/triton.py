@@ -30,11 +30,6 @@ __all__ = ["streaming_sample_triton"]
 #: Philox offsets are 32-bit: a launch covers at most this many (row, step) uniforms.
 _MAX_OFFSETS = 2**31 - 1
 
-#: Warps of a drawing program: ``None`` picks one warp while a step's tile has at most 1024
-#: elements, else 4. A step is a chain of small reductions and dependent loads; within one warp
-#: a reduction needs no shared memory or barrier, which is what a step waits on.
-_DRAW_WARPS: int | None = None
-
 if HAS_TRITON:
     import triton
     import triton.language as tl
@@ -166,8 +161,7 @@ def streaming_sample_triton(
 ) -> Segmentation:
     """``num_samples`` exact samples per sequence with the Triton kernels (not validated).
 
-    Arguments and result as :func:`semicrf_kernels.sampling.pytorch.streaming_sample_pytorch`;
-    ``num_warps`` is the forward scan's (the drawing kernel picks its own, ``_DRAW_WARPS``).
+    Arguments and result as :func:`semicrf_kernels.sampling.pytorch.streaming_sample_pytorch`.
     """
     inp = prepare_inputs(cum_scores, transition, duration_bias, lengths, K, proj_start, proj_end)
     _check_triton(inp.cum_scores)
@@ -197,7 +191,6 @@ def streaming_sample_triton(
         tile = block_k * (block_c if per_duration else 1)
         fill = _pow2_floor(-(-rows // num_sms(cum.device)))
         block_n = max(1, min(16, 4096 // tile, fill))
-        draw_warps = _DRAW_WARPS or (1 if block_n * tile <= 1024 else 4)
         for row0 in range(0, rows, per_launch):
             n = min(per_launch, rows - row0)
             seed = int(
@@ -215,7 +208,7 @@ def streaming_sample_triton(
                 starts[row0:], label_at[row0:],
                 B, T, C, K, n, seed,
                 PER_DURATION=per_duration, HAS_PS=inp.proj_start is not None,
-                BLOCK_N=block_n, BLOCK_C=block_c, BLOCK_K=block_k, num_warps=draw_warps,
+                BLOCK_N=block_n, BLOCK_C=block_c, BLOCK_K=block_k, num_warps=num_warps,
             )  # fmt: skip
         starts = starts.bool().reshape(num_samples, B, T)
         t = torch.arange(T, device=cum.device).expand(starts.shape)

@@ -23,7 +23,7 @@ def semi_crf_streaming_topk(
     proj_start: torch.Tensor | None = None,
     proj_end: torch.Tensor | None = None,
     use_triton: bool = True,
-    num_warps: int = 4,
+    num_warps: int | None = None,
     validate: bool = True,
 ) -> Segmentation:
     """The ``k`` highest-scoring segmentations of each sequence, in decreasing score.
@@ -49,7 +49,8 @@ def semi_crf_streaming_topk(
             ``TRITON_INTERPRET=1``; with ``(K, C, C)`` transitions only while a step's ``K C``
             list heads fit a 16,384-entry tile); else the PyTorch path. Both give the same
             result bit for bit.
-        num_warps: warps per Triton program (a power of two).
+        num_warps: warps per Triton program (a power of two); None picks 8 where a merge step's
+            tile holds 4,096 list heads or more (windows of 256 durations and more), else 4.
         validate: run the value checks of :func:`validate_streaming_inputs`.
 
     Returns:
@@ -67,7 +68,8 @@ def semi_crf_streaming_topk(
     validate_streaming_inputs(
         cum_scores, transition, duration_bias, lengths, K, proj_start, proj_end, validate=validate
     )
-    check_num_warps(num_warps)
+    if num_warps is not None:
+        check_num_warps(num_warps)
     with torch.no_grad():
         inp = prepare_inputs(
             cum_scores, transition, duration_bias, lengths, K, proj_start, proj_end
@@ -75,6 +77,6 @@ def semi_crf_streaming_topk(
         # One custom operator for both paths (it dispatches on the device): one opaque node
         # under torch.compile.
         labels, starts, scores = torch.ops.semicrf_kernels.streaming_topk.default(
-            *inp[:5], k, inp.proj_start, inp.proj_end, bool(use_triton), int(num_warps)
+            *inp[:5], k, inp.proj_start, inp.proj_end, bool(use_triton), int(num_warps or 0)
         )
     return Segmentation(labels, starts, scores)

@@ -54,7 +54,7 @@ def streaming_topk_op(
         proj_start: ``(batch, T, C)`` or None.
         proj_end: ``(batch, T, C)`` or None.
         use_triton: run the Triton kernels where they can run (see :func:`uses_triton`).
-        num_warps: warps per Triton program.
+        num_warps: warps per Triton program; 0 lets the launcher choose.
 
     Returns:
         The fields of :class:`~semicrf_kernels.Segmentation`: ``labels (k, batch, T)`` int64,

@@ -277,10 +277,15 @@ def streaming_topk_triton(
     k: int,
     proj_start: torch.Tensor | None = None,
     proj_end: torch.Tensor | None = None,
-    num_warps: int = 4,
+    num_warps: int | None = None,
 ) -> Segmentation:
     """The ``k`` best segmentations with the Triton kernels (not validated); the same result,
-    bit for bit, as :func:`semicrf_kernels.topk.pytorch.streaming_topk_pytorch`."""
+    bit for bit, as :func:`semicrf_kernels.topk.pytorch.streaming_topk_pytorch`.
+
+    ``num_warps`` of the scan: None (or 0) picks 8 when a merge step's tile holds at least
+    ``_GROUP_TILE`` list heads, else 4. Measured on the H100 (``(C, C)``, k = 10): at
+    ``1x100000x200x24`` (16 x 256 tiles) 3.94 s with 8 warps against 5.37 s with 4 and 30.5 s
+    with 2; at ``32x1000x32x24`` (32 x 32 tiles) 14.5 ms with 4 against 15.5 ms with 8."""
     prepared = prepare_inputs(
         cum_scores, transition, duration_bias, lengths, K, proj_start, proj_end
     )
@@ -299,6 +304,8 @@ def streaming_topk_triton(
         KK = _next_pow2(k)
         block_c, block_d = _next_pow2(C), _next_pow2(K)
         group = min(block_c, max(1, _GROUP_TILE // max(block_d, block_c)))
+        tile = block_d * block_c if per_duration else group * max(block_d, block_c)
+        num_warps = num_warps or (8 if tile >= _GROUP_TILE else 4)
         alpha = torch.full((B, T1, C, KK), -torch.inf, dtype=torch.float64, device=dev)
         g = torch.full_like(alpha, -torch.inf)
         end_bp = torch.zeros(B, T, C, KK, dtype=torch.int32, device=dev)
