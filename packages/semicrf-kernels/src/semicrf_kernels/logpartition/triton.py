@@ -280,6 +280,14 @@ def measure_drift(
     return corr
 
 
+def _time_chunks(T: int, bs: int, programs: int, sms: int) -> tuple[int, int]:
+    """Split time ``[0, T)`` into chunks (multiples of ``bs``) so that ``programs`` per chunk
+    give about 4 programs per multiprocessor: ``(chunk length, number of chunks)``."""
+    nch = max(1, min(triton.cdiv(T, bs), triton.cdiv(4 * sms, programs)))
+    chunk = triton.cdiv(triton.cdiv(T, nch), bs) * bs
+    return chunk, triton.cdiv(T, chunk)
+
+
 def launch_streaming_triton_backward(
     cum_scores: torch.Tensor,
     transition: torch.Tensor,
@@ -378,9 +386,7 @@ def launch_streaming_triton_backward(
         bs = max(2, min(8, _next_pow2(T)))
         tc = max(2, min(block_c, _pow2_floor(budget // (bs * block_c))))
         nct = triton.cdiv(C, tc)
-        nch = max(1, min(triton.cdiv(T, bs), triton.cdiv(4 * sms, B * nct)))
-        chunk = triton.cdiv(triton.cdiv(T, nch), bs) * bs
-        nch = triton.cdiv(T, chunk)
+        chunk, nch = _time_chunks(T, bs, B * nct, sms)
         part_t = torch.zeros((B, nch, C, C), dtype=f64, device=dev)
         _grad_trans_cc_kernel[(B, nch, nct)](
             lengths, state.alpha, state.shift, first, rb, lz, trans, part_t,
@@ -389,9 +395,7 @@ def launch_streaming_triton_backward(
         )  # fmt: skip
         bd = max(2, min(_next_pow2(K), _pow2_floor(budget // (bs * block_c))))
         ndt = triton.cdiv(K, bd)
-        nch = max(1, min(triton.cdiv(T, bs), triton.cdiv(4 * sms, B * ndt)))
-        chunk = triton.cdiv(triton.cdiv(T, nch), bs) * bs
-        nch = triton.cdiv(T, chunk)
+        chunk, nch = _time_chunks(T, bs, B * ndt, sms)
         part_d = torch.zeros((B, nch, K, C), dtype=f64, device=dev)
         _grad_db_cc_kernel[(B, nch, ndt)](
             lengths, cum, db, state.window, state.shift, wb, rb, lz, part_d,
