@@ -13,6 +13,7 @@ import textwrap
 
 import pytest
 import torch
+from _tiny_cases import TINY
 
 from semicrf_kernels import semi_crf_streaming_forward, set_cpu_path, streaming_marginals
 from semicrf_kernels._shared.inputs import prepare_inputs
@@ -26,18 +27,6 @@ numba_kernels = pytest.importorskip("semicrf_kernels.logpartition.numba")
 from semicrf_kernels.logpartition.numba_backward import backward_numba  # noqa: E402
 
 FLOATS = ("cum_scores", "transition", "duration_bias", "proj_start", "proj_end")
-
-# (B, T, C, K, per_duration, proj, forbid): K = 1, 2, K > T, C = 1, odd C, batch 1, ...
-TINY = [
-    (1, 5, 3, 1, False, False, 0.0),
-    (3, 6, 3, 2, False, True, 0.0),
-    (2, 5, 1, 3, False, True, 0.0),
-    (2, 4, 5, 6, False, False, 0.0),
-    (3, 6, 3, 4, True, True, 0.0),
-    (2, 5, 2, 2, True, False, 0.0),
-    (3, 6, 3, 3, False, True, 0.3),
-    (2, 5, 3, 7, True, True, 0.3),
-]
 
 
 @pytest.fixture(autouse=True)

@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from _tiny_cases import TINY
 
 from semicrf_kernels import set_cpu_path
 from semicrf_kernels.constants import NEG_INF
@@ -24,17 +25,6 @@ def _pytorch_cpu_path():
     set_cpu_path(None)
 
 
-# (B, T, C, K, per_duration, proj, forbid): K = 1, 2, K > T, C = 1, 3, 5, batch 1, ...
-TINY = [
-    (1, 5, 3, 1, False, False, 0.0),
-    (3, 6, 3, 2, False, True, 0.0),
-    (2, 5, 1, 3, False, True, 0.0),
-    (2, 4, 5, 6, False, False, 0.0),
-    (3, 6, 3, 4, True, True, 0.0),
-    (2, 5, 2, 2, True, False, 0.0),
-    (3, 6, 3, 3, False, True, 0.3),
-    (2, 5, 3, 7, True, True, 0.3),
-]
 TINY_IDS = [
     f"B{c[0]}T{c[1]}C{c[2]}K{c[3]}{'kcc' if c[4] else ''}{'proj' if c[5] else ''}" for c in TINY
 ]

@@ -6,21 +6,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from _tiny_cases import TINY
 
 from semicrf_kernels.marginals.pytorch import streaming_marginals_pytorch
 from semicrf_kernels.testing.brute_force import brute_force_streaming
-
-# (B, T, C, K, per_duration, proj, forbid): K = 1, 2, K > T, C = 1, 3, 5, batch 1, ...
-TINY = [
-    (1, 5, 3, 1, False, False, 0.0),
-    (3, 6, 3, 2, False, True, 0.0),
-    (2, 5, 1, 3, False, True, 0.0),
-    (2, 4, 5, 6, False, False, 0.0),
-    (3, 6, 3, 4, True, True, 0.0),
-    (2, 5, 2, 2, True, False, 0.0),
-    (3, 6, 3, 3, False, True, 0.3),
-    (2, 5, 3, 7, True, True, 0.3),
-]
 
 
 @pytest.mark.parametrize(("B", "T", "C", "K", "per_duration", "proj", "forbid"), TINY)
