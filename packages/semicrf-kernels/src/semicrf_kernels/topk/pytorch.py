@@ -56,7 +56,7 @@ def _best(candidates: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]
     return values, index
 
 
-def start_scores(trans: torch.Tensor) -> torch.Tensor:
+def start_scores_on_cpu(trans: torch.Tensor) -> torch.Tensor:
     """The start scores ``logsumexp_{c'} trans[c', c]``: ``(C,)`` for a ``(C, C)`` transition,
     ``(K, C)`` for ``(K, C, C)``, float64, on ``trans``'s device.
 
@@ -71,7 +71,7 @@ def _scan(inp: KernelInputs, k: int) -> _Lists:
     B, T1, C = cum.shape
     T = T1 - 1
     per_duration = trans.dim() == 3
-    start = start_scores(trans)
+    start = start_scores_on_cpu(trans)
     starts = _start_terms(inp)
     ends = _end_terms(inp)
     bias_rev = bias.flip(0)

@@ -7,7 +7,7 @@ the largest head and, among equal values, the run that comes first: exactly the 
 PyTorch path's stable descending sort, since candidates are indexed the same way (duration, then
 previous label, then rank). The
 scan works in float64 and adds in the PyTorch path's order, so both give the same results bit for
-bit (the start scores are computed once, on the CPU by :func:`.pytorch.start_scores`, and passed
+bit (the start scores are computed once, on the CPU by :func:`.pytorch.start_scores_on_cpu`, and passed
 in: ``exp`` and ``log`` round differently on a GPU). A traceback kernel then follows the
 backpointers of every rank on the device.
 
@@ -28,7 +28,7 @@ from .._shared.scan_launch import _check_triton, _next_pow2
 from .._shared.triton_support import HAS_TRITON
 from ..logpartition.pytorch import _end_terms, _start_terms, _working_inputs
 from ..segmentation import Segmentation
-from .pytorch import start_scores
+from .pytorch import start_scores_on_cpu
 
 __all__ = ["streaming_topk_triton"]
 
@@ -56,6 +56,21 @@ if HAS_TRITON:
         idx = (lane * KK + head).to(tl.int32)
         tl.store(out_i[:, None] + lane * 0, idx, mask=popped & keep[:, None])
         return popped
+
+    @triton.jit
+    def _merge_runs(base, add, lane, ok_l, k, out_v, out_i, extra, keep, KK: tl.constexpr):
+        """The ``k`` steps of one merge per row of a ``[rows, runs]`` tile: run ``lane`` of a row
+        is the sorted list at ``base`` (``KK`` entries) plus ``add``; only the popped run reloads
+        its next entry. Stores rank ``r`` at ``out_v + r`` / ``out_i + r`` (see
+        :func:`_pop_rows`)."""
+        head = tl.zeros(lane.shape, dtype=tl.int32)
+        val = tl.load(base, mask=ok_l, other=float("-inf")) + add
+        for r in range(k):
+            popped = _pop_rows(val, lane, head, out_v + r, out_i + r, extra, keep, KK)
+            head += popped.to(tl.int32)
+            more = popped & ok_l & (head < k)
+            fresh = tl.load(base + head, mask=more, other=float("-inf")) + add
+            val = tl.where(popped, fresh, val)
 
     @triton.jit
     def _pop_grid(
@@ -172,18 +187,10 @@ if HAS_TRITON:
                     ok_l = (d2 <= dmax) & c_ok[:, None]
                     s_safe = tl.where(ok_l, s2, 0)
                     bs = tl.load(bias_ptr + (d2 - 1) * C + cg[:, None], mask=ok_l, other=0.0)
-                    lane = d2 - 1
                     gbase = g_ptr + (b * rows + s_safe * C + cg[:, None]) * KK
-                    head = tl.zeros([GROUP, BLOCK_D], dtype=tl.int32)
-                    val = tl.load(gbase, mask=ok_l, other=float("-inf")) + bs
-                    for r in range(k):
-                        popped = _pop_rows(
-                            val, lane, head, alpha_ptr + out + r, end_ptr + bp + r, e, c_ok, KK
-                        )
-                        head += popped.to(tl.int32)
-                        more = popped & ok_l & (head < k)
-                        fresh = tl.load(gbase + head, mask=more, other=float("-inf")) + bs
-                        val = tl.where(popped, fresh, val)
+                    _merge_runs(
+                        gbase, bs, d2 - 1, ok_l, k, alpha_ptr + out, end_ptr + bp, e, c_ok, KK
+                    )
                 tl.debug_barrier()
                 # Start-side lists G[t, c]: lists c' (alpha[t, c']), entries i.
                 for c0 in range(0, C, GROUP):
@@ -196,17 +203,10 @@ if HAS_TRITON:
                     out = (b * rows + t * C + cg) * KK
                     bp = ((b * T + t) * C + cg) * KK
                     abase = alpha_ptr + (b * rows + t * C + src) * KK
-                    keep = c_ok & (t < L)
-                    head = tl.zeros([GROUP, BLOCK_C], dtype=tl.int32)
-                    val = tl.load(abase, mask=ok_l, other=float("-inf")) + tr
-                    for r in range(k):
-                        popped = _pop_rows(
-                            val, src, head, g_ptr + out + r, start_ptr + bp + r, st, keep, KK
-                        )
-                        head += popped.to(tl.int32)
-                        more = popped & ok_l & (head < k)
-                        fresh = tl.load(abase + head, mask=more, other=float("-inf")) + tr
-                        val = tl.where(popped, fresh, val)
+                    _merge_runs(
+                        abase, tr, src, ok_l, k, g_ptr + out, start_ptr + bp, st, c_ok & (t < L),
+                        KK,
+                    )  # fmt: skip
                 tl.debug_barrier()
 
     @triton.jit(do_not_specialize=["B", "T", "C", "k"])
@@ -297,7 +297,7 @@ def streaming_topk_triton(
         T = T1 - 1
         dev = cum.device
         per_duration = trans.dim() == 3
-        first = start_scores(trans)
+        first = start_scores_on_cpu(trans)
         first = (first if per_duration else first[None].expand(K, C)).contiguous()
         starts_t = _start_terms(inp).contiguous()
         ends_t = _end_terms(inp).contiguous()
