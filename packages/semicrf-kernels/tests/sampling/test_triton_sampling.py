@@ -101,3 +101,37 @@ def test_triton_sampler_no_segmentation(make_inputs) -> None:
         inp.cum_scores.to(DEVICE), trans.to(DEVICE), bias.to(DEVICE), inp.lengths.to(DEVICE), 1, 2
     )
     assert (seg.labels == -1).all() and not seg.starts.any() and (seg.scores == -math.inf).all()
+
+
+@pytest.mark.parametrize("per_duration", [False, True])
+@pytest.mark.parametrize("proj", [False, True])
+def test_triton_labels_and_scores_match_the_reference_scorer(make_inputs, per_duration, proj):
+    """The kernel writes each segment's labels and float64 score itself: both must equal what
+    the per-position reference (labels filled from the starts, ``score_segmentation_tensors``
+    in float64) gives for the same draws, K > T and lengths ending early included."""
+    from semicrf_kernels.sampling.pytorch import _fill_labels
+    from semicrf_kernels.segmentation import Segmentation
+    from semicrf_kernels.segmentation_score import score_segmentation_tensors
+
+    inp = make_inputs(
+        B=3, T=11, C=5, K=13, lengths=[11, 7, 1], per_duration=per_duration, proj=proj,
+        forbid=0.2, dtype=torch.float32,
+    )  # fmt: skip
+    cum, trans, bias, lens, _, ps, pe = (
+        x.to(DEVICE) if isinstance(x, torch.Tensor) else x for x in inp
+    )
+    gen = torch.Generator(device=DEVICE).manual_seed(11)
+    seg = streaming_sample_triton(cum, trans, bias, lens, 13, 40, ps, pe, generator=gen)
+    alive = torch.isfinite(seg.scores)
+    assert alive.any()
+    label_at = torch.where(seg.starts, seg.labels, 0)
+    filled = _fill_labels(seg.starts, label_at)
+    valid = (torch.arange(11, device=DEVICE) < lens[:, None]) & alive[..., None]
+    assert torch.equal(seg.labels, torch.where(valid, filled, -1))
+    f64 = [x.double() if x is not None else None for x in (cum, trans, bias, ps, pe)]
+    expected = score_segmentation_tensors(
+        f64[0], f64[1], f64[2], lens, Segmentation(seg.labels, seg.starts, None),
+        proj_start=f64[3], proj_end=f64[4],
+    )  # fmt: skip
+    expected = torch.where(alive, expected, -math.inf)
+    torch.testing.assert_close(seg.scores.double(), expected, rtol=1e-6, atol=1e-6)

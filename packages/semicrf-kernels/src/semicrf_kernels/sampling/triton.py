@@ -11,6 +11,9 @@ label from ``C`` logits ``alpha[s, c'] + transition[c', c]``: O(K + C) per segme
 are float64), so the draw probabilities are exact to float64 rounding of the stored rows.
 Uniforms come from ``tl.rand`` (Philox) seeded from the caller's ``torch.Generator``: samples are
 reproducible on one device and agree with the PyTorch path in distribution, not draw by draw.
+Each step also stores the segment's labels over its whole span and adds its score (the terms of
+:func:`..segmentation_score.segment_values`, in float64), so the result needs no pass over the
+``(num_samples, batch, T)`` tensors afterwards.
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ from .._shared.scan_launch import _check_triton, _next_pow2, run_forward_scan
 from .._shared.split_launch import _pow2_floor, num_sms
 from .._shared.triton_support import HAS_TRITON
 from ..segmentation import Segmentation
-from ..segmentation_score import score_segmentation_tensors
 
 __all__ = ["streaming_sample_triton"]
 
@@ -47,20 +49,46 @@ if HAS_TRITON:
         target = (1.0 - u) * tl.sum(w, axis=1)
         return tl.sum((cdf < target[:, None]).to(tl.int64), axis=1)
 
+    @triton.jit
+    def _segment_score(
+        cum_ptr, ps_ptr, pe_ptr, trans_ptr, bias_ptr, first_ptr, b, T, C, s, t, d, c, prev, on,
+        PER_DURATION: tl.constexpr, HAS_PS: tl.constexpr, HAS_PE: tl.constexpr,
+    ):  # fmt: skip
+        """Float64 score of the segments ``[s, t)`` with label ``c`` (one per row, ``(BLOCK_N,)``
+        each) and their link: ``transition[prev, c]``, or the start score where ``s = 0``; the
+        terms of ``segment_values``. Loaded off the draw's critical path (nothing waits on it)."""
+        rowc = b * (T + 1) * C
+        v = tl.load(cum_ptr + rowc + t * C + c, mask=on, other=0.0).to(tl.float64)
+        v -= tl.load(cum_ptr + rowc + s * C + c, mask=on, other=0.0).to(tl.float64)
+        v += tl.load(bias_ptr + (d - 1) * C + c, mask=on, other=0.0).to(tl.float64)
+        if HAS_PS:
+            v += tl.load(ps_ptr + b * T * C + s * C + c, mask=on, other=0.0).to(tl.float64)
+        if HAS_PE:
+            v += tl.load(pe_ptr + b * T * C + (t - 1) * C + c, mask=on, other=0.0).to(tl.float64)
+        if PER_DURATION:
+            link = tl.load(trans_ptr + (d - 1) * C * C + prev * C + c, mask=on & (s > 0), other=0.0)
+            start = tl.load(first_ptr + (d - 1) * C + c, mask=on & (s == 0), other=0.0)
+        else:
+            link = tl.load(trans_ptr + prev * C + c, mask=on & (s > 0), other=0.0)
+            start = tl.load(first_ptr + c, mask=on & (s == 0), other=0.0)
+        return v + tl.where(s == 0, start, link.to(tl.float64))
+
     @triton.jit(do_not_specialize=["B", "T", "C", "K", "rows", "seed"])
     def _sample_kernel(
         alpha_ptr,  # (B, T+1, C) alpha - shift
         window_ptr,  # (B, T+1, C) A + proj_start - shift ((C, C) only)
         shift_ptr,  # (B, T+1) float64
         cum_ptr,  # (B, T+1, C)
-        ps_ptr,  # (B, T, C) proj_start ((K, C, C) with HAS_PS only)
+        ps_ptr,  # (B, T, C) proj_start (with HAS_PS)
+        pe_ptr,  # (B, T, C) proj_end (with HAS_PE)
         trans_ptr,  # (C, C) or (K, C, C), forbidden -inf
         bias_ptr,  # (K, C), forbidden -inf
-        first_ptr,  # (K, C) float64 start scores ((K, C, C) only)
+        first_ptr,  # (C,) or (K, C) float64 start scores
         len_ptr,  # (B,) int64
         alive_ptr,  # (B,) int8: log Z finite
         starts_ptr,  # out (rows, T) int8, zero-initialised
-        label_ptr,  # out (rows, T) int64
+        label_ptr,  # out (rows, T) int64, -1-initialised
+        score_ptr,  # out (rows,) float64
         B,
         T,
         C,
@@ -69,6 +97,7 @@ if HAS_TRITON:
         seed,
         PER_DURATION: tl.constexpr,
         HAS_PS: tl.constexpr,
+        HAS_PE: tl.constexpr,
         BLOCK_N: tl.constexpr,
         BLOCK_C: tl.constexpr,
         BLOCK_K: tl.constexpr,
@@ -91,6 +120,7 @@ if HAS_TRITON:
         u = tl.rand(seed, (row * stride).to(tl.int32))
         c = _draw(final.to(tl.float64), m2, u)
         t = tl.where(ok, L, 0)
+        score = tl.zeros([BLOCK_N], dtype=tl.float64)
         step = 1
         while tl.max(t, axis=0) > 0:
             active = t > 0
@@ -141,10 +171,22 @@ if HAS_TRITON:
                 prev = _draw(a.to(tl.float64) + tr.to(tl.float64), m2 & (tr > float("-inf")), u2)
             s_new = tl.where(active, t - dd, 0)
             tl.store(starts_ptr + row * T + s_new, (s_new * 0 + 1).to(tl.int8), mask=active)
-            tl.store(label_ptr + row * T + s_new, c, mask=active)
+            # The whole segment's labels, so that no pass over (rows, T) fills them in later.
+            span = active[:, None] & (offs_k[None, :] < dd[:, None])
+            tl.store(
+                label_ptr + (row * T + s_new)[:, None] + offs_k[None, :],
+                cc + offs_k[None, :] * 0, mask=span,
+            )  # fmt: skip
+            score += tl.where(
+                active, _segment_score(
+                    cum_ptr, ps_ptr, pe_ptr, trans_ptr, bias_ptr, first_ptr, b, T, C, s_new, t,
+                    dd, c, prev, active, PER_DURATION, HAS_PS, HAS_PE,
+                ), 0.0,
+            )  # fmt: skip
             c = tl.where(active, prev, c)
             t = s_new
             step += 1
+        tl.store(score_ptr + row, score, mask=rmask)
 
 
 def streaming_sample_triton(
@@ -179,8 +221,10 @@ def streaming_sample_triton(
         first = first.expand(K, C).contiguous() if per_duration else first
         rows = num_samples * B
         starts = torch.zeros(rows, T, dtype=torch.int8, device=cum.device)
-        label_at = torch.zeros(rows, T, dtype=torch.int64, device=cum.device)
+        labels = torch.full((rows, T), -1, dtype=torch.int64, device=cum.device)
+        score = torch.empty(rows, dtype=torch.float64, device=cum.device)
         ps = inp.proj_start if inp.proj_start is not None else cum
+        pe = inp.proj_end if inp.proj_end is not None else cum
         per_launch = max(1, _MAX_OFFSETS // (2 * T + 2))
         block_c, block_k = _next_pow2(C), _next_pow2(K)
         # Rows per program: a (BLOCK_N, BLOCK_K) tile per step, (BLOCK_N, BLOCK_K, BLOCK_C) with
@@ -198,28 +242,23 @@ def streaming_sample_triton(
             )
             # Output row row0 + i samples sequence (row0 + i) % B: the kernel numbers its rows
             # from 0, so a launch not starting at a multiple of B sees the batch rotated.
-            seq = (alpha, window if window is not None else alpha, shift, cum, ps, lens, alive)
+            seq = (alpha, window if window is not None else alpha, shift, cum, ps, pe, lens, alive)
             if row0 % B:
                 order = (torch.arange(B, device=cum.device) + row0 % B) % B
                 seq = tuple(x[order] for x in seq)
-            a_, w_, sh_, cum_, ps_, lens_, alive_ = seq
+            a_, w_, sh_, cum_, ps_, pe_, lens_, alive_ = seq
             _sample_kernel[(triton.cdiv(n, block_n),)](
-                a_, w_, sh_, cum_, ps_, trans, bias, first, lens_, alive_.to(torch.int8),
-                starts[row0:], label_at[row0:],
+                a_, w_, sh_, cum_, ps_, pe_, trans, bias, first, lens_, alive_.to(torch.int8),
+                starts[row0:], labels[row0:], score[row0:],
                 B, T, C, K, n, seed,
                 PER_DURATION=per_duration, HAS_PS=inp.proj_start is not None,
+                HAS_PE=inp.proj_end is not None,
                 BLOCK_N=block_n, BLOCK_C=block_c, BLOCK_K=block_k, num_warps=num_warps,
             )  # fmt: skip
-        starts = starts.bool().reshape(num_samples, B, T)
-        t = torch.arange(T, device=cum.device).expand(starts.shape)
-        owner = torch.cummax(torch.where(starts, t, torch.zeros_like(t)), dim=-1).values
-        labels = label_at.reshape(num_samples, B, T).gather(-1, owner)
-        valid = (t < lens[:, None]) & alive[:, None]
-        labels = torch.where(valid, labels, -1)
-        segmentation = Segmentation(labels, starts, None)
-        scores = score_segmentation_tensors(
-            cum, trans, bias, lens, segmentation, proj_start=inp.proj_start,
-            proj_end=inp.proj_end,
-        )  # fmt: skip
-        scores = torch.where(alive, scores, -torch.inf).to(cum.dtype)
+        # The kernel wrote every segment's labels and its float64 score: no pass over the
+        # (num_samples, batch, T) result is left but these reshapes.
+        segmentation = Segmentation(
+            labels.reshape(num_samples, B, T), starts.bool().reshape(num_samples, B, T), None
+        )
+        scores = torch.where(alive, score.reshape(num_samples, B), -torch.inf).to(cum.dtype)
         return segmentation._replace(scores=scores)
