@@ -50,28 +50,41 @@ if HAS_TRITON:
         return tl.sum((cdf < target[:, None]).to(tl.int64), axis=1)
 
     @triton.jit
-    def _segment_score(
+    def _segment_terms(
         cum_ptr, ps_ptr, pe_ptr, trans_ptr, bias_ptr, first_ptr, b, T, C, s, t, d, c, prev, on,
         PER_DURATION: tl.constexpr, HAS_PS: tl.constexpr, HAS_PE: tl.constexpr,
     ):  # fmt: skip
-        """Float64 score of the segments ``[s, t)`` with label ``c`` (one per row, ``(BLOCK_N,)``
-        each) and their link: ``transition[prev, c]``, or the start score where ``s = 0``; the
-        terms of ``segment_values``. Loaded off the draw's critical path (nothing waits on it)."""
+        """The terms of the score of the segments ``[s, t)`` with label ``c`` (one per row,
+        ``(BLOCK_N,)`` each), as loaded: ``cum[t, c]``, ``cum[s, c]``, ``duration_bias[d - 1,
+        c]``, ``proj_start[s, c]``, ``proj_end[t - 1, c]``, ``transition[prev, c]`` (``0`` where
+        ``s = 0``) and the start score (``0`` where ``s > 0``); ``0`` where not ``on``. The caller
+        adds them one step later (:func:`_add_terms`): a GPU thread waits for a load only where
+        its value is used, so the sum must not sit between this step's draws and the next's."""
         rowc = b * (T + 1) * C
-        v = tl.load(cum_ptr + rowc + t * C + c, mask=on, other=0.0).to(tl.float64)
-        v -= tl.load(cum_ptr + rowc + s * C + c, mask=on, other=0.0).to(tl.float64)
-        v += tl.load(bias_ptr + (d - 1) * C + c, mask=on, other=0.0).to(tl.float64)
+        ct = tl.load(cum_ptr + rowc + t * C + c, mask=on, other=0.0)
+        cs = tl.load(cum_ptr + rowc + s * C + c, mask=on, other=0.0)
+        bi = tl.load(bias_ptr + (d - 1) * C + c, mask=on, other=0.0)
+        ps = tl.zeros_like(ct)
+        pe = tl.zeros_like(ct)
         if HAS_PS:
-            v += tl.load(ps_ptr + b * T * C + s * C + c, mask=on, other=0.0).to(tl.float64)
+            ps = tl.load(ps_ptr + b * T * C + s * C + c, mask=on, other=0.0)
         if HAS_PE:
-            v += tl.load(pe_ptr + b * T * C + (t - 1) * C + c, mask=on, other=0.0).to(tl.float64)
+            pe = tl.load(pe_ptr + b * T * C + (t - 1) * C + c, mask=on, other=0.0)
         if PER_DURATION:
             link = tl.load(trans_ptr + (d - 1) * C * C + prev * C + c, mask=on & (s > 0), other=0.0)
             start = tl.load(first_ptr + (d - 1) * C + c, mask=on & (s == 0), other=0.0)
         else:
             link = tl.load(trans_ptr + prev * C + c, mask=on & (s > 0), other=0.0)
             start = tl.load(first_ptr + c, mask=on & (s == 0), other=0.0)
-        return v + tl.where(s == 0, start, link.to(tl.float64))
+        return ct, cs, bi, ps, pe, link, start
+
+    @triton.jit
+    def _add_terms(score, ct, cs, bi, ps, pe, link, start):
+        """``score`` plus one segment's terms from :func:`_segment_terms`, in float64, in the
+        order of ``segment_values``."""
+        v = ct.to(tl.float64) - cs.to(tl.float64) + bi.to(tl.float64)
+        v = v + ps.to(tl.float64) + pe.to(tl.float64)
+        return score + (v + (link.to(tl.float64) + start))
 
     @triton.jit(do_not_specialize=["B", "T", "C", "K", "rows", "seed"])
     def _sample_kernel(
@@ -121,6 +134,11 @@ if HAS_TRITON:
         c = _draw(final.to(tl.float64), m2, u)
         t = tl.where(ok, L, 0)
         score = tl.zeros([BLOCK_N], dtype=tl.float64)
+        # The last segment's score terms, added during the next step (see _segment_terms).
+        ct = tl.zeros([BLOCK_N], dtype=cum_ptr.dtype.element_ty)
+        cs, bi, ps, pe = ct, ct, ct, ct
+        link = tl.zeros([BLOCK_N], dtype=trans_ptr.dtype.element_ty)
+        start = tl.zeros([BLOCK_N], dtype=tl.float64)
         step = 1
         while tl.max(t, axis=0) > 0:
             active = t > 0
@@ -136,6 +154,8 @@ if HAS_TRITON:
                 cum_ptr + base[:, None] + s_safe * C + cc, mask=ok_d, other=0.0
             ).to(tl.float64)
             sh = tl.load(shift_ptr + (b * (T + 1))[:, None] + s_safe, mask=ok_d, other=0.0)
+            # The previous segment's terms: their loads were issued a step ago.
+            score = _add_terms(score, ct, cs, bi, ps, pe, link, start)
             if PER_DURATION:
                 # Joint (d, c') over (BLOCK_N, BLOCK_K, BLOCK_C), flattened for the draw.
                 if HAS_PS:
@@ -177,15 +197,14 @@ if HAS_TRITON:
                 label_ptr + (row * T + s_new)[:, None] + offs_k[None, :],
                 cc + offs_k[None, :] * 0, mask=span,
             )  # fmt: skip
-            score += tl.where(
-                active, _segment_score(
-                    cum_ptr, ps_ptr, pe_ptr, trans_ptr, bias_ptr, first_ptr, b, T, C, s_new, t,
-                    dd, c, prev, active, PER_DURATION, HAS_PS, HAS_PE,
-                ), 0.0,
+            ct, cs, bi, ps, pe, link, start = _segment_terms(
+                cum_ptr, ps_ptr, pe_ptr, trans_ptr, bias_ptr, first_ptr, b, T, C, s_new, t, dd, c,
+                prev, active, PER_DURATION, HAS_PS, HAS_PE,
             )  # fmt: skip
             c = tl.where(active, prev, c)
             t = s_new
             step += 1
+        score = _add_terms(score, ct, cs, bi, ps, pe, link, start)
         tl.store(score_ptr + row, score, mask=rmask)
 
 
