@@ -5,8 +5,9 @@ The split is forced with small tiles (blocks of 2 positions, super-blocks of 4) 
 sequence crosses many block and super-block boundaries; every result is compared with the
 float64 PyTorch path (log Z, every gradient, the Viterbi path). Both schedules are tested: far
 rows one super-block back (``overlap=True``: the far kernel overlaps the previous super-block's
-scan) on every case, and far rows right before the super-block (the default) on two. Run under the Triton interpreter
-on the CPU (``TRITON_INTERPRET=1``) or on CUDA.
+scan) on every case, and far rows right before the super-block (the default) on two, with the
+far partials merged by their own kernel (``reduce``, the default) and by the serial kernel.
+Run under the Triton interpreter on the CPU (``TRITON_INTERPRET=1``) or on CUDA.
 """
 
 from __future__ import annotations
@@ -95,9 +96,12 @@ def test_split_viterbi_matches_float64(make_inputs, case):
         assert torch.equal(getattr(got, field).cpu(), getattr(want, field)), field
 
 
-def test_split_viterbi_ties(rng):
+@pytest.mark.parametrize("reduce", [True, False])
+def test_split_viterbi_ties(rng, reduce):
     # Integer scores: many exactly tied paths; the split must keep the tie rule (smaller
-    # duration, then smaller label) exactly as the unsplit PyTorch path does.
+    # duration, then smaller label) exactly as the unsplit PyTorch path does, whether the far
+    # partials are merged by their own kernel or by the serial one.
+    split_launch.SPLIT_OVERRIDE["reduce"] = reduce
     B, T, C, K = 2, 14, 3, 9
     emissions = torch.randint(-1, 2, (B, T, C), generator=rng).double()
     cum = torch.zeros(B, T + 1, C, dtype=torch.float64)
@@ -113,10 +117,12 @@ def test_split_viterbi_ties(rng):
         assert torch.equal(getattr(got, field).cpu(), getattr(want, field)), field
 
 
+@pytest.mark.parametrize("reduce", [True, False])
 @pytest.mark.parametrize("case", [CASES[1], CASES[3]])
-def test_split_alternating_schedule_matches_float64(make_inputs, case):
-    # the default: far rows end right before each super-block, the near window is its own rows
-    split_launch.SPLIT_OVERRIDE["overlap"] = False
+def test_split_alternating_schedule_matches_float64(make_inputs, case, reduce):
+    # the default: far rows end right before each super-block, the near window is its own rows;
+    # the far partials merged by their own kernel (the default) or by the serial kernel
+    split_launch.SPLIT_OVERRIDE.update(overlap=False, reduce=reduce)
     B, T, C, K, lengths, proj, forbid = case
     inp = make_inputs(B, T, C, K, proj=proj, lengths=lengths, forbid=forbid)
     z_ref, g_ref = _grads(inp, torch.float64, use_triton=False)

@@ -5,9 +5,10 @@ window. At long ``K`` that work is split by its dependencies: positions are cut 
 *super-blocks* of ``S``; for every super-block the far-window kernel
 (:mod:`.triton_far`) first reduces the window rows older than the super-block for all its
 outputs, over the whole GPU, then the serial kernel (one program per sequence) finishes the
-super-block reducing only the rows inside it (the default, alternating schedule). With
-``overlap`` (``SPLIT_OVERRIDE["overlap"] = True``; not yet the default: it awaits a GPU
-measurement) the far rows end one super-block earlier, so the far kernel of super-block
+super-block reducing only the rows inside it (the default, alternating schedule). Between
+the two, a small parallel kernel merges the far kernel's partials of each output (``reduce``).
+With ``overlap`` (``SPLIT_OVERRIDE["overlap"] = True``; measured slower on an H100, so not the
+default) the far rows end one super-block earlier, so the far kernel of super-block
 ``j + 1`` runs on a second stream while the serial kernel scans ``j``, and the serial kernel
 reduces the near rows of the previous super-block and its own. The number of launches follows
 the padded ``T`` (never ``max(lengths)``), so CUDA-graph capture records a fixed sequence.
@@ -48,6 +49,8 @@ class SplitConfig:
         far_warps: warps per far program.
         overlap: far rows end one super-block earlier, so the far kernel of super-block
             ``j + 1`` runs on a second stream while super-block ``j`` is scanned.
+        reduce: a parallel kernel merges the ``nsplit`` partials of each output before the
+            serial kernel runs (else the serial kernel merges them itself).
     """
 
     superblock: int
@@ -57,6 +60,7 @@ class SplitConfig:
     nsplit: int
     far_warps: int
     overlap: bool = False
+    reduce: bool = True
 
 
 #: Overrides of :func:`split_config` for tests and tuning (``benchmarks/``): ``SplitConfig``
@@ -113,10 +117,10 @@ def split_config(
     rs = max(block_sf, (math.ceil(K / want) // block_sf) * block_sf)
     rs = int(SPLIT_OVERRIDE.get("rows_per_split", rs))
     far_warps = int(SPLIT_OVERRIDE.get("far_warps", 4))
-    # The overlapped schedule is tested under the interpreter but not yet timed on a GPU (no
-    # device time came in the session that wrote it): off by default until it is measured.
+    # The overlapped schedule measured slower than this one on an H100 (docs/kernels.md).
     overlap = bool(SPLIT_OVERRIDE.get("overlap", False))
-    return SplitConfig(S, block_pf, rs, block_sf, math.ceil(K / rs), far_warps, overlap)
+    reduce = bool(SPLIT_OVERRIDE.get("reduce", True))
+    return SplitConfig(S, block_pf, rs, block_sf, math.ceil(K / rs), far_warps, overlap, reduce)
 
 
 def scan_cc_launches(
@@ -167,11 +171,24 @@ def scan_cc_launches(
     S = split.superblock
     gap = S if split.overlap else 0
     nbuf = 2 if split.overlap else 1
-    farv = torch.empty((nbuf, B, S, split.nsplit, C), dtype=cum.dtype, device=cum.device)
-    shape_d = (nbuf, B, S, split.nsplit, C) if maxsr else (nbuf, 1)
-    fard = torch.empty(shape_d, dtype=torch.int32, device=cum.device)
+
+    def buffers(nsplit: int) -> tuple[torch.Tensor, torch.Tensor]:
+        v = torch.empty((nbuf, B, S, nsplit, C), dtype=cum.dtype, device=cum.device)
+        shape_d = (nbuf, B, S, nsplit, C) if maxsr else (nbuf, 1)
+        return v, torch.empty(shape_d, dtype=torch.int32, device=cum.device)
+
+    farv, fard = buffers(split.nsplit)
     block_k = max(2, min(16, 1 << (split.nsplit - 1).bit_length()))
     far_grid = (math.ceil(S / split.block_pf), split.nsplit, B)
+    if split.reduce:
+        # The partials merged by a parallel kernel: the serial kernel reads one per output.
+        from .triton_far import _far_reduce_kernel
+
+        merged_v, merged_d = buffers(1)
+        block_pr = max(1, min(_pow2_floor(S), _pow2_floor(4096 // (block_k * block_c))))
+        reduce_grid = (math.ceil(S / block_pr), B)
+    else:
+        merged_v, merged_d = farv, fard
 
     def far(t0: int) -> None:
         k = (t0 // S) % nbuf  # the buffer of super-block t0 (two alternate when overlapped)
@@ -181,11 +198,21 @@ def scan_cc_launches(
             REVERSE=reverse, MAXSR=maxsr, BLOCK_C=block_c, BLOCK_PF=split.block_pf,
             BLOCK_SF=split.block_sf, num_warps=split.far_warps,
         )  # fmt: skip
+        if split.reduce:
+            _far_reduce_kernel[reduce_grid](
+                farv[k], fard[k], merged_v[k], merged_d[k], lengths, S, split.nsplit, C, t0,
+                MAXSR=maxsr, BLOCK_C=block_c, BLOCK_P=block_pr, BLOCK_K=block_k, num_warps=4,
+            )  # fmt: skip
+
+    serial_nsplit, serial_block_k = (1, 2) if split.reduce else (split.nsplit, block_k)
 
     def serial(t0: int) -> None:
-        nsplit = split.nsplit if t0 - gap > 1 else 0  # far rows exist: rows 0.. are near
+        nsplit = serial_nsplit if t0 - gap > 1 else 0  # far rows exist: rows 0.. are near
         k = (t0 // S) % nbuf
-        kernel[(B,)](*kernel_args, farv[k], fard[k], t0, S, nsplit, gap, BLOCK_K=block_k, **flags)
+        kernel[(B,)](
+            *kernel_args, merged_v[k], merged_d[k], t0, S, nsplit, gap,
+            BLOCK_K=serial_block_k, **flags,
+        )  # fmt: skip
 
     starts = range(1, T + 1, S)
     if not split.overlap:

@@ -6,10 +6,14 @@ by earlier super-blocks (with ``GAP = S``, by those before the previous one, so 
 while the previous super-block is scanned). One program reduces ``RS`` of those rows (a
 *slice*) for ``PF`` outputs and every label, with the same loop body as the serial scan's phase 1
 (:func:`.triton_scan._scan_cc_window`); the grid is ``(S / PF, NSPLIT, batch)``. Its partials,
-relative to the shift of row ``far_end - 1``, are merged in
-slice order by the serial kernel (:func:`.triton_scan._far_merge`): no atomics, so the result is
-bitwise deterministic. See :mod:`.split_launch` for the host side and ``docs/kernels.md`` for the
-figure.
+relative to the shift of row ``far_end - 1``, are then merged in slice order by
+:func:`_far_reduce_kernel`, as parallel as the far kernel (``(S / PR, batch)`` programs), so
+that the serial kernel reads one value per output and label: merging ``NSPLIT`` partials in the
+serial kernel put ``ceil(NSPLIT / BLOCK_K)`` dependent loads on every block of the critical path
+(fitted to H100 timings at ``K = 3000``: about 60 ns per slice and position, some 40 % of the
+scan with 128-position super-blocks). No
+atomics, so the result is bitwise deterministic. See :mod:`.split_launch` for the host side and
+``docs/kernels.md`` for the figure.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ if HAS_TRITON:
     import triton
     import triton.language as tl
 
-    from .triton_scan import _scan_cc_window
+    from .triton_scan import _far_merge, _scan_cc_window
 else:  # pragma: no cover - exercised only where triton is absent
     triton = None
     tl = None
@@ -89,3 +93,35 @@ if HAS_TRITON:
         tl.store(farv_ptr + out, acc_v, mask=omask)
         if MAXSR:
             tl.store(fard_ptr + out, acc_d.to(tl.int32), mask=omask)
+
+    @triton.jit(do_not_specialize=["S", "NSPLIT", "C", "t0"])
+    def _far_reduce_kernel(
+        farv_ptr,  # (B, S, NSPLIT, C) the far kernel's partials
+        fard_ptr,  # (B, S, NSPLIT, C) int32 their best durations (MAXSR)
+        outv_ptr,  # out (B, S, 1, C): the partials merged in slice order (same shift)
+        outd_ptr,  # out (B, S, 1, C) int32: the merged best duration (MAXSR)
+        len_ptr,  # (B,) int64 lengths
+        S, NSPLIT, C, t0,
+        MAXSR: tl.constexpr,
+        BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_K: tl.constexpr,
+    ):  # fmt: skip
+        """Merge each output's ``NSPLIT`` far partials into one, in slice order (the max keeps
+        the smaller duration on ties), for ``BLOCK_P`` outputs of the super-block ``[t0, t0 +
+        S)`` (scan time) and every label."""
+        tile = tl.program_id(0)
+        b = tl.program_id(1).to(tl.int64)
+        L = tl.load(len_ptr + b)
+        offs_c = tl.arange(0, BLOCK_C)
+        cmask = offs_c < C
+        j = tile * BLOCK_P + tl.arange(0, BLOCK_P)
+        pact = (j < S) & (t0 + j <= L)
+        v, d = _far_merge(
+            farv_ptr + b * S * NSPLIT * C, fard_ptr + b * S * NSPLIT * C, j, NSPLIT, C,
+            L.to(tl.float64) * 0.0, pact, offs_c, cmask, farv_ptr.dtype.element_ty, MAXSR,
+            BLOCK_C, BLOCK_P, BLOCK_K,
+        )  # fmt: skip
+        out = (b * S + j[:, None]) * C + offs_c[None, :]
+        omask = (j < S)[:, None] & cmask[None, :]
+        tl.store(outv_ptr + out, v, mask=omask)
+        if MAXSR:
+            tl.store(outd_ptr + out, d.to(tl.int32), mask=omask)
