@@ -64,6 +64,11 @@ CONFIGS = {
     "s128p16": ({"enable": True, "superblock": 128}, {"block_p": 16}),
     "auto": ({}, {}),
 }
+# sNm: the far partials merged by the serial kernel, as before the reduce kernel (the "before"
+# column of issue 12's comparison)
+CONFIGS.update(
+    {f"s{S}m": ({"enable": True, "superblock": S, "reduce": False}, {}) for S in (32, 64, 128, 256)}
+)
 
 
 def apply(cfg):
