@@ -147,7 +147,8 @@ def run_forward_scan(
         None)``; ``bp_aux`` is the best previous label per *start* with ``(C, C)`` transitions
         and per *end* with ``(K, C, C)`` transitions. With ``defer`` (``(C, C)`` transitions
         only) nothing is launched yet: an 8th element, a generator, issues the launches one
-        super-block per step (:func:`.split_launch.interleave`).
+        super-block per step (:func:`.split_launch.interleave`), and the split is chosen for a
+        scan paired with another (``split_config(paired=True)``).
     """
     B, T1, C = cum.shape
     T = T1 - 1
@@ -186,6 +187,7 @@ def run_forward_scan(
         steps = scan_cc_launches(
             kernel, args, flags, cum=cum, db=db, lengths=lengths, window=window, shift=shift,
             K=K, block_c=cfg.block_c, block_p=cfg.block_p, reverse=False, maxsr=maxsr,
+            paired=defer,
         )  # fmt: skip
         if defer:
             return score, final, alpha, window, shift, None, None, steps

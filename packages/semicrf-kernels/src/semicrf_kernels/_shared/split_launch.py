@@ -80,18 +80,32 @@ def num_sms(device: torch.device) -> int:
 
 
 def split_config(
-    T: int, K: int, block_c: int, block_p: int, sms: int, dtype: torch.dtype
+    T: int,
+    K: int,
+    block_c: int,
+    block_p: int,
+    sms: int,
+    dtype: torch.dtype,
+    paired: bool = False,
 ) -> SplitConfig | None:
     """The split of a ``(C, C)`` scan, or None for the plain serial scan.
 
     Rule: split when the window is long compared with a super-block (``K >= 2 S``) and there
-    is more than one super-block. ``S`` is 16 temporal blocks (128 positions for ``C <= 32``)
-    when ``K >= 32`` blocks, else 8 blocks when ``K >= 128`` (measured on an H100: at
-    ``1 x 100000 x 200 x 24`` 64-position super-blocks take the forward from 416 to 343 ms; at
-    ``K = 100`` splitting gains nothing), so the serial kernel reduces over at most ``S`` near
-    rows a position instead of ``K``. The far rows of a super-block are cut into slices of
-    whole tiles so that the far grid has at least ``2 x sms`` programs (two per
-    multiprocessor).
+    is more than one super-block. A scan launched alone (the forward without gradients, the
+    Viterbi scan) takes super-blocks of ``S = 64`` positions, with the far partials merged by
+    their own kernel (``reduce``). A scan launched ``paired`` with another (the forward and
+    backward scans together, their launches interleaved from one host thread) takes ``S =
+    128`` where ``K >= 256``, with ``reduce``, else 64 without it: two scans issue twice the
+    launches, and with smaller super-blocks the host, not the GPU, sets the pace. ``S`` counts
+    positions, not temporal blocks, for that reason (it is rounded down to a multiple of the
+    temporal block); all the figures are at ``C = 24`` or 16 (8-position blocks). Measured on an H100
+    (``benchmarks/results/split_*``), forward / Viterbi alone: ``1 x 400000 x 3000 x 24`` 921 /
+    837 ms at 64 positions, 1041 / 923 ms at 128, 1503 / 1730 ms at 32; ``1 x 100000 x 200 x
+    24`` 210 / 198 ms at 64, 365 / 390 ms at 32. Forward and backward: 400K 1547 ms at 128, 1763
+    ms at 64; ``1 x 1000000 x 1000 x 16`` 1844 ms at 128, 5212 ms at 64; 100K 393 ms at 64
+    without ``reduce``, 456 ms with it. At ``K = 100`` no split gained anything. The far rows of
+    a super-block are cut into slices of whole tiles so that the far grid has at least ``2 x
+    sms`` programs (two per multiprocessor).
 
     Args:
         T: padded length.
@@ -100,8 +114,10 @@ def split_config(
         block_p: the scan's temporal block.
         sms: the device's multiprocessors.
         dtype: compute dtype (float64 halves the far tiles).
+        paired: the scan's launches are interleaved with another scan's.
     """
-    default_s = 16 * block_p if K >= 32 * block_p or K < 128 else 8 * block_p
+    long_window = K >= 256
+    default_s = 128 if paired and long_window else 64
     S = int(SPLIT_OVERRIDE.get("superblock", default_s))
     S = max(block_p, (S // block_p) * block_p)
     enable = SPLIT_OVERRIDE.get("enable", K >= 2 * S and T > S)
@@ -114,12 +130,12 @@ def split_config(
     tiles = math.ceil(S / block_pf)
     want = max(1, math.ceil(2 * sms / tiles))
     # whole tiles, rounded down so that there are at least ``want`` slices
-    rs = max(block_sf, (math.ceil(K / want) // block_sf) * block_sf)
+    rs = max(block_sf, (K // want // block_sf) * block_sf)
     rs = int(SPLIT_OVERRIDE.get("rows_per_split", rs))
     far_warps = int(SPLIT_OVERRIDE.get("far_warps", 4))
     # The overlapped schedule measured slower than this one on an H100 (docs/kernels.md).
     overlap = bool(SPLIT_OVERRIDE.get("overlap", False))
-    reduce = bool(SPLIT_OVERRIDE.get("reduce", True))
+    reduce = bool(SPLIT_OVERRIDE.get("reduce", long_window or not paired))
     return SplitConfig(S, block_pf, rs, block_sf, math.ceil(K / rs), far_warps, overlap, reduce)
 
 
@@ -138,6 +154,7 @@ def scan_cc_launches(
     block_p: int,
     reverse: bool,
     maxsr: bool,
+    paired: bool = False,
 ) -> Iterator[None]:
     """Launch a ``(C, C)`` scan, split or not: a generator issuing one super-block per step.
 
@@ -156,10 +173,11 @@ def scan_cc_launches(
         block_p: the scan's temporal block.
         reverse: the backward scan (mirrored in time).
         maxsr: the max semiring (far partials carry their best duration).
+        paired: its launches will be interleaved with another scan's (:func:`interleave`).
     """
     B, T1, C = cum.shape
     T = T1 - 1
-    split = split_config(T, K, block_c, block_p, num_sms(cum.device), cum.dtype)
+    split = split_config(T, K, block_c, block_p, num_sms(cum.device), cum.dtype, paired)
     if split is None:
         dummy = torch.empty(1, dtype=cum.dtype, device=cum.device)
         dummy_i = torch.empty(1, dtype=torch.int32, device=cum.device)

@@ -145,7 +145,8 @@ def run_backward_scan(
     (allocated when None) and return them. With ``(C, C)`` transitions it reads nothing of the
     forward, so ``state`` may be None; ``(K, C, C)`` needs the forward's ``state``. With
     ``defer`` (``(C, C)`` only) nothing is launched yet: it returns ``(rows, launches)``, a
-    generator issuing one super-block per step (:func:`.._shared.split_launch.interleave`)."""
+    generator issuing one super-block per step (:func:`.._shared.split_launch.interleave`), split
+    as a scan paired with the forward (``split_config(paired=True)``)."""
     cum, trans, db, lengths, K, ps, pe = inp
     B, T1, C = cum.shape
     T = T1 - 1
@@ -164,6 +165,7 @@ def run_backward_scan(
         steps = scan_cc_launches(
             _backward_scan_cc_kernel, args, flags, cum=cum, db=db, lengths=lengths, window=wb,
             shift=rb, K=K, block_c=cfg.block_c, block_p=cfg.block_p, reverse=True, maxsr=False,
+            paired=defer,
         )  # fmt: skip
         if defer:
             return BackwardRows(first, wb, rb), steps

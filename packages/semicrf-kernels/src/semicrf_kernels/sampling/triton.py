@@ -44,9 +44,9 @@ if HAS_TRITON:
         x = tl.where(valid, logits, float("-inf"))
         m = tl.max(x, axis=1)
         m = tl.where(m > float("-inf"), m, 0.0)
-        w = tl.where(valid, tl.exp(x - m[:, None]), 0.0)
+        w = tl.where(valid, tl.exp((x - m[:, None]).to(tl.float32)), 0.0)
         cdf = tl.cumsum(w, axis=1)
-        target = (1.0 - u) * tl.sum(w, axis=1)
+        target = (1.0 - u.to(tl.float32)) * tl.sum(w, axis=1)
         return tl.sum((cdf < target[:, None]).to(tl.int64), axis=1)
 
     @triton.jit
