@@ -8,7 +8,10 @@ one sequence from its end backwards with the exact conditionals of
 ``G[t - d, c] + duration_bias[d - 1, c]`` with ``G = window + shift - cum``, then the previous
 label from ``C`` logits ``alpha[s, c'] + transition[c', c]``: O(K + C) per segment; with
 ``(K, C, C)`` transitions ``(d, c')`` jointly, O(K C). Logits are formed in float64 (the shifts
-are float64), so the draw probabilities are exact to float64 rounding of the stored rows.
+are float64, far larger than the differences that matter) and, once their maximum is subtracted,
+exponentiated and summed in float32: each probability carries a relative error of about 1e-7,
+the size of the float32 rounding of the stored rows themselves (and float64 exponentials cost the
+draws 0.5 ms of 5.8 at ``32 x 1000`` on an H100).
 Uniforms come from ``tl.rand`` (Philox) seeded from the caller's ``torch.Generator``: samples are
 reproducible on one device and agree with the PyTorch path in distribution, not draw by draw.
 Each step also stores the segment's labels over its whole span and adds its score (the terms of
@@ -38,9 +41,9 @@ if HAS_TRITON:
 
     @triton.jit
     def _draw(logits, valid, u):
-        """Per row of ``logits (rows, n)``, an index drawn with probability softmax over the
-        ``valid`` entries (inverse CDF with ``1 - u`` in (0, 1]); an entry of probability 0 is
-        never drawn."""
+        """Per row of ``logits (rows, n)`` (float64), an index drawn with probability softmax
+        over the ``valid`` entries (inverse CDF with ``1 - u`` in (0, 1]; weights in float32
+        after the float64 max subtraction); an entry of probability 0 is never drawn."""
         x = tl.where(valid, logits, float("-inf"))
         m = tl.max(x, axis=1)
         m = tl.where(m > float("-inf"), m, 0.0)
