@@ -72,14 +72,15 @@ if [[ "$MODE" == "quick" ]]; then
     run python3 benchmarks/bench_streaming.py --quick --out "$RESULTS"
 fi
 if [[ "$MODE" == "split" ]]; then
-    # the split scan's schedules (issue 12): unsplit (base), alternating (sN, the default) and
-    # overlapped (sNo), at the long rows, with float64 precision of the last config of each row;
-    # then the short-row warp and register experiments.
+    # the split scan (issue 12) at the long rows, then the short-row warp and register
+    # experiments; the overlapped schedule (sNo) is measured on request (--configs s128o, ...).
     T=benchmarks/experiments/split_tune.py
-    run python3 $T --sizes 1x400000x3000x24 --configs base,s128,s256o,s128o --precision
-    run python3 $T --sizes 1x1000000x1000x16 --ops fwdbwd --configs s128,s128o
-    run python3 $T --sizes 1x100000x200x24 --configs base,s64,s32o,s64o --precision
-    run python3 $T --sizes 8x10000x100x24 --configs base,s32,s32o
+    # before (sNm: the far partials merged in the serial kernel, the rule before the reduce
+    # kernel) against auto (today's rule), with float64 precision of the last config
+    run python3 $T --sizes 1x400000x3000x24 --configs s128m,auto,s64,s128 --precision
+    run python3 $T --sizes 1x1000000x1000x16 --ops fwdbwd --configs s128m,auto
+    run python3 $T --sizes 1x100000x200x24 --configs s64m,auto,s64 --precision
+    run python3 $T --sizes 8x10000x100x24 --configs base,s32
     run python3 $T --sizes 32x1000x32x24,64x512x16x8 --ops fwd,fwdbwd --configs base,basew1,basew2
     run python3 $T --sizes 4x2048x64x128 --ops fwd,fwdbwd --configs base,basetr,basetrw16
     run python3 benchmarks/gpu_reliability.py --only b --out "$RESULTS"
