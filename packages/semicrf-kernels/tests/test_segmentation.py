@@ -150,6 +150,15 @@ def test_segments_to_labels_errors() -> None:
         labels_to_segments(torch.zeros(2, 3, dtype=torch.long), torch.tensor([4, 1]), 2)
     with pytest.raises(ValueError, match="K"):
         labels_to_segments(torch.zeros(2, 3, dtype=torch.long), torch.tensor([3, 1]), 0)
+    with pytest.raises(ValueError, match=r"lengths: expected values in \[1, T\]"):
+        labels_to_segments(torch.zeros(2, 3, dtype=torch.long), torch.tensor([3, 0]), 2)
+    with pytest.raises(TypeError, match="lengths: expected an integer dtype"):
+        labels_to_segments(torch.zeros(2, 3, dtype=torch.long), torch.tensor([3.0, 1.0]), 2)
+    # a Segmentation cut short must not drop labelled positions; padding past them is fine
+    seg = labels_to_segments(torch.tensor([[0, 0, 1, 1], [1, 1, 0, 0]]), torch.tensor([4, 2]), 3)
+    with pytest.raises(ValueError, match="covers position 3 >= T = 3"):
+        segments_to_labels(seg, 3)
+    assert segments_to_labels(seg._replace(labels=seg.labels[1:]), 2).tolist() == [[1, 1]]
 
 
 def test_segmentation_is_namedtuple() -> None:

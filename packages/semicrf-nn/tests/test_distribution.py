@@ -156,8 +156,9 @@ def test_bad_input(setup) -> None:
     seg = dist.sample()
     with pytest.raises(ValueError, match="batch=3"):
         dist.log_prob(Segmentation(seg.labels[:2], seg.starts[:2], None))
-    with pytest.raises(ValueError, match="T = 5"):
-        dist.log_prob(Segmentation(seg.labels[:, :4], seg.starts[:, :4], None))
+    for cut in (1, 2, 4):  # the shape is reported, never a value check misreading it
+        with pytest.raises(ValueError, match="T = 5"):
+            dist.log_prob(Segmentation(seg.labels[:, :cut], seg.starts[:, :cut], None))
     with pytest.raises(TypeError, match="SemiCRFDistribution"):
         dist.kl_divergence("teacher")
     other = make_head(3, 3).distribution(hidden[:2], lengths[:2])
@@ -181,3 +182,14 @@ def test_constructor_validates() -> None:
     cum = torch.zeros(2, 4, 3)
     with pytest.raises(ValueError, match="duration_bias"):
         SemiCRFDistribution(cum, torch.zeros(3, 3), torch.zeros(2, 3), torch.tensor([3, 2]), 3)
+
+
+def test_marginals_are_zero_past_each_length_and_repr(setup) -> None:
+    head, hidden, lengths = setup
+    assert int(lengths.min()) < 5  # some padding to look at
+    dist = head.distribution(hidden, lengths)
+    m = dist.marginals
+    pad = torch.arange(5) >= lengths[:, None]
+    assert (m.position[pad] == 0).all() and (m.boundary[pad] == 0).all()
+    text = repr(dist)
+    assert text.startswith("SemiCRFDistribution(batch=3, T=5, C=3, K=3")

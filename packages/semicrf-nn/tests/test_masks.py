@@ -65,3 +65,21 @@ def test_bad_masks() -> None:
         head.decode(hidden, mask=torch.ones(2, 4))
     with pytest.raises(ValueError, match=r"lengths .* or mask="):
         head.decode(hidden)
+    with pytest.raises(ValueError, match="mask: expected at least one True in every row"):
+        head.decode(hidden, mask=torch.tensor([[True] * 4, [False] * 4]))
+    with pytest.raises(ValueError, match="mask: expected at least one True"):
+        head.distribution(hidden, mask=torch.tensor([[False] * 4, [True] * 4]))
+
+
+def test_neither_lengths_nor_mask_is_full_length_where_lengths_is_optional() -> None:
+    # decode_labels and distribution default lengths to None: like torch-crf without a mask,
+    # every sequence is then full length; methods whose lengths is required still raise.
+    head = make_head(3, 2)
+    hidden, _ = make_batch(3, 5, 4, seed=4)
+    full = torch.full((3,), 5)
+    assert torch.equal(head.decode_labels(hidden), head.decode_labels(hidden, full))
+    assert torch.equal(
+        head.distribution(hidden).log_partition, head.distribution(hidden, full).log_partition
+    )
+    with pytest.raises(ValueError, match=r"lengths .* or mask="):
+        head(hidden)

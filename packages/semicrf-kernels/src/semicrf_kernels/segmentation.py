@@ -63,7 +63,8 @@ def labels_to_segments(labels: torch.Tensor, lengths: torch.Tensor, K: int) -> S
 
     Args:
         labels: ``(..., batch, T)`` integer labels (any value at padding).
-        lengths: ``(batch,)`` integer lengths in ``[0, T]``.
+        lengths: ``(batch,)`` integer lengths in ``[1, T]`` (``docs/conventions.md``
+            section 5: a floating dtype is a ``TypeError``, integral or not).
         K: the longest segment (``>= 1``).
 
     Returns:
@@ -71,7 +72,8 @@ def labels_to_segments(labels: torch.Tensor, lengths: torch.Tensor, K: int) -> S
         ``SemiCRFDistribution.log_prob``); ``labels`` are ``-1`` past each length.
 
     Raises:
-        ValueError: shapes that do not match, or lengths outside ``[0, T]``.
+        ValueError: shapes that do not match, or lengths outside ``[1, T]``.
+        TypeError: floating labels or lengths.
     """
     _check_int("K", K, 1)
     if not isinstance(labels, torch.Tensor) or labels.dim() < 2:
@@ -82,14 +84,17 @@ def labels_to_segments(labels: torch.Tensor, lengths: torch.Tensor, K: int) -> S
     if labels.is_floating_point() or labels.is_complex():
         raise TypeError(f"labels: expected an integer tensor, got {labels.dtype}")
     T = labels.shape[-1]
-    lengths = torch.as_tensor(lengths, device=labels.device).long()
+    lengths = torch.as_tensor(lengths, device=labels.device)
+    if lengths.is_floating_point() or lengths.is_complex() or lengths.dtype == torch.bool:
+        raise TypeError(f"lengths: expected an integer dtype, got {lengths.dtype}")
+    lengths = lengths.long()
     if lengths.shape != labels.shape[-2:-1]:
         raise ValueError(
             f"lengths: expected shape ({labels.shape[-2]},) (the batch of labels "
             f"{tuple(labels.shape)}), got {tuple(lengths.shape)}"
         )
-    if lengths.numel() and (int(lengths.min()) < 0 or int(lengths.max()) > T):
-        raise ValueError(f"lengths: expected values in [0, {T}], got {lengths.tolist()}")
+    if lengths.numel() and (int(lengths.min()) < 1 or int(lengths.max()) > T):
+        raise ValueError(f"lengths: expected values in [1, T] = [1, {T}], got {lengths.tolist()}")
     valid = _valid(lengths, T).expand(labels.shape)
     labels = labels.long()
     change = torch.ones_like(valid)
@@ -139,8 +144,8 @@ def segments_to_labels(segmentation_or_segments: Any, T: int) -> torch.Tensor:
     """Per-position labels ``(..., batch, T)`` int64 (``-1`` where no segment covers a position).
 
     Args:
-        segmentation_or_segments: a :class:`Segmentation` (its ``labels``, padded or cut to
-            ``T``), a packed per-segment result with ``starts``, ``durations``, ``labels`` and
+        segmentation_or_segments: a :class:`Segmentation` (its ``labels``, padded with ``-1``
+            to ``T``, or cut to ``T`` where no segment covers the positions cut), a packed per-segment result with ``starts``, ``durations``, ``labels`` and
             ``num_segments`` (e.g. :class:`semicrf_kernels.ViterbiPath`), or a list per sequence
             of segments ``(start, end_inclusive, label)`` (or objects with ``start``, ``end``,
             ``label`` such as ``semicrf_nn.Segment``).
@@ -151,12 +156,20 @@ def segments_to_labels(segmentation_or_segments: Any, T: int) -> torch.Tensor:
         positions no segment covers (past each length).
 
     Raises:
-        ValueError: a segment that ends before it starts, or reaches past ``T``.
+        ValueError: a segment that ends before it starts, or reaches past ``T`` (for a
+            :class:`Segmentation`: a label at a position ``>= T``).
     """
     _check_int("T", T, 0)
     if isinstance(segmentation_or_segments, Segmentation):
         labels = segmentation_or_segments.labels
         if labels.shape[-1] >= T:
+            covered = labels[..., T:] >= 0
+            if bool(covered.any()):
+                last = T + int(covered.nonzero()[:, -1].max())
+                raise ValueError(
+                    f"segmentation_or_segments: a segment covers position {last} >= T = {T} "
+                    f"(labels of shape {tuple(labels.shape)})"
+                )
             return labels[..., :T].clone()
         pad = labels.new_full((*labels.shape[:-1], T - labels.shape[-1]), -1)
         return torch.cat([labels, pad], dim=-1)

@@ -137,14 +137,16 @@ class SemiCRFDistribution(Distribution):
             ValueError: a segmentation of the wrong shape, or (when validating) not a valid
                 segmentation of every sequence (labels out of range, a segment longer than K...).
         """
+        labels = getattr(segmentation, "labels", None)
+        if isinstance(labels, torch.Tensor) and labels.shape[-1:] != self.event_shape:
+            # before the value checks, which would misread a short segmentation
+            raise ValueError(
+                f"segmentation.labels: expected T = {self.event_shape[0]} positions, got shape "
+                f"{tuple(labels.shape)}"
+            )
         check_segmentation(
             segmentation, self.lengths, self.K, self.num_classes, check_values=self.validate
         )
-        if segmentation.labels.shape[-1] != self.event_shape[0]:
-            raise ValueError(
-                f"segmentation.labels: expected T = {self.event_shape[0]} positions, got shape "
-                f"{tuple(segmentation.labels.shape)}"
-            )
         return score_segmentation_tensors(
             self.cum_scores, self.transition, self.duration_bias, self.lengths, segmentation,
             **self._proj,
@@ -237,7 +239,23 @@ class SemiCRFDistribution(Distribution):
     def marginals(self) -> SegmentationMarginals:
         """Posterior boundary ``(batch, T)`` and position ``(batch, T, C)`` marginals."""
         m = self._marginals
-        return SegmentationMarginals(m.boundary, m.position)
+        T = self.event_shape[0]
+        valid = (
+            torch.arange(T, device=m.position.device) < self.lengths.to(m.position.device)[:, None]
+        )
+        # exactly 0 past each length (the backward leaves rounding residue there)
+        position = torch.where(
+            valid[..., None], m.position, torch.zeros((), dtype=m.position.dtype)
+        )
+        return SegmentationMarginals(torch.where(valid, m.boundary, 0.0), position)
+
+    def __repr__(self) -> str:
+        B, T1, C = self.cum_scores.shape
+        return (
+            f"SemiCRFDistribution(batch={B}, T={T1 - 1}, C={C}, K={self.K}, transition="
+            f"{tuple(self.transition.shape)}, proj_start={self.proj_start is not None}, "
+            f"proj_end={self.proj_end is not None}, device={self.cum_scores.device})"
+        )
 
     def _check_other(self, other: object) -> SemiCRFDistribution:
         if not isinstance(other, SemiCRFDistribution):

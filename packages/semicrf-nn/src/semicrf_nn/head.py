@@ -458,7 +458,8 @@ class SemiMarkovCRFHead(nn.Module):
 
         Args:
             hidden_states: ``(batch, T, hidden_dim)`` encoder output.
-            lengths: ``(batch,)`` integer valid lengths (or give ``mask=``).
+            lengths: ``(batch,)`` integer valid lengths (or give ``mask=``; neither: every
+                sequence is full length, as torch-crf without a mask).
             use_triton: (keyword) let the kernels use Triton where available.
 
         Returns:
@@ -484,7 +485,8 @@ class SemiMarkovCRFHead(nn.Module):
 
         Args:
             hidden_states: ``(batch, T, hidden_dim)`` encoder output.
-            lengths: ``(batch,)`` integer valid lengths (or give ``mask=``).
+            lengths: ``(batch,)`` integer valid lengths (or give ``mask=``; neither: every
+                sequence is full length, as torch-crf without a mask).
             use_triton: (keyword) let the kernels use Triton where available.
 
         Returns:

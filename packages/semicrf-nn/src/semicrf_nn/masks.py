@@ -8,6 +8,7 @@ when both are given they must agree.
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -52,6 +53,12 @@ def lengths_from_mask(
     mask = mask.bool()
     derived = mask.sum(dim=1)
     if check_values:
+        if B and int(derived.min()) < 1:
+            b = int((derived < 1).nonzero()[0])
+            raise ValueError(
+                f"mask: expected at least one True in every row (lengths >= 1), row {b} is "
+                "all False"
+            )
         prefix = torch.arange(T, device=mask.device) < derived[:, None]
         if not torch.equal(prefix, mask):
             b = int((prefix != mask).any(dim=1).nonzero()[0])
@@ -71,7 +78,12 @@ def accepts_mask(method: F) -> F:
     """Let a head method ``(self, hidden_states, lengths, ...)`` also take ``mask=``.
 
     ``lengths`` becomes optional when ``mask`` is given; the method receives lengths either way.
+    A method whose signature defaults ``lengths`` to None (``decode_labels``, ``distribution``)
+    treats neither given as every sequence full length, as torch-crf does without a mask; the
+    others raise.
     """
+    param = inspect.signature(method).parameters.get("lengths")
+    full_by_default = param is not None and param.default is None
 
     @functools.wraps(method)
     def wrapper(self, hidden_states, *args, mask=None, **kwargs):
@@ -82,6 +94,9 @@ def accepts_mask(method: F) -> F:
         if mask is not None:
             checking = value_checks_enabled(getattr(self, "validate", True))
             lengths = lengths_from_mask(mask, hidden_states, lengths, check_values=checking)
+        elif lengths is None and full_by_default:
+            B, T = hidden_states.shape[:2]
+            lengths = torch.full((B,), T, dtype=torch.int64, device=hidden_states.device)
         elif lengths is None:
             raise ValueError(
                 f"{method.__name__}: expected lengths ((batch,) integer) or mask= ((batch, T) "
