@@ -66,6 +66,15 @@ CONFIGS = {
 }
 # sNm: the far partials merged by the serial kernel, as before the reduce kernel (the "before"
 # column of issue 12's comparison)
+# the serial kernel on fewer warps once the split leaves it only the near rows (its per-step
+# reductions then need fewer or no shared-memory round trips); the far kernel keeps 4
+CONFIGS.update(
+    {
+        f"s{S}w{w}": ({"enable": True, "superblock": S}, {"num_warps": w})
+        for S in (32, 64, 128)
+        for w in (1, 2)
+    }
+)
 CONFIGS.update(
     {f"s{S}m": ({"enable": True, "superblock": S, "reduce": False}, {}) for S in (32, 64, 128, 256)}
 )
