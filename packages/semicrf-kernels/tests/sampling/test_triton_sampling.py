@@ -1,6 +1,6 @@
 """Tests of the Triton sampler (``sampling/triton.py``) against the enumerated distribution.
 
-The same chi-square test as ``test_sampling_pytorch.py``: the Triton and PyTorch samplers agree
+The same chi-square test as ``test_sampling_cpu.py``: the Triton and CPU samplers agree
 in distribution (not draw by draw). Runs on the CPU under ``TRITON_INTERPRET=1`` (fewer draws:
 the interpreter is slow) and natively on a CUDA machine.
 """

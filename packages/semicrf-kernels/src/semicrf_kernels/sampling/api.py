@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from .._shared.numba_support import numba_kernels
 from .._shared.triton_support import triton_available_for
 from ..segmentation import Segmentation
 from ..validation import check_count, check_num_warps, validate_streaming_inputs
@@ -47,7 +48,9 @@ def semi_crf_streaming_sample(
         generator: a ``torch.Generator`` on ``cum_scores``' device; the same generator state
             gives the same samples. None uses the default generator.
         use_triton: run the Triton kernels where they can run (CUDA, or the CPU under
-            ``TRITON_INTERPRET=1``); else the PyTorch path. They agree in distribution, not
+            ``TRITON_INTERPRET=1``); else, on the CPU, the compiled (numba) sampler (the
+            PyTorch one where numba is unavailable or ``set_cpu_path("pytorch")`` chose it),
+            and the PyTorch sampler on other devices. They agree in distribution, not
             draw by draw.
         num_warps: warps per Triton program (a power of two).
         validate: run the value checks of :func:`validate_streaming_inputs`.
@@ -83,6 +86,14 @@ def semi_crf_streaming_sample(
         return streaming_sample_triton(
             cum_scores, transition, duration_bias, lengths, K, num_samples,
             proj_start=proj_start, proj_end=proj_end, generator=generator, num_warps=num_warps,
+        )  # fmt: skip
+    if cum_scores.device.type == "cpu" and numba_kernels("logpartition") is not None:
+        # the compiled CPU path (set_cpu_path("pytorch") or SEMICRF_CPU_PATH=pytorch: PyTorch)
+        from .numba import streaming_sample_numba
+
+        return streaming_sample_numba(
+            cum_scores, transition, duration_bias, lengths, K, num_samples,
+            proj_start=proj_start, proj_end=proj_end, generator=generator,
         )  # fmt: skip
     return streaming_sample_pytorch(
         cum_scores, transition, duration_bias, lengths, K, num_samples,

@@ -29,7 +29,7 @@ from ..logpartition.pytorch import _forward_scan, _start_terms, _working_inputs
 from ..segmentation import Segmentation
 from ..segmentation_score import score_segmentation_tensors
 
-__all__ = ["draw_categorical", "streaming_sample_pytorch"]
+__all__ = ["draw_categorical", "finish_samples", "streaming_sample_pytorch"]
 
 
 def draw_categorical(
@@ -160,16 +160,38 @@ def streaming_sample_pytorch(
         inp = _working_inputs(prepared)
         state = _forward_scan(inp, "log")
         starts, label_at = _draw(inp, state.alpha, state.start_part, num_samples, generator)
-        B, T = starts.shape[0] // num_samples, starts.shape[1]
-        starts = starts.reshape(num_samples, B, T)
-        labels = _fill_labels(starts, label_at.reshape(num_samples, B, T))
-        valid = torch.arange(T, device=starts.device) < inp.lengths[:, None]
-        alive = torch.isfinite(state.log_z)
-        labels = torch.where(valid & alive[:, None], labels, -1)
-        segmentation = Segmentation(labels, starts, None)
-        scores = score_segmentation_tensors(
-            inp.cum_scores, inp.transition, inp.duration_bias, inp.lengths, segmentation,
-            proj_start=inp.proj_start, proj_end=inp.proj_end,
-        )  # fmt: skip
-        scores = torch.where(alive, scores, -torch.inf).to(prepared.cum_scores.dtype)
-        return segmentation._replace(scores=scores)
+        return finish_samples(prepared, inp, state.log_z, starts, label_at, num_samples)
+
+
+def finish_samples(
+    prepared: KernelInputs,
+    inp: KernelInputs,
+    log_z: torch.Tensor,
+    starts: torch.Tensor,
+    label_at: torch.Tensor,
+    num_samples: int,
+) -> Segmentation:
+    """The :class:`Segmentation` of drawn rows: labels filled in from the starts, ``-1`` past
+    each length and for sequences with no segmentation, and each sample's score.
+
+    Args:
+        prepared: the prepared inputs (their dtype is the scores').
+        inp: their float64 working copies.
+        log_z: ``(batch,)`` log partition (``-inf``: nothing allowed).
+        starts: ``(num_samples * batch, T)`` bool, True at segment starts.
+        label_at: ``(num_samples * batch, T)`` int64, the label at each start.
+        num_samples: samples per sequence.
+    """
+    B, T = starts.shape[0] // num_samples, starts.shape[1]
+    starts = starts.reshape(num_samples, B, T)
+    labels = _fill_labels(starts, label_at.reshape(num_samples, B, T))
+    valid = torch.arange(T, device=starts.device) < inp.lengths[:, None]
+    alive = torch.isfinite(log_z)
+    labels = torch.where(valid & alive[:, None], labels, -1)
+    segmentation = Segmentation(labels, starts, None)
+    scores = score_segmentation_tensors(
+        inp.cum_scores, inp.transition, inp.duration_bias, inp.lengths, segmentation,
+        proj_start=inp.proj_start, proj_end=inp.proj_end,
+    )  # fmt: skip
+    scores = torch.where(alive, scores, -torch.inf).to(prepared.cum_scores.dtype)
+    return segmentation._replace(scores=scores)

@@ -1,4 +1,6 @@
-"""Tests of ``sampling/pytorch.py``: exact samples against the enumerated distribution."""
+"""Tests of the CPU samplers, ``sampling/pytorch.py`` (the reference) and ``sampling/numba.py``
+(compiled, the default on the CPU): exact samples against the enumerated distribution. Every
+test runs once per CPU path (``set_cpu_path``)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import pytest
 import torch
 from _enumerate import ALPHA, chi_square_pvalue, log_partition, scored_segmentations
 
+from semicrf_kernels import set_cpu_path
 from semicrf_kernels.sampling import semi_crf_streaming_sample
 from semicrf_kernels.sampling.pytorch import draw_categorical
 from semicrf_kernels.testing.brute_force import brute_force_streaming
@@ -26,6 +29,13 @@ CASES = [
 
 #: Draws per sequence: enough that every bin but the pooled tail expects >= 5 counts.
 DRAWS = 4000
+
+
+@pytest.fixture(autouse=True, params=["pytorch", "numba"])
+def cpu_path(request):
+    set_cpu_path(request.param)  # "numba" raises rather than silently running PyTorch
+    yield request.param
+    set_cpu_path(None)
 
 
 @pytest.mark.parametrize(("B", "T", "C", "K", "lengths", "per_duration", "proj", "forbid"), CASES)
