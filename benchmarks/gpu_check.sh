@@ -83,6 +83,9 @@ if [[ "$MODE" == "split" ]]; then
     run python3 $T --sizes 8x10000x100x24 --configs base,s32
     # the serial kernel on 1 or 2 warps with the split (the per-step floor, issue 12)
     run python3 $T --sizes 1x100000x200x24 --ops fwd,vit --configs s64,s64w1,s64w2
+    # one shift per temporal block instead of one per position (precision of the last config)
+    run python3 $T --sizes 32x1000x32x24,64x512x16x8 --configs base,baserb
+    run python3 $T --sizes 1x400000x3000x24 --configs s64,s64rb --precision
     run python3 $T --sizes 32x1000x32x24,64x512x16x8 --ops fwd,fwdbwd --configs base,basew1,basew2
     run python3 $T --sizes 4x2048x64x128 --ops fwd,fwdbwd --configs base,basetr,basetrw16
     run python3 benchmarks/gpu_reliability.py --only b --out "$RESULTS"

@@ -66,6 +66,10 @@ CONFIGS = {
 }
 # sNm: the far partials merged by the serial kernel, as before the reduce kernel (the "before"
 # column of issue 12's comparison)
+# rows rebased on a new shift once per temporal block instead of once per position (one
+# reduction a step fewer; ScanConfig.renorm_block, off by default)
+CONFIGS["baserb"] = ({"enable": False}, {"renorm_block": True})
+CONFIGS["s64rb"] = ({"enable": True, "superblock": 64}, {"renorm_block": True})
 # the serial kernel on fewer warps once the split leaves it only the near rows (its per-step
 # reductions then need fewer or no shared-memory round trips); the far kernel keeps 4
 CONFIGS.update(

@@ -49,6 +49,9 @@ class ScanConfig:
             does not fit in registers.
         trans_regs: keep the ``(C, C)`` transition matrix in registers for the whole scan.
         num_warps: warps per program.
+        renorm_block: (experiment, off) rebase the stored rows on a new shift once per temporal
+            block instead of once per position: one reduction a step fewer; rows are then
+            relative to their block's shift, no longer to their own maximum.
     """
 
     block_c: int
@@ -57,6 +60,7 @@ class ScanConfig:
     block_tc: int
     trans_regs: bool
     num_warps: int
+    renorm_block: bool = False
 
 
 #: Optional overrides of :func:`scan_config`'s choices, for tuning (``benchmarks/``); keys are
@@ -170,6 +174,7 @@ def run_forward_scan(
         window = new_float((B, T1, C), dt, dev)
         flags = dict(
             HAS_PS=ps is not None, HAS_PE=pe is not None, TRANS_REGS=cfg.trans_regs,
+            RENORM_BLOCK=cfg.renorm_block,
             BLOCK_C=cfg.block_c, BLOCK_P=cfg.block_p, BLOCK_S=cfg.block_s, BLOCK_TC=cfg.block_tc,
             num_warps=cfg.num_warps,
         )  # fmt: skip

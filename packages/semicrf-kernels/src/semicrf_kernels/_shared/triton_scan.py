@@ -247,10 +247,12 @@ if HAS_TRITON:
         cum_b, trans_ptr, MT, db_ptr, ps_b, pe_b, first_b, win_b, shift_b, bpd_b, bpa_b,
         tau0, L, T, K, C, r_ref, acc_v, acc_d, cumcur, offs_c, cmask,
         REVERSE: tl.constexpr, MAXSR: tl.constexpr, HAS_PS: tl.constexpr, HAS_PE: tl.constexpr,
-        STORE_BP: tl.constexpr, TRANS_REGS: tl.constexpr,
+        STORE_BP: tl.constexpr, TRANS_REGS: tl.constexpr, RENORM_BLOCK: tl.constexpr,
         BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_TC: tl.constexpr,
     ):  # fmt: skip
-        """Phase 2 of a block: its ``P`` positions in order, stored; returns the last shift."""
+        """Phase 2 of a block: its ``P`` positions in order, stored; returns the next block's
+        shift (the last row's; with ``RENORM_BLOCK`` every row keeps the block's ``r_ref`` and
+        the next shift is ``r_ref`` plus the last row's maximum, one reduction per block)."""
         NEG: tl.constexpr = float("-inf")
         BIG: tl.constexpr = 1073741824
         DT = cum_b.dtype.element_ty
@@ -261,6 +263,7 @@ if HAS_TRITON:
         loc_w = tl.full([BLOCK_P, BLOCK_C], NEG, DT)
         loc_sh = tl.zeros([BLOCK_P], tl.float64) + r_ref
         r_last = r_ref
+        last_val = tl.full([BLOCK_C], NEG, DT)
         for i in tl.static_range(BLOCK_P):
             tau = tau0 + i
             act = tau <= L
@@ -299,10 +302,15 @@ if HAS_TRITON:
                 if HAS_PE:
                     val += tl.load(pe_b + (row - 1) * C + offs_c, mask=cact, other=0.0)
             val = tl.where(cmask, val, NEG)
-            mx = tl.max(val, axis=0)
-            mxs = tl.where(mx == NEG, 0.0, mx)
-            fn = val - mxs
-            r_t = r_ref + mxs.to(tl.float64)
+            if RENORM_BLOCK:
+                fn = val
+                r_t = r_ref
+                last_val = tl.where(cact, val, last_val)
+            else:
+                mx = tl.max(val, axis=0)
+                mxs = tl.where(mx == NEG, 0.0, mx)
+                fn = val - mxs
+                r_t = r_ref + mxs.to(tl.float64)
             tl.store(first_b + row * C + offs_c, fn, mask=cact)
             tl.store(shift_b + row, r_t, mask=act)
             if STORE_BP:
@@ -347,6 +355,9 @@ if HAS_TRITON:
             loc_w = tl.where(sel, sec[None, :], loc_w)
             loc_sh = tl.where(offs_p == i, r_t, loc_sh)
             r_last = tl.where(act, r_t, r_last)
+        if RENORM_BLOCK:
+            mb = tl.max(last_val, axis=0)
+            r_last = r_ref + tl.where(mb == NEG, 0.0, mb).to(tl.float64)
         return r_last
 
     @triton.jit
@@ -355,7 +366,7 @@ if HAS_TRITON:
         first_ptr, win_ptr, shift_ptr, score_ptr, final_ptr, bpd_ptr, bpa_ptr,
         T, K, C, farv_ptr, fard_ptr, t_begin, S, NSPLIT, GAP,
         REVERSE: tl.constexpr, MAXSR: tl.constexpr, HAS_PS: tl.constexpr, HAS_PE: tl.constexpr,
-        STORE_BP: tl.constexpr, TRANS_REGS: tl.constexpr,
+        STORE_BP: tl.constexpr, TRANS_REGS: tl.constexpr, RENORM_BLOCK: tl.constexpr,
         BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_S: tl.constexpr,
         BLOCK_TC: tl.constexpr, BLOCK_K: tl.constexpr,
     ):  # fmt: skip
@@ -447,7 +458,8 @@ if HAS_TRITON:
             r_ref = _scan_cc_block(
                 cum_b, trans_ptr, MT, db_ptr, ps_b, pe_b, first_b, win_b, shift_b, bpd_b, bpa_b,
                 tau0, L, T, K, C, r_ref, acc_v, acc_d, cumcur, offs_c, cmask,
-                REVERSE, MAXSR, HAS_PS, HAS_PE, STORE_BP, TRANS_REGS, BLOCK_C, BLOCK_P, BLOCK_TC,
+                REVERSE, MAXSR, HAS_PS, HAS_PE, STORE_BP, TRANS_REGS, RENORM_BLOCK, BLOCK_C, BLOCK_P,
+                BLOCK_TC,
             )  # fmt: skip
         if not REVERSE:
             # (+)_c alpha[L, c], once, from the stored row L, by the super-block that holds L

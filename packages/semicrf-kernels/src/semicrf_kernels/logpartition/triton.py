@@ -158,6 +158,7 @@ def run_backward_scan(
         cfg = scan_config(C, K, num_warps, dt)
         flags = dict(
             HAS_PS=ps is not None, HAS_PE=pe is not None, TRANS_REGS=cfg.trans_regs,
+            RENORM_BLOCK=cfg.renorm_block,
             BLOCK_C=cfg.block_c, BLOCK_P=cfg.block_p, BLOCK_S=cfg.block_s, BLOCK_TC=cfg.block_tc,
             num_warps=cfg.num_warps,
         )  # fmt: skip

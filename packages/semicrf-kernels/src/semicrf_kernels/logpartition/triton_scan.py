@@ -109,6 +109,7 @@ if HAS_TRITON:
         T, K, C,
         farv_ptr, fard_ptr, t_begin, S, NSPLIT, GAP,  # the split scan's super-block (split_launch)
         HAS_PS: tl.constexpr, HAS_PE: tl.constexpr, TRANS_REGS: tl.constexpr,
+        RENORM_BLOCK: tl.constexpr,
         BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_S: tl.constexpr,
         BLOCK_TC: tl.constexpr, BLOCK_K: tl.constexpr,
     ):  # fmt: skip
@@ -117,7 +118,7 @@ if HAS_TRITON:
             cum_ptr, trans_ptr, db_ptr, len_ptr, ps_ptr, pe_ptr,
             alpha_ptr, win_ptr, shift_ptr, score_ptr, final_ptr, len_ptr, len_ptr,
             T, K, C, farv_ptr, fard_ptr, t_begin, S, NSPLIT, GAP,
-            False, False, HAS_PS, HAS_PE, False, TRANS_REGS,
+            False, False, HAS_PS, HAS_PE, False, TRANS_REGS, RENORM_BLOCK,
             BLOCK_C, BLOCK_P, BLOCK_S, BLOCK_TC, BLOCK_K,
         )  # fmt: skip
 
@@ -135,6 +136,7 @@ if HAS_TRITON:
         T, K, C,
         farv_ptr, fard_ptr, t_begin, S, NSPLIT, GAP,  # the split scan's super-block (split_launch)
         HAS_PS: tl.constexpr, HAS_PE: tl.constexpr, TRANS_REGS: tl.constexpr,
+        RENORM_BLOCK: tl.constexpr,
         BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_S: tl.constexpr,
         BLOCK_TC: tl.constexpr, BLOCK_K: tl.constexpr,
     ):  # fmt: skip
@@ -144,7 +146,7 @@ if HAS_TRITON:
             cum_ptr, trans_t_ptr, db_ptr, len_ptr, ps_ptr, pe_ptr,
             gamma_ptr, win_ptr, shift_ptr, shift_ptr, len_ptr, len_ptr, len_ptr,
             T, K, C, farv_ptr, fard_ptr, t_begin, S, NSPLIT, GAP,
-            True, False, HAS_PS, HAS_PE, False, TRANS_REGS,
+            True, False, HAS_PS, HAS_PE, False, TRANS_REGS, RENORM_BLOCK,
             BLOCK_C, BLOCK_P, BLOCK_S, BLOCK_TC, BLOCK_K,
         )  # fmt: skip
 

@@ -53,7 +53,8 @@ if HAS_TRITON:
         T, K, C,
         farv_ptr, fard_ptr, t_begin, S, NSPLIT, GAP,  # the split scan's super-block (split_launch)
         HAS_PS: tl.constexpr, HAS_PE: tl.constexpr, STORE_BP: tl.constexpr,
-        TRANS_REGS: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr,
+        TRANS_REGS: tl.constexpr, RENORM_BLOCK: tl.constexpr,
+        BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr,
         BLOCK_S: tl.constexpr, BLOCK_TC: tl.constexpr, BLOCK_K: tl.constexpr,
     ):  # fmt: skip
         """Viterbi scan, ``(C, C)`` transitions: best score, final label and backpointers."""
@@ -61,7 +62,7 @@ if HAS_TRITON:
             cum_ptr, trans_ptr, db_ptr, len_ptr, ps_ptr, pe_ptr,
             alpha_ptr, win_ptr, shift_ptr, score_ptr, final_ptr, bpd_ptr, bpa_ptr,
             T, K, C, farv_ptr, fard_ptr, t_begin, S, NSPLIT, GAP,
-            False, True, HAS_PS, HAS_PE, STORE_BP, TRANS_REGS,
+            False, True, HAS_PS, HAS_PE, STORE_BP, TRANS_REGS, RENORM_BLOCK,
             BLOCK_C, BLOCK_P, BLOCK_S, BLOCK_TC, BLOCK_K,
         )  # fmt: skip
 
