@@ -208,17 +208,22 @@ def scan_cc_launches(
     else:
         merged_v, merged_d = farv, fard
 
+    # Per-buffer views made once: the host issues every launch of a long scan one after another
+    # and at small super-blocks sets the pace (three launches a super-block), so a tensor index
+    # per launch (a few microseconds each) is worth keeping out of the loop.
+    bufs = [(farv[k], fard[k], merged_v[k], merged_d[k]) for k in range(nbuf)]
+
     def far(t0: int) -> None:
-        k = (t0 // S) % nbuf  # the buffer of super-block t0 (two alternate when overlapped)
+        fv, fd, mv, md = bufs[(t0 // S) % nbuf]  # super-block t0's (two alternate if overlapped)
         _far_window_kernel[far_grid](
-            cum, db, lengths, window, shift, farv[k], fard[k],
+            cum, db, lengths, window, shift, fv, fd,
             T, K, C, t0, S, split.rows_per_split, gap,
             REVERSE=reverse, MAXSR=maxsr, BLOCK_C=block_c, BLOCK_PF=split.block_pf,
             BLOCK_SF=split.block_sf, num_warps=split.far_warps,
         )  # fmt: skip
         if split.reduce:
             _far_reduce_kernel[reduce_grid](
-                farv[k], fard[k], merged_v[k], merged_d[k], lengths, S, split.nsplit, C, t0,
+                fv, fd, mv, md, lengths, S, split.nsplit, C, t0,
                 MAXSR=maxsr, BLOCK_C=block_c, BLOCK_P=block_pr, BLOCK_K=block_k, num_warps=4,
             )  # fmt: skip
 
@@ -226,9 +231,9 @@ def scan_cc_launches(
 
     def serial(t0: int) -> None:
         nsplit = serial_nsplit if t0 - gap > 1 else 0  # far rows exist: rows 0.. are near
-        k = (t0 // S) % nbuf
+        _, _, mv, md = bufs[(t0 // S) % nbuf]
         kernel[(B,)](
-            *kernel_args, merged_v[k], merged_d[k], t0, S, nsplit, gap,
+            *kernel_args, mv, md, t0, S, nsplit, gap,
             BLOCK_K=serial_block_k, **flags,
         )  # fmt: skip
 
