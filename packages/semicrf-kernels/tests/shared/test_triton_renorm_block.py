@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from _forward_grads import forward_and_grads
 from _triton_env import DEVICE, TRITON_MARKS
 
 from semicrf_kernels._shared.triton_support import HAS_TRITON
@@ -15,7 +16,6 @@ from semicrf_kernels.viterbi.pytorch import streaming_viterbi_pytorch
 pytestmark = TRITON_MARKS
 
 if HAS_TRITON:
-    from semicrf_kernels import semi_crf_streaming_forward
     from semicrf_kernels._shared import scan_launch, split_launch
     from semicrf_kernels.viterbi.triton import semi_crf_streaming_viterbi_triton
 
@@ -36,20 +36,6 @@ def _renorm_per_block():
     split_launch.SPLIT_OVERRIDE.clear()
 
 
-def _run(inp, dtype, use_triton):
-    leaves = [
-        None if x is None else x.to(DEVICE, dtype).detach().requires_grad_()
-        for x in (inp.cum_scores, inp.transition, inp.duration_bias, inp.proj_start, inp.proj_end)
-    ]
-    cum, trans, db, ps, pe = leaves
-    z = semi_crf_streaming_forward(
-        cum, trans, db, inp.lengths.to(DEVICE), inp.K, proj_start=ps, proj_end=pe,
-        use_triton=use_triton,
-    )  # fmt: skip
-    grads = torch.autograd.grad(z.sum(), [x for x in leaves if x is not None])
-    return z.detach().cpu().double(), [g.cpu().double() for g in grads]
-
-
 @pytest.mark.parametrize("case", CASES)
 def test_renorm_per_block_matches_float64(make_inputs, case):
     B, T, C, K, lengths, proj, forbid, split = case
@@ -58,9 +44,9 @@ def test_renorm_per_block_matches_float64(make_inputs, case):
             enable=True, superblock=4, block_pf=2, rows_per_split=2, block_sf=2
         )
     inp = make_inputs(B, T, C, K, proj=proj, lengths=lengths, forbid=forbid)
-    z_ref, g_ref = _run(inp, torch.float64, use_triton=False)
+    z_ref, g_ref = forward_and_grads(inp, torch.float64, use_triton=False)
     for dtype, tol in ((torch.float64, 1e-10), (torch.float32, 2e-5)):
-        z, g = _run(inp, dtype, use_triton=True)
+        z, g = forward_and_grads(inp, dtype, use_triton=True)
         torch.testing.assert_close(z, z_ref, rtol=tol, atol=tol)
         for got, want in zip(g, g_ref):
             assert not torch.isnan(got).any()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from _forward_grads import forward_and_grads
 from _triton_env import DEVICE, TRITON_MARKS
 
 from semicrf_kernels._shared.triton_support import HAS_TRITON
@@ -22,7 +23,6 @@ from semicrf_kernels.viterbi.pytorch import streaming_viterbi_pytorch
 pytestmark = TRITON_MARKS
 
 if HAS_TRITON:
-    from semicrf_kernels import semi_crf_streaming_forward
     from semicrf_kernels._shared import scan_launch, split_launch
     from semicrf_kernels.viterbi.triton import semi_crf_streaming_viterbi_triton
 
@@ -53,30 +53,15 @@ def _forced_split(monkeypatch: pytest.MonkeyPatch):
     scan_launch.CONFIG_OVERRIDE.clear()
 
 
-def _grads(inp, dtype, use_triton):
-    leaves = [
-        None if x is None else x.to(DEVICE, dtype).detach().requires_grad_()
-        for x in (inp.cum_scores, inp.transition, inp.duration_bias, inp.proj_start, inp.proj_end)
-    ]
-    cum, trans, db, ps, pe = leaves
-    z = semi_crf_streaming_forward(
-        cum, trans, db, inp.lengths.to(DEVICE), inp.K, proj_start=ps, proj_end=pe,
-        use_triton=use_triton,
-    )  # fmt: skip
-    used = [x for x in leaves if x is not None]
-    grads = torch.autograd.grad(z.sum(), used)
-    return z.detach().cpu().double(), [g.cpu().double() for g in grads]
-
-
 @pytest.mark.parametrize("case", CASES)
 def test_split_forward_and_gradients_match_float64(make_inputs, case):
     B, T, C, K, lengths, proj, forbid = case
     inp = make_inputs(B, T, C, K, proj=proj, lengths=lengths, forbid=forbid)
-    z_ref, g_ref = _grads(inp, torch.float64, use_triton=False)
+    z_ref, g_ref = forward_and_grads(inp, torch.float64, use_triton=False)
     # float64 (to 1e-10) on the cases with constraints or a window longer than T, float32 on all
     dtypes = ((torch.float64, 1e-10),) if forbid > 0 or K > T else ()
     for dtype, tol in (*dtypes, (torch.float32, 2e-5)):
-        z, g = _grads(inp, dtype, use_triton=True)
+        z, g = forward_and_grads(inp, dtype, use_triton=True)
         assert not torch.isnan(z).any()
         torch.testing.assert_close(z, z_ref, rtol=tol, atol=tol)
         for got, want in zip(g, g_ref):
@@ -125,8 +110,8 @@ def test_split_alternating_schedule_matches_float64(make_inputs, case, reduce):
     split_launch.SPLIT_OVERRIDE.update(overlap=False, reduce=reduce)
     B, T, C, K, lengths, proj, forbid = case
     inp = make_inputs(B, T, C, K, proj=proj, lengths=lengths, forbid=forbid)
-    z_ref, g_ref = _grads(inp, torch.float64, use_triton=False)
-    z, g = _grads(inp, torch.float32, use_triton=True)
+    z_ref, g_ref = forward_and_grads(inp, torch.float64, use_triton=False)
+    z, g = forward_and_grads(inp, torch.float32, use_triton=True)
     torch.testing.assert_close(z, z_ref, rtol=2e-5, atol=2e-5)
     for got, want in zip(g, g_ref):
         torch.testing.assert_close(got, want, rtol=2e-5, atol=2e-4)
