@@ -156,6 +156,7 @@ def main() -> None:
             with open(args.json, "w") as f:
                 json.dump(result, f, indent=2)
     if world > 1:
+        dist.barrier()  # every rank is past its last collective before any tears gloo down
         dist.destroy_process_group()
     if not in_sync:
         raise SystemExit("ranks hold different parameters after training")

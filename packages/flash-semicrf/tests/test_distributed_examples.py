@@ -27,9 +27,19 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+#: What gloo's worker threads print when the interpreter tears them down at exit, after the
+#: script has finished (a known PyTorch issue, e.g. pytorch/pytorch#190489; seen here once, in a
+#: CI run on 2026-12-07, after ``ok``, and not in nine reruns of this test).
+GLOO_TEARDOWN = "terminate called without an active exception"
+
+
 def run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env, timeout=600)
+    finished = out.stdout.strip().splitlines()[-1:] == ["ok"]
+    if out.returncode != 0 and finished and GLOO_TEARDOWN in out.stderr:
+        # the run succeeded and only its exit crashed in gloo's teardown: run it once more
+        out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env, timeout=600)
     assert out.returncode == 0, f"{cmd} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
     assert out.stdout.strip().splitlines()[-1] == "ok", out.stdout[-3000:]
     return out
