@@ -30,6 +30,8 @@ from semicrf_kernels import (
 from semicrf_kernels.segmentation_score import check_segmentation
 from semicrf_kernels.validation import check_K, validate_streaming_inputs
 
+from .preprocess import position_mask
+
 __all__ = ["SegmentationMarginals", "SemiCRFDistribution"]
 
 
@@ -239,10 +241,7 @@ class SemiCRFDistribution(Distribution):
     def marginals(self) -> SegmentationMarginals:
         """Posterior boundary ``(batch, T)`` and position ``(batch, T, C)`` marginals."""
         m = self._marginals
-        T = self.event_shape[0]
-        valid = (
-            torch.arange(T, device=m.position.device) < self.lengths.to(m.position.device)[:, None]
-        )
+        valid = position_mask(self.lengths.to(m.position.device), self.event_shape[0])
         # exactly 0 past each length (the backward leaves rounding residue there)
         position = torch.where(
             valid[..., None], m.position, torch.zeros((), dtype=m.position.dtype)

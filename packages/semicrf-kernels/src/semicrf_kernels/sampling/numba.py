@@ -23,7 +23,7 @@ import math
 import numpy as np
 import torch
 
-from .._shared.inputs import KernelInputs, prepare_inputs
+from .._shared.inputs import KernelInputs
 from .._shared.logspace import safe_logsumexp
 from .._shared.numba_jit import jit
 from .._shared.numba_support import cpu_forward, guarded
@@ -190,18 +190,13 @@ def streaming_sample_numba(
     (CPU tensors, a CPU generator). The forward is the CPU path's (compiled where it applies);
     should the draw kernel fail to compile, the PyTorch draws run instead (one warning).
     """
-    from ..logpartition.pytorch import _working_inputs
-    from .pytorch import _draw, finish_samples
+    from .pytorch import _draw, sample_with
 
-    with torch.no_grad():
-        prepared = prepare_inputs(
-            cum_scores, transition, duration_bias, lengths, K, proj_start, proj_end
-        )
-        inp = _working_inputs(prepared)
-        state = cpu_forward(inp, "log")
-        ok, drawn = guarded(
-            lambda: draw_rows_numba(inp, state.alpha, state.start_part, num_samples, generator)
-        )
-        if not ok:
-            drawn = _draw(inp, state.alpha, state.start_part, num_samples, generator)
-        return finish_samples(prepared, inp, state.log_z, *drawn, num_samples)
+    def draw(inp, alpha, start_part, n, gen):
+        ok, drawn = guarded(lambda: draw_rows_numba(inp, alpha, start_part, n, gen))
+        return drawn if ok else _draw(inp, alpha, start_part, n, gen)
+
+    return sample_with(
+        cpu_forward, draw, cum_scores, transition, duration_bias, lengths, K, num_samples,
+        proj_start, proj_end, generator,
+    )  # fmt: skip

@@ -21,6 +21,9 @@ O(batch T C) for the forward plus O(num_samples batch T) for the result.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
 
 from .._shared.inputs import KernelInputs, prepare_inputs
@@ -29,7 +32,7 @@ from ..logpartition.pytorch import _forward_scan, _start_terms, _working_inputs
 from ..segmentation import Segmentation
 from ..segmentation_score import score_segmentation_tensors
 
-__all__ = ["draw_categorical", "finish_samples", "streaming_sample_pytorch"]
+__all__ = ["draw_categorical", "sample_with", "streaming_sample_pytorch"]
 
 
 def draw_categorical(
@@ -153,35 +156,44 @@ def streaming_sample_pytorch(
         ``(num_samples, batch)`` scores (float32, float64 for float64 inputs). A sequence with no
         allowed segmentation gets labels ``-1``, no starts and score ``-inf``.
     """
-    with torch.no_grad():
-        prepared = prepare_inputs(
-            cum_scores, transition, duration_bias, lengths, K, proj_start, proj_end
-        )
-        inp = _working_inputs(prepared)
-        state = _forward_scan(inp, "log")
-        starts, label_at = _draw(inp, state.alpha, state.start_part, num_samples, generator)
-        return finish_samples(prepared, inp, state.log_z, starts, label_at, num_samples)
+    return sample_with(
+        _forward_scan, _draw, cum_scores, transition, duration_bias, lengths, K, num_samples,
+        proj_start, proj_end, generator,
+    )  # fmt: skip
 
 
-def finish_samples(
-    prepared: KernelInputs,
-    inp: KernelInputs,
-    log_z: torch.Tensor,
-    starts: torch.Tensor,
-    label_at: torch.Tensor,
+@torch.no_grad()
+def sample_with(
+    forward: Callable[[KernelInputs, str], Any],
+    draw: Callable[..., tuple[torch.Tensor, torch.Tensor]],
+    cum_scores: torch.Tensor,
+    transition: torch.Tensor,
+    duration_bias: torch.Tensor,
+    lengths: torch.Tensor,
+    K: int,
     num_samples: int,
+    proj_start: torch.Tensor | None,
+    proj_end: torch.Tensor | None,
+    generator: torch.Generator | None,
 ) -> Segmentation:
-    """The :class:`Segmentation` of drawn rows: labels filled in from the starts, ``-1`` past
-    each length and for sequences with no segmentation, and each sample's score.
+    """A CPU-side sampler made of a forward scan and a backward draw (the PyTorch ones here,
+    the compiled ones in :mod:`.numba`): the labels filled in from the drawn starts, ``-1`` past
+    each length and for sequences with no segmentation, and each sample's score (no gradient).
 
     Args:
-        prepared: the prepared inputs (their dtype is the scores').
-        inp: their float64 working copies.
-        log_z: ``(batch,)`` log partition (``-inf``: nothing allowed).
-        starts: ``(num_samples * batch, T)`` bool, True at segment starts.
-        label_at: ``(num_samples * batch, T)`` int64, the label at each start.
-        num_samples: samples per sequence.
+        forward: ``forward(working_inputs, "log")`` returning the state of
+            ``logpartition.pytorch._forward_scan`` (``log_z``, ``alpha``, ``start_part``).
+        draw: ``draw(working_inputs, alpha, start_part, num_samples, generator)`` returning
+            ``(starts, label_at)``, each ``(num_samples * batch, T)``, as :func:`_draw` does.
+        The others: as :func:`streaming_sample_pytorch`.
     """
+    prepared = prepare_inputs(
+        cum_scores, transition, duration_bias, lengths, K, proj_start, proj_end
+    )
+    inp = _working_inputs(prepared)
+    state = forward(inp, "log")
+    starts, label_at = draw(inp, state.alpha, state.start_part, num_samples, generator)
+    log_z = state.log_z
     B, T = starts.shape[0] // num_samples, starts.shape[1]
     starts = starts.reshape(num_samples, B, T)
     labels = _fill_labels(starts, label_at.reshape(num_samples, B, T))
