@@ -18,6 +18,7 @@ from flash_semicrf.bench import make_inputs, time_cuda
 from semicrf_kernels import semi_crf_streaming_forward, semi_crf_streaming_viterbi
 from semicrf_kernels._shared import scan_launch as triton_forward
 from semicrf_kernels._shared import split_launch as triton_split
+from semicrf_kernels._shared.fast_launch import FAST_LAUNCH
 
 SIZES = {
     "1x400000x3000x24": (1, 400000, 3000, 24),
@@ -84,8 +85,14 @@ CONFIGS.update(
 )
 
 
+# a name ending in "nf" (e.g. "autonf", "s32nf"): the same config with every launch through
+# Triton's normal path instead of the launch sites' direct one (_shared/fast_launch.py)
+CONFIGS.update({f"{name}nf": cfg for name, cfg in list(CONFIGS.items())})
+
+
 def apply(cfg):
     so, co = CONFIGS[cfg]
+    FAST_LAUNCH["enable"] = not cfg.endswith("nf")
     triton_split.SPLIT_OVERRIDE.clear()
     triton_split.SPLIT_OVERRIDE.update(so)
     triton_forward.CONFIG_OVERRIDE.clear()

@@ -25,6 +25,8 @@ from typing import Any
 
 import torch
 
+from .fast_launch import SiteLauncher
+
 __all__ = [
     "SPLIT_OVERRIDE",
     "SplitConfig",
@@ -213,29 +215,46 @@ def scan_cc_launches(
     # per launch (a few microseconds each) is worth keeping out of the loop.
     bufs = [(farv[k], fard[k], merged_v[k], merged_d[k]) for k in range(nbuf)]
 
-    def far(t0: int) -> None:
-        fv, fd, mv, md = bufs[(t0 // S) % nbuf]  # super-block t0's (two alternate if overlapped)
-        _far_window_kernel[far_grid](
-            cum, db, lengths, window, shift, fv, fd,
-            T, K, C, t0, S, split.rows_per_split, gap,
-            REVERSE=reverse, MAXSR=maxsr, BLOCK_C=block_c, BLOCK_PF=split.block_pf,
-            BLOCK_SF=split.block_sf, num_warps=split.far_warps,
-        )  # fmt: skip
-        if split.reduce:
-            _far_reduce_kernel[reduce_grid](
-                fv, fd, mv, md, lengths, S, split.nsplit, C, t0,
-                MAXSR=maxsr, BLOCK_C=block_c, BLOCK_P=block_pr, BLOCK_K=block_k, num_warps=4,
-            )  # fmt: skip
-
+    # One launcher per launch site and buffer: after its first launch each issues the compiled
+    # kernel directly (.fast_launch), the host cost that sets the pace at small super-blocks.
+    cuda = cum.device.type == "cuda"
+    far_sites = [
+        SiteLauncher(
+            _far_window_kernel, far_grid,
+            dict(REVERSE=reverse, MAXSR=maxsr, BLOCK_C=block_c, BLOCK_PF=split.block_pf,
+                 BLOCK_SF=split.block_sf, num_warps=split.far_warps),
+            cuda,
+        )
+        for _ in range(nbuf)
+    ]  # fmt: skip
+    if split.reduce:
+        reduce_sites = [
+            SiteLauncher(
+                _far_reduce_kernel, reduce_grid,
+                dict(MAXSR=maxsr, BLOCK_C=block_c, BLOCK_P=block_pr, BLOCK_K=block_k, num_warps=4),
+                cuda,
+            )
+            for _ in range(nbuf)
+        ]  # fmt: skip
     serial_nsplit, serial_block_k = (1, 2) if split.reduce else (split.nsplit, block_k)
+    serial_sites = [
+        SiteLauncher(kernel, (B,), dict(BLOCK_K=serial_block_k, **flags), cuda) for _ in range(nbuf)
+    ]
+
+    def far(t0: int) -> None:
+        k = (t0 // S) % nbuf  # super-block t0's buffers (two alternate if overlapped)
+        fv, fd, mv, md = bufs[k]
+        far_sites[k](
+            cum, db, lengths, window, shift, fv, fd, T, K, C, t0, S, split.rows_per_split, gap
+        )
+        if split.reduce:
+            reduce_sites[k](fv, fd, mv, md, lengths, S, split.nsplit, C, t0)
 
     def serial(t0: int) -> None:
         nsplit = serial_nsplit if t0 - gap > 1 else 0  # far rows exist: rows 0.. are near
-        _, _, mv, md = bufs[(t0 // S) % nbuf]
-        kernel[(B,)](
-            *kernel_args, mv, md, t0, S, nsplit, gap,
-            BLOCK_K=serial_block_k, **flags,
-        )  # fmt: skip
+        k = (t0 // S) % nbuf
+        _, _, mv, md = bufs[k]
+        serial_sites[k](*kernel_args, mv, md, t0, S, nsplit, gap)
 
     starts = range(1, T + 1, S)
     if not split.overlap:

@@ -1,0 +1,94 @@
+"""Repeated launches of one Triton kernel at a fraction of ``kernel[grid](...)``'s host cost.
+
+A split scan issues three launches per super-block, thousands per scan, and at small
+super-blocks the host, not the GPU, sets the pace: ``kernel[grid](...)`` binds every argument,
+recomputes the specialization key and looks the kernel up on every call. Within one scan a
+launch *site* (the far, reduce or serial kernel of one scan) always passes the same tensors and
+compile-time arguments; only integers the kernel does not specialize on (``do_not_specialize``:
+the super-block start, the number of partials) change. So a :class:`SiteLauncher` makes its first
+launch through Triton's normal path, which compiles or finds the kernel, keeps the compiled
+kernel, and launches it directly afterwards with the full argument list in signature order.
+
+The direct path is used only on CUDA tensors (the interpreter runs the normal path), without a
+launch hook installed (a profiler's hook then sees every launch), and while
+``FAST_LAUNCH["enable"]`` is true (the benchmarks' A/B switch). If the installed Triton's
+compiled-kernel object lacks what it needs, it falls back to the normal path for good.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+__all__ = ["FAST_LAUNCH", "SiteLauncher"]
+
+#: ``"enable"``: use the direct path where it applies (tests and benchmarks switch it off).
+FAST_LAUNCH: dict[str, bool] = {"enable": True}
+
+# Options of a launch, not kernel parameters (Triton takes them as keyword arguments too).
+_LAUNCH_OPTIONS = frozenset({"num_warps", "num_stages", "num_ctas", "maxnreg", "enable_fp_fusion"})
+
+
+try:
+    from triton import knobs as _knobs
+except ImportError:  # older Triton (or none): hooks live on CompiledKernel
+    _knobs = None
+
+
+def _launch_hook_installed() -> bool:
+    if _knobs is not None:
+        return _knobs.runtime.launch_enter_hook is not None
+    from triton.compiler.compiler import CompiledKernel
+
+    return getattr(CompiledKernel, "launch_enter_hook", None) is not None
+
+
+class SiteLauncher:
+    """One launch site: a kernel, its grid and its compile-time arguments, launched many times
+    with the same tensors and only non-specialized integers changing.
+
+    Args:
+        kernel: a ``@triton.jit`` function.
+        grid: the launch grid (a tuple of up to three ints).
+        options: compile-time keyword arguments (constexpr parameters and launch options such
+            as ``num_warps``), the same at every launch.
+        cuda: whether the tensors are on a CUDA device (else the normal path always).
+    """
+
+    def __init__(self, kernel, grid: tuple[int, ...], options: dict[str, Any], cuda: bool):
+        self.kernel = kernel
+        self.grid = grid
+        self.options = options
+        self.cuda = cuda
+        self._runner = None
+        self._params = None
+
+    def _full_args(self, args: tuple) -> list:
+        """Every parameter's value in signature order (positional, keyword, then default)."""
+        if self._params is None:
+            self._params = [(p.name, p.default) for p in self.kernel.params]
+        out = list(args)
+        for name, default in self._params[len(args) :]:
+            out.append(self.options[name] if name in self.options else default)
+        return out
+
+    def __call__(self, *args) -> None:
+        """Launch with positional ``args`` (the kernel's leading, non-keyword parameters)."""
+        if self._runner is not None and FAST_LAUNCH["enable"] and not _launch_hook_installed():
+            self._runner(*self._full_args(args))
+            return
+        compiled = self.kernel[self.grid](*args, **self.options)
+        if self._runner is None and self.cuda and FAST_LAUNCH["enable"]:
+            if all(v is not inspect.Parameter.empty for v in self._full_args(args)):
+                self._runner = _direct_runner(compiled, self.grid)
+
+
+def _direct_runner(compiled, grid: tuple[int, ...]):
+    """``compiled[grid]`` when this Triton's compiled kernel supports it, else None."""
+    getitem = getattr(compiled, "__getitem__", None)
+    if getitem is None:
+        return None
+    try:
+        return getitem(tuple(grid) + (1,) * (3 - len(grid)))
+    except Exception:  # an unexpected Triton version: keep the normal path
+        return None
