@@ -209,6 +209,10 @@ def test_sequence_without_segmentation_gets_zero_gradient(make_inputs, rng, per_
     _, g1 = _grads(_triton_fn, alone, torch.ones(1, dtype=torch.float64))
     torch.testing.assert_close(grads[1], g1[1], rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(grads[2], g1[2], rtol=1e-10, atol=1e-12)
+    # whatever the upstream gradient of the impossible sequence (here inf), it contributes zeros
+    _, grads_inf = _grads(_triton_fn, inp, torch.tensor([1.0, math.inf], dtype=torch.float64))
+    for name, g, want in zip(NAMES, grads_inf, grads):
+        assert torch.equal(g, want), name
 
 
 @pytest.mark.parametrize("per_duration", [False, True])

@@ -43,3 +43,28 @@ def test_prepare_inputs(make_inputs) -> None:
     assert out.lengths.dtype == torch.int64 and out.K == 2
     assert torch.equal(torch.isinf(out.transition), inp.transition.float() <= NEG_INF / 2)
     assert prepare_inputs(*inp.to(torch.float64).args).proj_start is None
+
+
+def test_prepared_shared_parameters_are_not_masked_again(make_inputs) -> None:
+    inp = make_inputs(2, 6, 3, 4)
+    trans = inp.transition.clone()
+    trans[0, 1] = NEG_INF
+    first = prepare_inputs(inp.cum_scores, trans, inp.duration_bias, inp.lengths, 4)
+    again = prepare_inputs(*first[:5])
+    # the masked tensors pass through untouched (no new masking kernels, same objects)
+    assert again.transition is first.transition
+    assert again.duration_bias is first.duration_bias
+    assert math.isinf(again.transition[0, 1].item())
+    # a prepared tensor changed in place is masked again
+    first.transition[1, 2] = NEG_INF
+    third = prepare_inputs(*first[:5])
+    assert third.transition is not first.transition
+    assert math.isinf(third.transition[1, 2].item())
+    # a user's tensor is never taken as prepared, even when it happens to be masked already
+    user = torch.tensor([[0.0, -math.inf], [1.0, 2.0]], dtype=torch.float64)
+    assert prepare_inputs(inp.cum_scores, user, inp.duration_bias, inp.lengths, 4)[1] is not user
+    # under inference mode (no version counter) it still masks
+    with torch.inference_mode():
+        t = trans.clone()
+        out = prepare_inputs(inp.cum_scores, t, inp.duration_bias, inp.lengths, 4)
+        assert math.isinf(out.transition[0, 1].item())

@@ -7,6 +7,7 @@ differentiable torch ops, so autograd carries gradients back to the user's tenso
 
 from __future__ import annotations
 
+import weakref
 from typing import NamedTuple
 
 import torch
@@ -48,7 +49,34 @@ def mask_forbidden(x: torch.Tensor) -> torch.Tensor:
 
     Forbidden entries get zero gradient; the others pass their gradient through unchanged.
     """
-    return torch.where(x <= NEG_INF / 2, torch.full_like(x, -torch.inf), x)
+    return torch.where(x <= NEG_INF / 2, -torch.inf, x)
+
+
+# Tensors this module produced with mask_forbidden, by id: (weak reference, version counter).
+# The same transition and duration bias pass prepare_inputs up to five times on the way from a
+# head through the custom operators to the gradient launchers; masking them again each time
+# costs two kernels and their host time per pass, all for nothing. An entry holds only while
+# the very tensor is alive and unmodified (its version counter unchanged).
+_MASKED: dict[int, tuple[weakref.ref, int]] = {}
+
+
+def _already_masked(x: torch.Tensor) -> bool:
+    entry = _MASKED.get(id(x))
+    return entry is not None and entry[0]() is x and entry[1] == x._version
+
+
+def _masked(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``mask_forbidden(x.to(dtype)).contiguous()``, returning ``x`` itself when it is such a
+    result already (outside ``torch.compile`` tracing and inference mode, where tensors have no
+    identity or version to rely on)."""
+    if torch.compiler.is_compiling() or torch.is_inference_mode_enabled() or x.is_inference():
+        return mask_forbidden(x.to(dtype)).contiguous()
+    if x.dtype == dtype and _already_masked(x):
+        return x
+    out = mask_forbidden(x.to(dtype)).contiguous()
+    key = id(out)
+    _MASKED[key] = (weakref.ref(out, lambda _ref, key=key: _MASKED.pop(key, None)), out._version)
+    return out
 
 
 def prepare_inputs(
@@ -78,8 +106,8 @@ def prepare_inputs(
 
     return KernelInputs(
         cum_scores=cast(cum_scores),
-        transition=mask_forbidden(transition.to(dtype)).contiguous(),
-        duration_bias=mask_forbidden(duration_bias.to(dtype)).contiguous(),
+        transition=_masked(transition, dtype),
+        duration_bias=_masked(duration_bias, dtype),
         lengths=lengths.to(torch.int64).contiguous(),
         K=int(K),
         proj_start=cast(proj_start),

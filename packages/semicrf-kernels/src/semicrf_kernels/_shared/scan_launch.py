@@ -33,6 +33,12 @@ def new_float(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) 
     return torch.empty(shape, dtype=dtype, device=device)
 
 
+def _cdiv(a: int, b: int) -> int:
+    # host arithmetic: triton.cdiv is a constexpr function in recent Triton, several
+    # microseconds a call on the launch path
+    return -(-a // b)
+
+
 def _next_pow2(n: int) -> int:
     return 1 << max(0, int(n) - 1).bit_length()
 

@@ -41,6 +41,7 @@ import torch
 
 from .._shared.inputs import prepare_inputs
 from .._shared.scan_launch import (
+    _cdiv,
     _check_triton,
     _kcc_config,
     _next_pow2,
@@ -61,9 +62,8 @@ __all__ = [
 ]
 
 if HAS_TRITON:
-    import triton
-
     from .triton_grad import (
+        _batch_sum_kernel,
         _cut_mass_cc_kernel,
         _cut_mass_kcc_kernel,
         _drift_lz_kernel,
@@ -286,9 +286,9 @@ def measure_drift(
 def _time_chunks(T: int, bs: int, programs: int, sms: int) -> tuple[int, int]:
     """Split time ``[0, T)`` into chunks (multiples of ``bs``) so that ``programs`` per chunk
     give about 4 programs per multiprocessor: ``(chunk length, number of chunks)``."""
-    nch = max(1, min(triton.cdiv(T, bs), triton.cdiv(4 * sms, programs)))
-    chunk = triton.cdiv(triton.cdiv(T, nch), bs) * bs
-    return chunk, triton.cdiv(T, chunk)
+    nch = max(1, min(_cdiv(T, bs), _cdiv(4 * sms, programs)))
+    chunk = _cdiv(_cdiv(T, nch), bs) * bs
+    return chunk, _cdiv(T, chunk)
 
 
 def launch_streaming_triton_backward(
@@ -343,8 +343,9 @@ def launch_streaming_triton_backward(
             f"transition shape {tuple(trans.shape)}, got window={'None' if state.window is None else 'a tensor'}"
         )
     log_z = state.log_z
-    alive = log_z > float("-inf")
-    g = torch.where(alive, grad_output.to(dt), torch.zeros((), dtype=dt, device=dev)).contiguous()
+    # the upstream gradient is read in place by the kernels (a summed loss gives a stride-0
+    # expand): no copy, cast or masking here; sequences with log Z = -inf contribute zeros
+    g = grad_output
     ps_arg = ps if ps is not None else cum
     pe_arg = pe if pe is not None else cum
     if backward_rows is None:
@@ -362,7 +363,7 @@ def launch_streaming_triton_backward(
     corr = measure_drift(inp, state, rows, num_warps)
     lz = new_float((B, T1), torch.float64, dev)
     block_lz = max(2, min(1024, _next_pow2(T1)))
-    _drift_lz_kernel[(B, triton.cdiv(T1, block_lz))](
+    _drift_lz_kernel[(B, _cdiv(T1, block_lz))](
         lengths, log_z, corr, lz, T, checkpoint_spacing(K), corr.shape[1],
         BLOCK_T=block_lz, num_warps=4,
     )  # fmt: skip
@@ -372,9 +373,9 @@ def launch_streaming_triton_backward(
     gps = new_float((B, T, C), dt, dev) if ps is not None else None
     gpe = new_float((B, T, C), dt, dev) if pe is not None else None
     block_t = max(2, min(_pow2_floor(1024 // block_c), _next_pow2(T1)))
-    _marginals_kernel[(B, triton.cdiv(T1, block_t))](
+    _marginals_kernel[(B, _cdiv(T1, block_t))](
         lengths, state.alpha, state.window if not kcc else state.alpha, state.shift,
-        first, wb, rb, lz, log_z, g, ps_arg, pe_arg,
+        first, wb, rb, lz, log_z, g, g.stride(0), ps_arg, pe_arg,
         gcum, gps if gps is not None else cum, gpe if gpe is not None else cum,
         T, C,
         KCC=kcc, HAS_PS=ps is not None, HAS_PE=pe is not None,
@@ -388,34 +389,38 @@ def launch_streaming_triton_backward(
         sms = num_sms(dev)
         bs = max(2, min(8, _next_pow2(T)))
         tc = max(2, min(block_c, _pow2_floor(budget // (bs * block_c))))
-        nct = triton.cdiv(C, tc)
+        nct = _cdiv(C, tc)
         chunk, nch = _time_chunks(T, bs, B * nct, sms)
-        part_t = torch.zeros((B, nch, C, C), dtype=f64, device=dev)
+        part_t = new_float((B, nch, C, C), f64, dev)
         _grad_trans_cc_kernel[(B, nch, nct)](
             lengths, state.alpha, state.shift, first, rb, lz, trans, part_t,
             T, C, chunk, nch,
             BLOCK_S=bs, BLOCK_TC=tc, BLOCK_C=block_c, num_warps=4,
         )  # fmt: skip
         bd = max(2, min(_next_pow2(K), _pow2_floor(budget // (bs * block_c))))
-        ndt = triton.cdiv(K, bd)
+        ndt = _cdiv(K, bd)
         chunk, nch = _time_chunks(T, bs, B * ndt, sms)
-        part_d = torch.zeros((B, nch, K, C), dtype=f64, device=dev)
+        part_d = new_float((B, nch, K, C), f64, dev)
         _grad_db_cc_kernel[(B, nch, ndt)](
             lengths, cum, db, state.window, state.shift, wb, rb, lz, part_d,
             T, K, C, chunk, nch,
             BLOCK_S=bs, BLOCK_D=bd, BLOCK_C=block_c, num_warps=4,
         )  # fmt: skip
-        per_seq_t = part_t.sum(dim=1)
-        per_seq_d = part_d.sum(dim=1)
     else:
-        per_seq_t = torch.zeros((B, K, C, C), dtype=f64, device=dev)
-        per_seq_d = torch.zeros((B, K, C), dtype=f64, device=dev)
-        _grad_kcc_kernel[(B, triton.cdiv(K, block_d))](
+        nch = 1
+        part_t = new_float((B, K, C, C), f64, dev)
+        part_d = new_float((B, K, C), f64, dev)
+        _grad_kcc_kernel[(B, _cdiv(K, block_d))](
             lengths, cum, trans, db, ps_arg, state.alpha, state.shift, wb, rb, lz,
-            per_seq_t, per_seq_d, T, K, C,
+            part_t, part_d, T, K, C,
             HAS_PS=ps is not None, BLOCK_D=block_d, BLOCK_C=block_c, num_warps=warps,
         )  # fmt: skip
-    g64 = g.to(f64)
-    grad_trans = (per_seq_t * g64.reshape(B, *([1] * (per_seq_t.dim() - 1)))).sum(dim=0).to(dt)
-    grad_db = (per_seq_d * g64[:, None, None]).sum(dim=0).to(dt)
+    grad_trans = new_float(tuple(trans.shape), dt, dev)
+    grad_db = new_float((K, C), dt, dev)
+    for part, out in ((part_t, grad_trans), (part_d, grad_db)):
+        n = out.numel()
+        block_n = max(16, min(1024, _next_pow2(n)))
+        _batch_sum_kernel[(_cdiv(n, block_n),)](
+            part, g, g.stride(0), log_z, out, B, nch, n, BLOCK_N=block_n, num_warps=4
+        )
     return gcum, grad_trans, grad_db, gps, gpe

@@ -251,7 +251,9 @@ if HAS_TRITON:
         len_ptr,
         alpha_ptr, wf_ptr, ra_ptr,  # forward rows
         first_ptr, wb_ptr, rb_ptr,  # backward rows (gamma_n, or log P_start with KCC)
-        lz_ptr, logz_ptr, g_ptr, ps_ptr, pe_ptr,
+        lz_ptr, logz_ptr,
+        g_ptr,  # (B,) upstream gradient, any stride (a summed loss passes a stride-0 expand)
+        G_STRIDE, ps_ptr, pe_ptr,
         gcum_ptr, gps_ptr, gpe_ptr,  # out (B, T+1, C), (B, T, C), (B, T, C)
         T, C,
         KCC: tl.constexpr, HAS_PS: tl.constexpr, HAS_PE: tl.constexpr,
@@ -265,9 +267,10 @@ if HAS_TRITON:
         offs_c = tl.arange(0, BLOCK_C)
         cmask = offs_c < C
         L = tl.load(len_ptr + b)
-        g = tl.load(g_ptr + b)
         logz = tl.load(logz_ptr + b)
         DT = alpha_ptr.dtype.element_ty
+        # a sequence without a segmentation contributes zeros, whatever its upstream gradient
+        g = tl.where(logz > float("-inf"), tl.load(g_ptr + b * G_STRIDE).to(DT), 0.0)
         base = b * (T + 1)
         inr = q <= T
         lzq = tl.load(lz_ptr + base + q, mask=inr, other=0.0)
@@ -456,6 +459,30 @@ if HAS_TRITON:
             acc_d,
             mask=dv[:, None] & cmask[None, :],
         )
+
+    @triton.jit(do_not_specialize=["B", "NCH", "N"])
+    def _batch_sum_kernel(
+        part_ptr,  # (B, NCH, N) float64 per-program partial sums of a shared parameter
+        g_ptr,  # (B,) upstream gradient, any stride
+        G_STRIDE,
+        logz_ptr,  # (B,) float64 log Z
+        out_ptr,  # out (N,) in the compute dtype
+        B, NCH, N,
+        BLOCK_N: tl.constexpr,
+    ):  # fmt: skip
+        # out[n] = sum_b g[b] sum_ch part[b, ch, n] in float64, in a fixed order (deterministic);
+        # one launch for the partial sums, the weighting and the cast (six small ops before).
+        n = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+        nm = n < N
+        acc = tl.zeros([BLOCK_N], tl.float64)
+        for b in range(0, B):
+            logz = tl.load(logz_ptr + b)
+            g = tl.where(logz > float("-inf"), tl.load(g_ptr + b * G_STRIDE).to(tl.float64), 0.0)
+            seq = tl.zeros([BLOCK_N], tl.float64)
+            for ch in range(0, NCH):
+                seq += tl.load(part_ptr + (b * NCH + ch).to(tl.int64) * N + n, mask=nm, other=0.0)
+            acc += g * seq
+        tl.store(out_ptr + n, acc.to(out_ptr.dtype.element_ty), mask=nm)
 
     @triton.jit(do_not_specialize=["T", "SPACING", "J"])
     def _drift_lz_kernel(

@@ -25,7 +25,7 @@ import torch
 
 from .._shared.inputs import prepare_inputs
 from .._shared.logspace import safe_logsumexp
-from .._shared.scan_launch import _check_triton, _next_pow2, run_forward_scan
+from .._shared.scan_launch import _cdiv, _check_triton, _next_pow2, run_forward_scan
 from .._shared.split_launch import _pow2_floor, num_sms
 from .._shared.triton_support import HAS_TRITON
 from ..segmentation import Segmentation
@@ -269,7 +269,7 @@ def streaming_sample_triton(
                 order = (torch.arange(B, device=cum.device) + row0 % B) % B
                 seq = tuple(x[order] for x in seq)
             a_, w_, sh_, cum_, ps_, pe_, lens_, alive_ = seq
-            _sample_kernel[(triton.cdiv(n, block_n),)](
+            _sample_kernel[(_cdiv(n, block_n),)](
                 a_, w_, sh_, cum_, ps_, pe_, trans, bias, first, lens_, alive_.to(torch.int8),
                 starts[row0:], labels[row0:], score[row0:],
                 B, T, C, K, n, seed,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 
 from .._shared.inputs import prepare_inputs
-from .._shared.scan_launch import _check_triton, run_forward_scan
+from .._shared.scan_launch import _cdiv, _check_triton, run_forward_scan
 from .._shared.triton_support import HAS_TRITON
 from ..constants import NEG_INF
 from .path import ViterbiPath
@@ -290,7 +290,7 @@ def segment_scores_triton(
     dummy = cum_scores
     block_n = max(16, min(256, 1 << max(0, N - 1).bit_length()))
     block_c = max(2, 1 << max(0, C - 1).bit_length())
-    grid = (B, triton.cdiv(N, block_n))
+    grid = (B, _cdiv(N, block_n))
     _segment_scores_kernel[grid](
         cum_scores, transition, duration_bias,
         dummy if proj_start is None else proj_start, dummy if proj_end is None else proj_end,
