@@ -10,7 +10,7 @@
 # precision, DDP and Lightning on every visible GPU; extra arguments via RELIABILITY_ARGS);
 # distribution: sample(100) and topk(10) against one forward (bench_streaming.py --distribution);
 # baselines: pytorch-struct and the earlier library (benchmarks/baselines.py), wheels in .whl/baselines/;
-# split: the split scan's schedules and the short-row experiments (split_tune.py, about 8 minutes).
+# split: issue 12's open experiments (split_tune.py and the backward profile, about 6 minutes).
 # "all" (tests + bench) needs about 15 minutes: split it where a call is limited to 10.
 #
 # pytest/hypothesis, when missing there, are installed from wheels in .whl/, and Lightning from
@@ -72,22 +72,17 @@ if [[ "$MODE" == "quick" ]]; then
     run python3 benchmarks/bench_streaming.py --quick --out "$RESULTS"
 fi
 if [[ "$MODE" == "split" ]]; then
-    # the split scan (issue 12) at the long rows, then the short-row warp and register
-    # experiments; the overlapped schedule (sNo) is measured on request (--configs s128o, ...).
+    # issue 12, what the last run (benchmarks/results/split_NVIDIA-H200_2026-12-07_88217db.md)
+    # left to measure: the fused pair of scans (basefp) and the backward's host time at the short
+    # rows (compare base with that file, same card only), where the profile goes now, and the
+    # long rows' rule (auto) for the record
     T=benchmarks/experiments/split_tune.py
-    # before (sNm: the far partials merged in the serial kernel, the rule before the reduce
-    # kernel) against auto (today's rule), with float64 precision of the last config
-    run python3 $T --sizes 1x400000x3000x24 --configs s128m,auto,s64,s128 --precision
-    run python3 $T --sizes 1x1000000x1000x16 --ops fwdbwd --configs s128m,auto
-    run python3 $T --sizes 1x100000x200x24 --configs s64m,auto,s64 --precision
-    run python3 $T --sizes 8x10000x100x24 --configs base,s32
-    # the serial kernel on 1 or 2 warps with the split (the per-step floor, issue 12)
-    run python3 $T --sizes 1x100000x200x24 --ops fwd,vit --configs s64,s64w1,s64w2
-    # one shift per temporal block instead of one per position (precision of the last config)
-    run python3 $T --sizes 32x1000x32x24,64x512x16x8 --configs base,baserb
-    run python3 $T --sizes 1x400000x3000x24 --configs s64,s64rb --precision
-    run python3 $T --sizes 32x1000x32x24,64x512x16x8 --ops fwd,fwdbwd --configs base,basew1,basew2
-    run python3 $T --sizes 4x2048x64x128 --ops fwd,fwdbwd --configs base,basetr,basetrw16
+    run python3 $T --sizes 32x1000x32x24,64x512x16x8,8x10000x100x24 --ops fwd,fwdbwd --configs base,basefp
+    run python3 $T --sizes 4x2048x64x128 --ops fwd,fwdbwd --configs base,basefp
+    run python3 benchmarks/experiments/profile_backward.py
+    run python3 benchmarks/experiments/profile_backward.py --shape 64,512,16,8
+    run python3 $T --sizes 1x100000x200x24 --configs auto --precision
+    run python3 $T --sizes 1x400000x3000x24 --configs auto --precision
     run python3 benchmarks/gpu_reliability.py --only b --out "$RESULTS"
 fi
 if [[ "$MODE" == "baselines" ]]; then

@@ -71,6 +71,9 @@ CONFIGS = {
 # reduction a step fewer; ScanConfig.renorm_block, off by default)
 CONFIGS["baserb"] = ({"enable": False}, {"renorm_block": True})
 CONFIGS["s64rb"] = ({"enable": True, "superblock": 64}, {"renorm_block": True})
+# the unsplit forward and backward scans (gradients ahead) as one launch of 2 B programs instead
+# of two launches on two streams (ScanConfig.fused_pair, off by default); fwd+bwd only differs
+CONFIGS["basefp"] = ({"enable": False}, {"fused_pair": True})
 # the serial kernel on fewer warps once the split leaves it only the near rows (its per-step
 # reductions then need fewer or no shared-memory round trips); the far kernel keeps 4
 CONFIGS.update(

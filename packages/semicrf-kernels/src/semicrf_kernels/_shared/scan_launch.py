@@ -58,6 +58,9 @@ class ScanConfig:
         renorm_block: (experiment, off) rebase the stored rows on a new shift once per temporal
             block instead of once per position: one reduction a step fewer; rows are then
             relative to their block's shift, no longer to their own maximum.
+        fused_pair: (experiment, off) the unsplit forward and backward scans that run together
+            for gradients (``logpartition.triton.launch_scans``) as one launch of ``2 B``
+            programs instead of two launches on two streams.
     """
 
     block_c: int
@@ -67,6 +70,7 @@ class ScanConfig:
     trans_regs: bool
     num_warps: int
     renorm_block: bool = False
+    fused_pair: bool = False
 
 
 #: Optional overrides of :func:`scan_config`'s choices, for tuning (``benchmarks/``); keys are

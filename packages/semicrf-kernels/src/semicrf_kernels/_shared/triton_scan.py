@@ -30,11 +30,12 @@ if HAS_TRITON:
 
     @triton.jit
     def _scan_rows(
-        len_ptr, cum_ptr, ps_ptr, pe_ptr, first_ptr, shift_ptr, T, C, BLOCK_C: tl.constexpr
-    ):
-        """The program's sequence ``b``, its length and its rows of every ``(B, T(+1), C)`` input
-        and output (the pointer set-up every scan kernel starts with)."""
-        b = tl.program_id(0).to(tl.int64)
+        len_ptr, cum_ptr, ps_ptr, pe_ptr, first_ptr, shift_ptr, T, C, BLOCK_C: tl.constexpr,
+        B_OFF=0,
+    ):  # fmt: skip
+        """The program's sequence ``b`` (program ``b + B_OFF``), its length and its rows of every
+        ``(B, T(+1), C)`` input and output (the pointer set-up every scan kernel starts with)."""
+        b = tl.program_id(0).to(tl.int64) - B_OFF
         L = tl.load(len_ptr + b)
         offs_c = tl.arange(0, BLOCK_C)
         cmask = offs_c < C
@@ -368,9 +369,9 @@ if HAS_TRITON:
         REVERSE: tl.constexpr, MAXSR: tl.constexpr, HAS_PS: tl.constexpr, HAS_PE: tl.constexpr,
         STORE_BP: tl.constexpr, TRANS_REGS: tl.constexpr, RENORM_BLOCK: tl.constexpr,
         BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_S: tl.constexpr,
-        BLOCK_TC: tl.constexpr, BLOCK_K: tl.constexpr,
+        BLOCK_TC: tl.constexpr, BLOCK_K: tl.constexpr, B_OFF=0,
     ):  # fmt: skip
-        """The ``(C, C)`` scan of the program's sequence over the super-block ``tau in [t_begin,
+        """The ``(C, C)`` scan of the program's sequence (program ``b + B_OFF`` scans ``b``) over the super-block ``tau in [t_begin,
         t_begin + S)``, temporally blocked (the whole scan when ``t_begin = 1, S > T``).
 
         The window rows older than ``far_end = t_begin - GAP`` come reduced from the far kernel
@@ -390,7 +391,7 @@ if HAS_TRITON:
         """
         NEG: tl.constexpr = float("-inf")
         b, L, offs_c, cmask, cum_b, ps_b, pe_b, first_b, shift_b = _scan_rows(
-            len_ptr, cum_ptr, ps_ptr, pe_ptr, first_ptr, shift_ptr, T, C, BLOCK_C
+            len_ptr, cum_ptr, ps_ptr, pe_ptr, first_ptr, shift_ptr, T, C, BLOCK_C, B_OFF
         )
         offs_p = tl.arange(0, BLOCK_P)
         win_b = win_ptr + b * (T + 1) * C

@@ -50,7 +50,13 @@ from .._shared.scan_launch import (
     run_forward_scan,
     scan_config,
 )
-from .._shared.split_launch import interleave, num_sms, run_launches, scan_cc_launches
+from .._shared.split_launch import (
+    interleave,
+    num_sms,
+    run_launches,
+    scan_cc_launches,
+    split_config,
+)
 from .._shared.triton_support import HAS_TRITON
 from .triton_scan import StreamingForwardState, launch_streaming_triton_kernel
 
@@ -73,7 +79,7 @@ if HAS_TRITON:
         _marginals_kernel,
         _scan_kcc_backward_kernel,
     )
-    from .triton_scan import _backward_scan_cc_kernel
+    from .triton_scan import _backward_scan_cc_kernel, _paired_scan_cc_kernel
 
 
 def checkpoint_spacing(K: int) -> int:
@@ -227,6 +233,8 @@ def launch_scans(
     if not scans_run_together(inp.transition, semiring, with_backward):
         return launch_streaming_triton_kernel(*inp[:5], semiring, *inp[5:], num_warps), None
     rows = new_backward_rows(inp)
+    if _fused_pair(inp, num_warps):
+        return _launch_fused_pair(inp, num_warps, rows)
     if cum.device.type != "cuda":  # the Triton interpreter: one after the other
         state = launch_streaming_triton_kernel(*inp[:5], semiring, *inp[5:], num_warps)
         return state, run_backward_scan(inp, None, num_warps, rows)
@@ -245,6 +253,42 @@ def launch_scans(
     interleave((side, bwd_steps), (main, fwd_steps))
     main.wait_stream(side)
     return StreamingForwardState(score.to(cum.dtype), score, alpha, window, shift), rows
+
+
+def _fused_pair(inp, num_warps: int | None) -> bool:
+    """Whether :func:`launch_scans` runs both scans as one launch (``CONFIG_OVERRIDE
+    ["fused_pair"]``, an experiment; only where neither scan is split)."""
+    cum, _trans, _db, _lengths, K, _ps, _pe = inp
+    _B, T1, C = cum.shape
+    cfg = scan_config(C, K, num_warps, cum.dtype)
+    if not cfg.fused_pair:
+        return False
+    sms = num_sms(cum.device)
+    return split_config(T1 - 1, K, cfg.block_c, cfg.block_p, sms, cum.dtype, paired=True) is None
+
+
+def _launch_fused_pair(
+    inp, num_warps: int | None, rows: BackwardRows
+) -> tuple[StreamingForwardState, BackwardRows]:
+    """Both unsplit ``(C, C)`` log scans in one launch of ``2 B`` programs
+    (:func:`.triton_scan._paired_scan_cc_kernel`), into the forward state and ``rows``."""
+    cum, trans, db, lengths, K, ps, pe = inp
+    B, T1, C = cum.shape
+    dev, dt = cum.device, cum.dtype
+    cfg = scan_config(C, K, num_warps, dt)
+    alpha, window = new_float((B, T1, C), dt, dev), new_float((B, T1, C), dt, dev)
+    shift = new_float((B, T1), torch.float64, dev)
+    score = new_float((B,), torch.float64, dev)
+    _paired_scan_cc_kernel[(2 * B,)](
+        cum, trans, trans.t().contiguous(), db, lengths,
+        ps if ps is not None else cum, pe if pe is not None else cum,
+        alpha, window, shift, score, rows.first, rows.window, rows.shift,
+        B, T1 - 1, K, C,
+        HAS_PS=ps is not None, HAS_PE=pe is not None, TRANS_REGS=cfg.trans_regs,
+        RENORM_BLOCK=cfg.renorm_block, BLOCK_C=cfg.block_c, BLOCK_P=cfg.block_p,
+        BLOCK_S=cfg.block_s, BLOCK_TC=cfg.block_tc, num_warps=cfg.num_warps,
+    )  # fmt: skip
+    return StreamingForwardState(score.to(dt), score, alpha, window, shift), rows
 
 
 def measure_drift(

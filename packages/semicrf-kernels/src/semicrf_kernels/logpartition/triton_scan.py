@@ -150,6 +150,45 @@ if HAS_TRITON:
             BLOCK_C, BLOCK_P, BLOCK_S, BLOCK_TC, BLOCK_K,
         )  # fmt: skip
 
+    @triton.jit(do_not_specialize=["B", "T", "K"])
+    def _paired_scan_cc_kernel(
+        cum_ptr,  # (B, T+1, C)
+        trans_ptr,  # (C, C)
+        trans_t_ptr,  # (C, C) the transition, transposed
+        db_ptr,  # (K, C)
+        len_ptr,  # (B,) int64
+        ps_ptr,  # (B, T, C) or dummy
+        pe_ptr,  # (B, T, C) or dummy
+        alpha_ptr, win_ptr, shift_ptr, score_ptr,  # out: the forward scan's rows and log Z
+        gamma_ptr, bwin_ptr, bshift_ptr,  # out: the backward scan's rows
+        B, T, K, C,
+        HAS_PS: tl.constexpr, HAS_PE: tl.constexpr, TRANS_REGS: tl.constexpr,
+        RENORM_BLOCK: tl.constexpr,
+        BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_S: tl.constexpr,
+        BLOCK_TC: tl.constexpr,
+    ):  # fmt: skip
+        """Both unsplit scans in one launch of ``2 B`` programs (an experiment,
+        ``CONFIG_OVERRIDE["fused_pair"]``): programs ``[0, B)`` scan forward, ``[B, 2 B)``
+        backward, each exactly as :func:`_forward_scan_cc_kernel` / :func:`_backward_scan_cc_kernel`
+        unsplit (one launch spreads the ``2 B`` programs over the SMs, where two launches on two
+        streams may share them)."""
+        if tl.program_id(0) < B:
+            _scan_cc_body(
+                cum_ptr, trans_ptr, db_ptr, len_ptr, ps_ptr, pe_ptr,
+                alpha_ptr, win_ptr, shift_ptr, score_ptr, len_ptr, len_ptr, len_ptr,
+                T, K, C, cum_ptr, len_ptr, 1, T + 1, 0, 0,
+                False, False, HAS_PS, HAS_PE, False, TRANS_REGS, RENORM_BLOCK,
+                BLOCK_C, BLOCK_P, BLOCK_S, BLOCK_TC, 2, 0,
+            )  # fmt: skip
+        else:
+            _scan_cc_body(
+                cum_ptr, trans_t_ptr, db_ptr, len_ptr, ps_ptr, pe_ptr,
+                gamma_ptr, bwin_ptr, bshift_ptr, bshift_ptr, len_ptr, len_ptr, len_ptr,
+                T, K, C, cum_ptr, len_ptr, 1, T + 1, 0, 0,
+                True, False, HAS_PS, HAS_PE, False, TRANS_REGS, RENORM_BLOCK,
+                BLOCK_C, BLOCK_P, BLOCK_S, BLOCK_TC, 2, B,
+            )  # fmt: skip
+
     @triton.jit(do_not_specialize=["T", "K"])
     def _forward_scan_kcc_kernel(
         cum_ptr,  # (B, T+1, C)
