@@ -29,18 +29,15 @@ FAST_LAUNCH: dict[str, bool] = {"enable": True}
 _LAUNCH_OPTIONS = frozenset({"num_warps", "num_stages", "num_ctas", "maxnreg", "enable_fp_fusion"})
 
 
-try:
-    from triton import knobs as _knobs
-except ImportError:  # older Triton (or none): hooks live on CompiledKernel
-    _knobs = None
-
-
 def _launch_hook_installed() -> bool:
-    if _knobs is not None:
-        return _knobs.runtime.launch_enter_hook is not None
-    from triton.compiler.compiler import CompiledKernel
+    # triton is imported here, not at module import (importing semicrf_kernels stays free of it)
+    try:
+        from triton import knobs
+    except ImportError:  # older Triton: hooks live on CompiledKernel
+        from triton.compiler.compiler import CompiledKernel
 
-    return getattr(CompiledKernel, "launch_enter_hook", None) is not None
+        return getattr(CompiledKernel, "launch_enter_hook", None) is not None
+    return knobs.runtime.launch_enter_hook is not None
 
 
 class SiteLauncher:
