@@ -81,7 +81,8 @@ if [[ "$MODE" == "split" ]]; then
     run python3 $T --sizes 4x2048x64x128 --ops fwd,fwdbwd --configs base,basefp
     run python3 benchmarks/experiments/profile_backward.py
     run python3 benchmarks/experiments/profile_backward.py --shape 64,512,16,8
-    run python3 $T --sizes 1x100000x200x24 --configs auto --precision
+    # the launch sites' direct path against the normal one (nf), where the host sets the pace
+    run python3 $T --sizes 1x100000x200x24 --configs s32nf,s32,autonf,auto --precision
     run python3 $T --sizes 1x400000x3000x24 --configs auto --precision
     run python3 benchmarks/gpu_reliability.py --only b --out "$RESULTS"
 fi

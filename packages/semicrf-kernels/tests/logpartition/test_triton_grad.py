@@ -264,6 +264,21 @@ def test_drift_kernel_equals_interpolate_drift(rng, T, spacing):
     torch.testing.assert_close(got.cpu(), want, rtol=1e-15, atol=1e-15)
 
 
+@pytest.mark.parametrize("per_duration", [False, True])
+def test_shared_gradients_when_their_tilings_differ(make_inputs, rng, per_duration):
+    # C = 3 and K = 70: the transition's partial sums come in more time chunks than the
+    # duration bias's (5 against 4 with the interpreter's 4 stand-in SMs; 6 against 5 at
+    # 32x1000x32x24 on 132), and each buffer must be summed with its own count; weights differ
+    # per sequence so that a mix-up of sequences shows too
+    inp = make_inputs(2, 80, 3, 70, per_duration=per_duration, lengths=[80, 77])
+    weights = torch.tensor([1.0, 2.0], dtype=torch.float64)
+    _, got = _grads(_triton_fn, inp, weights)
+    _, want = _grads(_torch_fn, inp, weights, "cpu")
+    for name, g, w in zip(NAMES, got, want):
+        if w is not None:
+            torch.testing.assert_close(g, w, rtol=1e-5, atol=1e-6, msg=name)
+
+
 def test_launcher_outputs(make_inputs, rng):
     inp = make_inputs(2, 7, 3, 3, lengths=[7, 2])
     dev = [x.to(DEVICE) if isinstance(x, torch.Tensor) else x for x in inp.args]
@@ -275,6 +290,9 @@ def test_launcher_outputs(make_inputs, rng):
     assert gps is None and gpe is None
     _, ref = _grads(_torch_fn, inp, g.cpu(), "cpu")
     torch.testing.assert_close(gcum.cpu(), ref[0], rtol=1e-9, atol=1e-10)
+    for bad in (g[:1], g[0], g[:, None]):
+        with pytest.raises(ValueError, match="grad_output"):
+            launch_streaming_triton_backward(*dev, state, bad)
     with pytest.raises(ValueError, match="forward_state"):
         trans3 = inp.transition.expand(3, 3, 3).to(DEVICE)
         launch_streaming_triton_backward(dev[0], trans3, *dev[2:], state, g)

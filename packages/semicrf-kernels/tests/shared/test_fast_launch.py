@@ -1,6 +1,6 @@
 """Tests of ``_shared/fast_launch.py``: a launch site's first launch goes through Triton's
 normal path, later ones through the compiled kernel with every parameter in signature order;
-the normal path stays in use off CUDA, when switched off, and under a launch hook. The CUDA
+the normal path stays in use off CUDA, when switched off, and for interpreted kernels. The CUDA
 test checks that split scans launched both ways agree bitwise."""
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import torch
 from _forward_grads import forward_and_grads
 from _triton_env import ON_CUDA, TRITON_MARKS
 
-from semicrf_kernels._shared import fast_launch
 from semicrf_kernels._shared.fast_launch import FAST_LAUNCH, SiteLauncher
 
 
@@ -47,7 +46,6 @@ class _Compiled:
 @pytest.fixture(autouse=True)
 def _enabled(monkeypatch):
     monkeypatch.setitem(FAST_LAUNCH, "enable", True)
-    monkeypatch.setattr(fast_launch, "_launch_hook_installed", lambda: False)
 
 
 def test_later_launches_pass_every_parameter_in_order():
@@ -62,23 +60,40 @@ def test_later_launches_pass_every_parameter_in_order():
     assert k.direct == [((3, 2, 1), ("X", 10, 65, True, 16)), ((3, 2, 1), ("X", 10, 129, True, 16))]
 
 
-@pytest.mark.parametrize("why", ["cpu", "switched off", "hook", "missing parameter"])
+class _Interpreted(_Kernel):
+    """Like Triton's interpreter: no ``params``, and a launch returns no compiled kernel."""
+
+    def __init__(self):
+        super().__init__()
+        del self.params
+
+    def __getitem__(self, grid):
+        def launch(*args, **kw):
+            self.normal.append((grid, args, kw))
+
+        return launch
+
+
+@pytest.mark.parametrize("why", ["cpu", "switched off", "interpreted", "missing parameter"])
 def test_normal_path_where_the_direct_one_does_not_apply(monkeypatch, why):
-    k = _Kernel()
+    k = _Interpreted() if why == "interpreted" else _Kernel()
     options = {"FLAG": False}
     if why == "switched off":
         monkeypatch.setitem(FAST_LAUNCH, "enable", False)
-    if why == "hook":
-        site = SiteLauncher(k, (1,), options, cuda=True)
-        site("X", 1, 1)  # compiled while no hook was installed
-        monkeypatch.setattr(fast_launch, "_launch_hook_installed", lambda: True)
     if why == "missing parameter":
         options = {}  # FLAG has no default: the direct path could not fill it in
-    site = SiteLauncher(k, (1,), options, cuda=why != "cpu") if why != "hook" else site
+    site = SiteLauncher(k, (1,), options, cuda=why != "cpu")
     for t0 in (1, 9, 17):
         site("X", 1, t0)
     assert not k.direct
-    assert [a[1][2] for a in k.normal][-3:] == [1, 9, 17]
+    assert [a[1][2] for a in k.normal] == [1, 9, 17]
+
+
+def test_the_direct_path_is_taken_on_the_installed_triton():
+    # with a real compiled kernel object of this Triton (no GPU needed to build the runner)
+    triton = pytest.importorskip("triton")
+    compiled = pytest.importorskip("triton.compiler.compiler").CompiledKernel
+    assert hasattr(compiled, "__getitem__"), triton.__version__
 
 
 @pytest.mark.skipif(not ON_CUDA, reason="the direct path runs on CUDA only")

@@ -9,10 +9,12 @@ the super-block start, the number of partials) change. So a :class:`SiteLauncher
 launch through Triton's normal path, which compiles or finds the kernel, keeps the compiled
 kernel, and launches it directly afterwards with the full argument list in signature order.
 
-The direct path is used only on CUDA tensors (the interpreter runs the normal path), without a
-launch hook installed (a profiler's hook then sees every launch), and while
-``FAST_LAUNCH["enable"]`` is true (the benchmarks' A/B switch). If the installed Triton's
-compiled-kernel object lacks what it needs, it falls back to the normal path for good.
+The direct path is used only for compiled kernels on CUDA tensors (the interpreter, which also
+accepts CUDA tensors, runs the normal path) and while ``FAST_LAUNCH["enable"]`` is true (the
+benchmarks' A/B switch). It goes through the compiled kernel's own runner
+(``compiled[grid](*args)``), which passes Triton's launch hooks on as the normal path does, so a
+profiler still sees every launch. If the installed Triton's compiled-kernel object lacks what it
+needs, the site keeps the normal path.
 """
 
 from __future__ import annotations
@@ -24,20 +26,6 @@ __all__ = ["FAST_LAUNCH", "SiteLauncher"]
 
 #: ``"enable"``: use the direct path where it applies (tests and benchmarks switch it off).
 FAST_LAUNCH: dict[str, bool] = {"enable": True}
-
-# Options of a launch, not kernel parameters (Triton takes them as keyword arguments too).
-_LAUNCH_OPTIONS = frozenset({"num_warps", "num_stages", "num_ctas", "maxnreg", "enable_fp_fusion"})
-
-
-def _launch_hook_installed() -> bool:
-    # triton is imported here, not at module import (importing semicrf_kernels stays free of it)
-    try:
-        from triton import knobs
-    except ImportError:  # older Triton: hooks live on CompiledKernel
-        from triton.compiler.compiler import CompiledKernel
-
-        return getattr(CompiledKernel, "launch_enter_hook", None) is not None
-    return knobs.runtime.launch_enter_hook is not None
 
 
 class SiteLauncher:
@@ -71,12 +59,15 @@ class SiteLauncher:
 
     def __call__(self, *args) -> None:
         """Launch with positional ``args`` (the kernel's leading, non-keyword parameters)."""
-        if self._runner is not None and FAST_LAUNCH["enable"] and not _launch_hook_installed():
+        if self._runner is not None and FAST_LAUNCH["enable"]:
             self._runner(*self._full_args(args))
             return
         compiled = self.kernel[self.grid](*args, **self.options)
+        # (an interpreted kernel has no ``params`` and returns no compiled kernel)
         if self._runner is None and self.cuda and FAST_LAUNCH["enable"]:
-            if all(v is not inspect.Parameter.empty for v in self._full_args(args)):
+            if hasattr(self.kernel, "params") and all(
+                v is not inspect.Parameter.empty for v in self._full_args(args)
+            ):
                 self._runner = _direct_runner(compiled, self.grid)
 
 

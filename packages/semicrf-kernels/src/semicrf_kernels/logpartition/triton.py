@@ -387,6 +387,11 @@ def launch_streaming_triton_backward(
             f"transition shape {tuple(trans.shape)}, got window={'None' if state.window is None else 'a tensor'}"
         )
     log_z = state.log_z
+    if tuple(grad_output.shape) != (B,):
+        raise ValueError(
+            f"grad_output: expected shape ({B},) (one upstream gradient per sequence), got "
+            f"{tuple(grad_output.shape)}"
+        )
     # the upstream gradient is read in place by the kernels (a summed loss gives a stride-0
     # expand): no copy, cast or masking here; sequences with log Z = -inf contribute zeros
     g = grad_output
@@ -451,7 +456,6 @@ def launch_streaming_triton_backward(
             BLOCK_S=bs, BLOCK_D=bd, BLOCK_C=block_c, num_warps=4,
         )  # fmt: skip
     else:
-        nch = 1
         part_t = new_float((B, K, C, C), f64, dev)
         part_d = new_float((B, K, C), f64, dev)
         _grad_kcc_kernel[(B, _cdiv(K, block_d))](
@@ -462,9 +466,12 @@ def launch_streaming_triton_backward(
     grad_trans = new_float(tuple(trans.shape), dt, dev)
     grad_db = new_float((K, C), dt, dev)
     for part, out in ((part_t, grad_trans), (part_d, grad_db)):
+        # each buffer's own number of time chunks: the transition's and the duration bias's
+        # tilings give different counts (part.shape[1]; one per sequence with (K, C, C))
         n = out.numel()
         block_n = max(16, min(1024, _next_pow2(n)))
         _batch_sum_kernel[(_cdiv(n, block_n),)](
-            part, g, g.stride(0), log_z, out, B, nch, n, BLOCK_N=block_n, num_warps=4
-        )
+            part, g, g.stride(0), log_z, out, B, part.numel() // (B * n), n,
+            BLOCK_N=block_n, num_warps=4,
+        )  # fmt: skip
     return gcum, grad_trans, grad_db, gps, gpe

@@ -246,7 +246,7 @@ if HAS_TRITON:
         val = tl.where(ok, tl.log(tl.where(ok, acc, 1.0)), 0.0)
         tl.store(out_ptr + b * J + j, tl.where(logz > NEG, val, 0.0))
 
-    @triton.jit(do_not_specialize=["T"])
+    @triton.jit(do_not_specialize=["T", "G_STRIDE"])
     def _marginals_kernel(
         len_ptr,
         alpha_ptr, wf_ptr, ra_ptr,  # forward rows
@@ -460,7 +460,7 @@ if HAS_TRITON:
             mask=dv[:, None] & cmask[None, :],
         )
 
-    @triton.jit(do_not_specialize=["B", "NCH", "N"])
+    @triton.jit(do_not_specialize=["G_STRIDE", "B", "NCH", "N"])
     def _batch_sum_kernel(
         part_ptr,  # (B, NCH, N) float64 per-program partial sums of a shared parameter
         g_ptr,  # (B,) upstream gradient, any stride
@@ -477,7 +477,8 @@ if HAS_TRITON:
         acc = tl.zeros([BLOCK_N], tl.float64)
         for b in range(0, B):
             logz = tl.load(logz_ptr + b)
-            g = tl.where(logz > float("-inf"), tl.load(g_ptr + b * G_STRIDE).to(tl.float64), 0.0)
+            gb = tl.load(g_ptr + G_STRIDE.to(tl.int64) * b).to(tl.float64)
+            g = tl.where(logz > float("-inf"), gb, 0.0)
             seq = tl.zeros([BLOCK_N], tl.float64)
             for ch in range(0, NCH):
                 seq += tl.load(part_ptr + (b * NCH + ch).to(tl.int64) * N + n, mask=nm, other=0.0)
