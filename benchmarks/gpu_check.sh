@@ -83,6 +83,7 @@ if [[ "$MODE" == "split" ]]; then
     run python3 benchmarks/experiments/profile_backward.py --shape 64,512,16,8
     # the launch sites' direct path against the normal one (nf), where the host sets the pace
     run python3 $T --sizes 1x100000x200x24 --configs s32nf,s32,autonf,auto --precision
+    run python3 $T --sizes 8x10000x100x24 --configs base,s32nf,s32,s16
     run python3 $T --sizes 1x400000x3000x24 --configs auto --precision
     run python3 benchmarks/gpu_reliability.py --only b --out "$RESULTS"
 fi
