@@ -9,14 +9,15 @@ from __future__ import annotations
 import pytest
 import torch
 from _forward_grads import forward_and_grads
-from _triton_env import TRITON_MARKS
+from _triton_env import DEVICE, TRITON_MARKS
 
 from semicrf_kernels._shared.triton_support import HAS_TRITON
 
 pytestmark = TRITON_MARKS
 
 if HAS_TRITON:
-    from semicrf_kernels._shared import scan_launch
+    from semicrf_kernels._shared import scan_launch, split_launch
+    from semicrf_kernels._shared.inputs import prepare_inputs
     from semicrf_kernels.logpartition import triton as triton_lp
 
 #: (B, T, C, K, lengths, proj, forbid): C not a power of two, K > T, K = 1, a length of 1,
@@ -32,6 +33,38 @@ CASES = [
 def _clear():
     yield
     scan_launch.CONFIG_OVERRIDE.clear()
+    split_launch.SPLIT_OVERRIDE.clear()
+
+
+#: (B, T, C, K, lengths, proj, dtype, overrides): float64; the default tiles; C = 70 (the
+#: transition streamed in tiles instead of held in registers); one shift per block.
+STATE_CASES = [
+    (2, 9, 3, 4, [9, 5], True, torch.float64, {}),
+    (3, 10, 5, 12, [10, 1, 7], True, torch.float32, {}),
+    (2, 6, 70, 3, [6, 4], False, torch.float32, {"block_p": 2}),
+    (2, 9, 3, 4, [9, 6], True, torch.float32, {"renorm_block": True, "block_p": 2}),
+]
+
+
+@pytest.mark.parametrize("case", STATE_CASES)
+def test_fused_pair_writes_the_same_rows(make_inputs, case, monkeypatch):
+    # every output of both scans (forward state, backward rows), unwritten cells NaN-filled
+    monkeypatch.setenv("SEMICRF_KERNELS_DEBUG_FILL", "1")
+    split_launch.SPLIT_OVERRIDE.update(enable=False)
+    B, T, C, K, lengths, proj, dtype, overrides = case
+    inp = make_inputs(B, T, C, K, proj=proj, lengths=lengths)
+    args = [x.to(DEVICE, dtype) if torch.is_tensor(x) and x.is_floating_point() else x for x in inp]
+    args = [x.to(DEVICE) if torch.is_tensor(x) else x for x in args]
+    prepared = prepare_inputs(*args)
+    outs = []
+    for fused in (False, True):
+        scan_launch.CONFIG_OVERRIDE.clear()
+        scan_launch.CONFIG_OVERRIDE.update(overrides, fused_pair=fused)
+        state, rows = triton_lp.launch_scans(prepared, "log", None, True)
+        outs.append([*state, *rows])
+    for i, (a, b) in enumerate(zip(*outs)):
+        assert a.dtype == b.dtype and a.shape == b.shape, i
+        assert torch.equal(a.nan_to_num(7.0), b.nan_to_num(7.0)), i
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -89,8 +89,9 @@ def test_normal_path_where_the_direct_one_does_not_apply(monkeypatch, why):
     assert [a[1][2] for a in k.normal] == [1, 9, 17]
 
 
-def test_the_direct_path_is_taken_on_the_installed_triton():
-    # with a real compiled kernel object of this Triton (no GPU needed to build the runner)
+def test_compiled_kernels_of_the_installed_triton_have_a_runner():
+    # the direct path builds on CompiledKernel.__getitem__ (checked on the GPU by counting
+    # direct launches in the CUDA test below)
     triton = pytest.importorskip("triton")
     compiled = pytest.importorskip("triton.compiler.compiler").CompiledKernel
     assert hasattr(compiled, "__getitem__"), triton.__version__
@@ -98,9 +99,20 @@ def test_the_direct_path_is_taken_on_the_installed_triton():
 
 @pytest.mark.skipif(not ON_CUDA, reason="the direct path runs on CUDA only")
 @pytest.mark.parametrize("overlap", [False, True])
-def test_split_scans_agree_bitwise_with_the_normal_path(make_inputs, overlap):
-    from semicrf_kernels._shared import split_launch
+def test_split_scans_agree_bitwise_with_the_normal_path(make_inputs, overlap, monkeypatch):
+    from semicrf_kernels._shared import fast_launch, split_launch
     from semicrf_kernels.viterbi.triton import semi_crf_streaming_viterbi_triton
+
+    # count the launches that really take the direct path (a check that silently kept the
+    # normal path once made this comparison compare the normal path with itself)
+    direct = []
+    real = fast_launch._direct_runner
+
+    def counting(compiled, grid):
+        runner = real(compiled, grid)
+        return None if runner is None else (lambda *a: direct.append(1) or runner(*a))
+
+    monkeypatch.setattr(fast_launch, "_direct_runner", counting)
 
     split_launch.SPLIT_OVERRIDE.update(enable=True, superblock=16, overlap=overlap)
     try:
@@ -113,6 +125,7 @@ def test_split_scans_agree_bitwise_with_the_normal_path(make_inputs, overlap):
             paths.append(semi_crf_streaming_viterbi_triton(*args))
     finally:
         split_launch.SPLIT_OVERRIDE.clear()
+    assert direct, "no launch took the direct path"
     (z0, g0), (z1, g1) = results
     assert torch.equal(z0, z1)
     for a, b in zip(g0, g1):
