@@ -2,10 +2,11 @@
 # Run the GPU test suites and the benchmarks from source, in one call, on a GPU machine
 # that has python3 with torch and triton but no package registry (and maybe no nox).
 #
-#   bash benchmarks/gpu_check.sh [quick|tests|bench|all|reliability|distribution|baselines|split]
+#   bash benchmarks/gpu_check.sh [quick|tests|verify|bench|all|reliability|distribution|baselines|split]
 #   (default: all)
 #
-# tests: every package's suite on CUDA; bench: bench_streaming.py + check_precision.py; quick:
+# tests: every package's suite on CUDA (more than 10 minutes now); verify: the kernels' scan, split,
+# launch and gradient tests on CUDA (one call); bench: bench_streaming.py + check_precision.py; quick:
 # tests + a small benchmark; reliability: benchmarks/gpu_reliability.py (compile, CUDA graphs,
 # precision, DDP and Lightning on every visible GPU; extra arguments via RELIABILITY_ARGS);
 # distribution: sample(100) and topk(10) against one forward (bench_streaming.py --distribution);
@@ -59,6 +60,16 @@ if [[ "$MODE" == "all" || "$MODE" == "tests" || "$MODE" == "quick" ]]; then
                 --junitxml="$RESULTS/pytest_${pkg}.xml"
         fi
     done
+fi
+if [[ "$MODE" == "verify" ]]; then
+    # the CUDA tests of the Triton kernels that change most (scans, split, launches, gradients),
+    # to verify kernel work done without a GPU within one call (the full "tests" no longer fits
+    # in 10 minutes: kernel compiles dominate)
+    K_TESTS=packages/semicrf-kernels/tests
+    run timeout 540 python3 -m pytest -q -x -p no:cacheprovider \
+        $K_TESTS/shared $K_TESTS/logpartition/test_triton_grad.py \
+        $K_TESTS/logpartition/test_triton_fused_pair.py $K_TESTS/logpartition/test_triton_scan.py \
+        --junitxml="$RESULTS/pytest_verify.xml"
 fi
 if [[ "$MODE" == "all" || "$MODE" == "bench" ]]; then
     run python3 benchmarks/bench_streaming.py --out "$RESULTS"
