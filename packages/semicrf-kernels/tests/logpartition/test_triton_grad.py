@@ -279,6 +279,24 @@ def test_shared_gradients_when_their_tilings_differ(make_inputs, rng, per_durati
             torch.testing.assert_close(g, w, rtol=1e-5, atol=1e-6, msg=name)
 
 
+@pytest.mark.parametrize("int64_offsets", [False, True])
+def test_duration_bias_gradient_with_either_offset_width(make_inputs, int64_offsets, monkeypatch):
+    # the duration-bias kernel indexes a sequence's rows in int32 unless (T+1) max(C, K) needs
+    # int64; both variants give the float64 PyTorch path's gradients
+    from semicrf_kernels.logpartition import triton as triton_lp
+
+    real = triton_lp.needs_int64
+    assert not real(100_001, 24, 3000) and real(100_000_001, 24, 3000)
+    monkeypatch.setattr(triton_lp, "needs_int64", lambda *_: int64_offsets)
+    inp = make_inputs(3, 20, 3, 6, proj=True, lengths=[20, 13, 1])
+    weights = torch.tensor([1.0, -0.5, 2.0], dtype=torch.float64)
+    _, got = _grads(_triton_fn, inp, weights)
+    _, want = _grads(_torch_fn, inp, weights, "cpu")
+    for name, g, w in zip(NAMES, got, want):
+        if w is not None:
+            torch.testing.assert_close(g, w, rtol=1e-5, atol=1e-6, msg=name)
+
+
 def test_launcher_outputs(make_inputs, rng):
     inp = make_inputs(2, 7, 3, 3, lengths=[7, 2])
     dev = [x.to(DEVICE) if isinstance(x, torch.Tensor) else x for x in inp.args]

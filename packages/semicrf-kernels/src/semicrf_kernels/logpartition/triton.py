@@ -291,6 +291,11 @@ def _launch_fused_pair(
     return StreamingForwardState(score.to(dt), score, alpha, window, shift), rows
 
 
+def needs_int64(T1: int, C: int, K: int) -> bool:
+    """Whether offsets inside one sequence's ``(T+1, C)`` rows (or ``(K, C)``) can pass int32."""
+    return T1 * max(C, K) >= 2**31
+
+
 def measure_drift(
     inp, state: StreamingForwardState, rows: BackwardRows, num_warps: int | None
 ) -> torch.Tensor:
@@ -453,7 +458,7 @@ def launch_streaming_triton_backward(
         _grad_db_cc_kernel[(B, nch, ndt)](
             lengths, cum, db, state.window, state.shift, wb, rb, lz, part_d,
             T, K, C, chunk, nch,
-            BLOCK_S=bs, BLOCK_D=bd, BLOCK_C=block_c, num_warps=4,
+            BLOCK_S=bs, BLOCK_D=bd, BLOCK_C=block_c, I64=needs_int64(T1, C, K), num_warps=4,
         )  # fmt: skip
     else:
         part_t = new_float((B, K, C, C), f64, dev)

@@ -362,12 +362,19 @@ if HAS_TRITON:
         out_ptr,  # (B, NCH, K, C) float64 partial sums
         T, K, C, CHUNK, NCH,
         BLOCK_S: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_C: tl.constexpr,
+        I64: tl.constexpr,
     ):  # fmt: skip
         NEG: tl.constexpr = float("-inf")
         b = tl.program_id(0).to(tl.int64)
-        ch = tl.program_id(1).to(tl.int64)
+        # Offsets inside one sequence's rows fit int32 unless (T + 1) C does not (I64): the
+        # (S, D, C) gathers then need half the address registers.
+        ch = tl.program_id(1)
         dt_ = tl.program_id(2)
         L = tl.load(len_ptr + b)
+        if I64:
+            ch = ch.to(tl.int64)
+        else:
+            L = L.to(tl.int32)
         DT = cum_ptr.dtype.element_ty
         offs_c = tl.arange(0, BLOCK_C)
         cmask = offs_c < C
@@ -380,24 +387,29 @@ if HAS_TRITON:
             other=NEG,
         )
         base = b * (T + 1)
+        cum_b = cum_ptr + base * C
+        wf_b = wf_ptr + base * C
+        wb_b = wb_ptr + base * C
+        ra_b = ra_ptr + base
+        rb_b = rb_ptr + base
+        lz_b = lz_ptr + base
         acc = tl.zeros([BLOCK_D, BLOCK_C], tl.float64)
         stop = tl.minimum((ch + 1) * CHUNK, L)
         for s0 in range(ch * CHUNK, stop, BLOCK_S):
             s = s0 + offs_s
             sv = s < stop
             m2 = sv[:, None] & cmask[None, :]
-            qf = tl.load(wf_ptr + (base + s)[:, None] * C + offs_c[None, :], mask=m2, other=NEG)
-            cs = tl.load(cum_ptr + (base + s)[:, None] * C + offs_c[None, :], mask=m2, other=0.0)
-            sh = tl.load(ra_ptr + base + s, mask=sv, other=0.0) - tl.load(
-                lz_ptr + base + s, mask=sv, other=0.0
-            )
+            so = s[:, None] * C + offs_c[None, :]
+            qf = tl.load(wf_b + so, mask=m2, other=NEG)
+            cs = tl.load(cum_b + so, mask=m2, other=0.0)
+            sh = tl.load(ra_b + s, mask=sv, other=0.0) - tl.load(lz_b + s, mask=sv, other=0.0)
             e = s[:, None] + d[None, :]
             v = sv[:, None] & dv[None, :] & (e <= L)
             m3 = v[:, :, None] & cmask[None, None, :]
-            eo = (base + e)[:, :, None] * C + offs_c[None, None, :]
-            x = tl.load(wb_ptr + eo, mask=m3, other=NEG)
-            x += tl.load(cum_ptr + eo, mask=m3, other=0.0) - cs[:, None, :]
-            rbe = tl.load(rb_ptr + base + e, mask=v, other=0.0)
+            eo = e[:, :, None] * C + offs_c[None, None, :]
+            x = tl.load(wb_b + eo, mask=m3, other=NEG)
+            x += tl.load(cum_b + eo, mask=m3, other=0.0) - cs[:, None, :]
+            rbe = tl.load(rb_b + e, mask=v, other=0.0)
             x += (qf + 0.0)[:, None, :] + dbv[None, :, :] + (sh[:, None] + rbe).to(DT)[:, :, None]
             x = tl.where(m3, x, NEG)
             acc += tl.sum(tl.exp(x), axis=0).to(tl.float64)
