@@ -145,9 +145,10 @@ def segments_to_labels(segmentation_or_segments: Any, T: int) -> torch.Tensor:
 
     Args:
         segmentation_or_segments: a :class:`Segmentation` (its ``labels``, padded with ``-1``
-            to ``T``, or cut to ``T`` where no segment covers the positions cut), a packed per-segment result with ``starts``, ``durations``, ``labels`` and
-            ``num_segments`` (e.g. :class:`semicrf_kernels.ViterbiPath`), or a list per sequence
-            of segments ``(start, end_inclusive, label)`` (or objects with ``start``, ``end``,
+            to ``T``, or cut to ``T`` where no segment covers the positions cut), a packed
+            per-segment result with ``starts``, ``durations``, ``labels`` and ``num_segments``
+            (e.g. :class:`semicrf_kernels.ViterbiPath`), or a list per sequence of segments
+            ``(start, end_inclusive, label)`` (or objects with ``start``, ``end``,
             ``label`` such as ``semicrf_nn.Segment``).
         T: the number of positions of the result.
 

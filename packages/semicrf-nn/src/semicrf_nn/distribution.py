@@ -243,10 +243,9 @@ class SemiCRFDistribution(Distribution):
         m = self._marginals
         valid = position_mask(self.lengths.to(m.position.device), self.event_shape[0])
         # exactly 0 past each length (the backward leaves rounding residue there)
-        position = torch.where(
-            valid[..., None], m.position, torch.zeros((), dtype=m.position.dtype)
+        return SegmentationMarginals(
+            torch.where(valid, m.boundary, 0.0), torch.where(valid[..., None], m.position, 0.0)
         )
-        return SegmentationMarginals(torch.where(valid, m.boundary, 0.0), position)
 
     def __repr__(self) -> str:
         B, T1, C = self.cum_scores.shape

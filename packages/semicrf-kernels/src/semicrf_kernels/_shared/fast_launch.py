@@ -46,29 +46,29 @@ class SiteLauncher:
         self.options = options
         self.cuda = cuda
         self._runner = None
-        self._params = None
+        self._tail: tuple = ()
 
-    def _full_args(self, args: tuple) -> list:
-        """Every parameter's value in signature order (positional, keyword, then default)."""
-        if self._params is None:
-            self._params = [(p.name, p.default) for p in self.kernel.params]
-        out = list(args)
-        for name, default in self._params[len(args) :]:
-            out.append(self.options[name] if name in self.options else default)
-        return out
+    def _tail_args(self, n_args: int) -> tuple:
+        """The values of the parameters after the ``n_args`` positional ones, in signature
+        order (from ``options``, else the default): the same at every launch of the site."""
+        return tuple(
+            self.options[p.name] if p.name in self.options else p.default
+            for p in self.kernel.params[n_args:]
+        )
 
     def __call__(self, *args) -> None:
         """Launch with positional ``args`` (the kernel's leading, non-keyword parameters)."""
         if self._runner is not None and FAST_LAUNCH["enable"]:
-            self._runner(*self._full_args(args))
+            self._runner(*args, *self._tail)
             return
         compiled = self.kernel[self.grid](*args, **self.options)
         # (an interpreted kernel has no ``params`` and returns no compiled kernel)
         if self._runner is None and self.cuda and FAST_LAUNCH["enable"]:
-            if hasattr(self.kernel, "params") and all(
-                v is not inspect.Parameter.empty for v in self._full_args(args)
-            ):
-                self._runner = _direct_runner(compiled, self.grid)
+            if hasattr(self.kernel, "params"):
+                tail = self._tail_args(len(args))
+                if all(v is not inspect.Parameter.empty for v in tail):
+                    self._tail = tail
+                    self._runner = _direct_runner(compiled, self.grid)
 
 
 def _direct_runner(compiled, grid: tuple[int, ...]):

@@ -371,8 +371,9 @@ if HAS_TRITON:
         BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_S: tl.constexpr,
         BLOCK_TC: tl.constexpr, BLOCK_K: tl.constexpr, B_OFF=0,
     ):  # fmt: skip
-        """The ``(C, C)`` scan of the program's sequence (program ``b + B_OFF`` scans ``b``) over the super-block ``tau in [t_begin,
-        t_begin + S)``, temporally blocked (the whole scan when ``t_begin = 1, S > T``).
+        """The ``(C, C)`` scan of the program's sequence (program ``b + B_OFF`` scans ``b``) over
+        the super-block ``tau in [t_begin, t_begin + S)``, temporally blocked (the whole scan
+        when ``t_begin = 1, S > T``).
 
         The window rows older than ``far_end = t_begin - GAP`` come reduced from the far kernel
         (:mod:`.triton_far`): ``NSPLIT`` partials per output in ``farv_ptr``/``fard_ptr``

@@ -41,6 +41,7 @@ import torch
 
 from .._shared.inputs import prepare_inputs
 from .._shared.scan_launch import (
+    ScanConfig,
     _cdiv,
     _check_triton,
     _kcc_config,
@@ -233,8 +234,9 @@ def launch_scans(
     if not scans_run_together(inp.transition, semiring, with_backward):
         return launch_streaming_triton_kernel(*inp[:5], semiring, *inp[5:], num_warps), None
     rows = new_backward_rows(inp)
-    if _fused_pair(inp, num_warps):
-        return _launch_fused_pair(inp, num_warps, rows)
+    fused = _fused_pair_config(inp, num_warps)
+    if fused is not None:
+        return _launch_fused_pair(inp, fused, rows)
     if cum.device.type != "cuda":  # the Triton interpreter: one after the other
         state = launch_streaming_triton_kernel(*inp[:5], semiring, *inp[5:], num_warps)
         return state, run_backward_scan(inp, None, num_warps, rows)
@@ -255,27 +257,28 @@ def launch_scans(
     return StreamingForwardState(score.to(cum.dtype), score, alpha, window, shift), rows
 
 
-def _fused_pair(inp, num_warps: int | None) -> bool:
-    """Whether :func:`launch_scans` runs both scans as one launch (``CONFIG_OVERRIDE
-    ["fused_pair"]``, an experiment; only where neither scan is split)."""
+def _fused_pair_config(inp, num_warps: int | None) -> ScanConfig | None:
+    """The scans' config when :func:`launch_scans` runs both as one launch (``CONFIG_OVERRIDE
+    ["fused_pair"]``, an experiment; only where neither scan is split), else None."""
     cum, _trans, _db, _lengths, K, _ps, _pe = inp
     _B, T1, C = cum.shape
     cfg = scan_config(C, K, num_warps, cum.dtype)
     if not cfg.fused_pair:
-        return False
+        return None
     sms = num_sms(cum.device)
-    return split_config(T1 - 1, K, cfg.block_c, cfg.block_p, sms, cum.dtype, paired=True) is None
+    split = split_config(T1 - 1, K, cfg.block_c, cfg.block_p, sms, cum.dtype, paired=True)
+    return cfg if split is None else None
 
 
 def _launch_fused_pair(
-    inp, num_warps: int | None, rows: BackwardRows
+    inp, cfg: ScanConfig, rows: BackwardRows
 ) -> tuple[StreamingForwardState, BackwardRows]:
     """Both unsplit ``(C, C)`` log scans in one launch of ``2 B`` programs
-    (:func:`.triton_scan._paired_scan_cc_kernel`), into the forward state and ``rows``."""
+    (:func:`.triton_scan._paired_scan_cc_kernel`) with tiles ``cfg``, into the forward state
+    and ``rows``."""
     cum, trans, db, lengths, K, ps, pe = inp
     B, T1, C = cum.shape
     dev, dt = cum.device, cum.dtype
-    cfg = scan_config(C, K, num_warps, dt)
     alpha, window = new_float((B, T1, C), dt, dev), new_float((B, T1, C), dt, dev)
     shift = new_float((B, T1), torch.float64, dev)
     score = new_float((B,), torch.float64, dev)
