@@ -88,8 +88,11 @@ if [[ "$MODE" == "split" ]]; then
     # rows (compare base with that file, same card only), where the profile goes now, and the
     # long rows' rule (auto) for the record
     T=benchmarks/experiments/split_tune.py
-    run python3 $T --sizes 32x1000x32x24,64x512x16x8,8x10000x100x24 --ops fwd,fwdbwd --configs base,basefp
-    run python3 $T --sizes 4x2048x64x128 --ops fwd,fwdbwd --configs base,basefp
+    # the register ring (ScanConfig.ring) against the blocked body, first: the largest lever
+    # left at the short rows
+    run python3 $T --sizes 32x1000x32x24,64x512x16x8,8x10000x100x24 --ops fwd,fwdbwd,vit \
+        --configs base,ring,ringw4,ringw8,ringw16,basefp,ringfp --precision
+    run python3 $T --sizes 4x2048x64x128 --ops fwd,fwdbwd,vit --configs base,ringw16,basefp
     run python3 benchmarks/experiments/profile_backward.py
     run python3 benchmarks/experiments/profile_backward.py --shape 64,512,16,8
     # the launch sites' direct path against the normal one (nf), where the host sets the pace

@@ -27,8 +27,11 @@ F32, F64, I64, I32 = "*fp32", "*fp64", "*i64", "*i32"
 
 SCAN_FLAGS = dict(
     HAS_PS=True, HAS_PE=True, TRANS_REGS=True, RENORM_BLOCK=False,
-    BLOCK_C=32, BLOCK_P=8, BLOCK_S=16, BLOCK_TC=32,
+    BLOCK_C=32, BLOCK_P=8, BLOCK_S=16, BLOCK_TC=32, BLOCK_R=0,
 )  # fmt: skip
+#: the register ring (``ScanConfig.ring``) at 32x1000x32x24 and 8x10000x100x24 (4 warps)
+RING32 = {**SCAN_FLAGS, "BLOCK_K": 2, "BLOCK_R": 32}
+RING128 = {**SCAN_FLAGS, "BLOCK_K": 2, "BLOCK_R": 128}
 SCAN_PTRS = dict(
     cum_ptr=F32, trans_ptr=F32, trans_t_ptr=F32, db_ptr=F32, len_ptr=I64, ps_ptr=F32,
     pe_ptr=F32, alpha_ptr=F32, win_ptr=F32, shift_ptr=F64, score_ptr=F64, final_ptr=I64,
@@ -58,6 +61,11 @@ def kernels() -> list[tuple[str, object, dict, dict]]:
         ("paired scans", triton_scan._paired_scan_cc_kernel, SCAN_PTRS, SCAN_FLAGS),
         ("viterbi scan", viterbi._viterbi_scan_cc_kernel, SCAN_PTRS,
          {**SCAN_FLAGS, "STORE_BP": True, "BLOCK_K": 2}),
+        ("forward ring 32", triton_scan._forward_scan_cc_kernel, SCAN_PTRS, RING32),
+        ("forward ring 128", triton_scan._forward_scan_cc_kernel, SCAN_PTRS, RING128),
+        ("backward ring 32", triton_scan._backward_scan_cc_kernel, SCAN_PTRS, RING32),
+        ("viterbi ring 32", viterbi._viterbi_scan_cc_kernel, SCAN_PTRS,
+         {**RING32, "STORE_BP": True}),
         ("far window", triton_far._far_window_kernel, far,
          dict(REVERSE=False, MAXSR=False, BLOCK_C=32, BLOCK_PF=16, BLOCK_SF=8)),
         ("far reduce", triton_far._far_reduce_kernel, far,

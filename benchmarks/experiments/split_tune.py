@@ -74,6 +74,15 @@ CONFIGS["s64rb"] = ({"enable": True, "superblock": 64}, {"renorm_block": True})
 # the unsplit forward and backward scans (gradients ahead) as one launch of 2 B programs instead
 # of two launches on two streams (ScanConfig.fused_pair, off by default); fwd+bwd only differs
 CONFIGS["basefp"] = ({"enable": False}, {"fused_pair": True})
+# the unsplit scans with the duration window in a register ring instead of read back once per
+# temporal block (ScanConfig.ring, off by default; warps from its rule, or forced to 4, 8, 16:
+# at C = 128 a 64-row ring fits only 16), and
+# with the fused pair of scans
+CONFIGS["ring"] = ({"enable": False}, {"ring": True})
+CONFIGS["ringw4"] = ({"enable": False}, {"ring": True, "num_warps": 4})
+CONFIGS["ringw8"] = ({"enable": False}, {"ring": True, "num_warps": 8})
+CONFIGS["ringw16"] = ({"enable": False}, {"ring": True, "num_warps": 16})
+CONFIGS["ringfp"] = ({"enable": False}, {"ring": True, "fused_pair": True})
 # the serial kernel on fewer warps once the split leaves it only the near rows (its per-step
 # reductions then need fewer or no shared-memory round trips); the far kernel keeps 4
 CONFIGS.update(
@@ -151,7 +160,7 @@ def main():
         B, T, K, C = SIZES[name]
         long = T >= 100000
         cum, trans, db, lengths = make_inputs(B, T, K, C, dev, scale=0.1)
-        ref = None
+        ref = ref_v = None
         for cfg in cfgs:
             apply(cfg)
             fwd, fwdbwd, vit = ops(cum, trans, db, lengths, K)
@@ -183,10 +192,20 @@ def main():
                         ((g.double() - r).abs().max() / r.abs().max().clamp(min=1e-30)).item()
                         for g, r in zip(z_g, ref)
                     )
-            if "vit" in want and cfg != cfgs[0]:
-                pass
+            same_path = ""
+            if "vit" in want:
+                v = res["vit"][1]
+                if ref_v is None:
+                    ref_v = v
+                else:
+                    ev = ((v.scores.double() - ref_v.scores.double()).abs().max()).item()
+                    eq = all(
+                        torch.equal(getattr(v, f), getattr(ref_v, f))
+                        for f in ("num_segments", "starts", "durations", "labels")
+                    )
+                    same_path = f" viterbi score diff {ev:.1e}, paths {'equal' if eq else 'DIFFER'}"
             print(
-                f"| {name} | {cfg} | {res['fwd'][0]:.3f} | {res['fwdbwd'][0]:.3f} | {res['vit'][0]:.3f} | {peak:.0f} | {diff:.1e} |",
+                f"| {name} | {cfg} | {res['fwd'][0]:.3f} | {res['fwdbwd'][0]:.3f} | {res['vit'][0]:.3f} | {peak:.0f} | {diff:.1e}{same_path} |",
                 flush=True,
             )
             del res

@@ -18,7 +18,14 @@ import torch
 from .split_launch import _pow2_floor, run_launches, scan_cc_launches
 from .triton_support import HAS_TRITON
 
-__all__ = ["CONFIG_OVERRIDE", "ScanConfig", "new_float", "run_forward_scan", "scan_config"]
+__all__ = [
+    "CONFIG_OVERRIDE",
+    "ScanConfig",
+    "new_float",
+    "ring_rows",
+    "run_forward_scan",
+    "scan_config",
+]
 
 
 def _debug_fill() -> bool:
@@ -61,6 +68,8 @@ class ScanConfig:
         fused_pair: (experiment, off) the unsplit forward and backward scans that run together
             for gradients (``logpartition.triton.launch_scans``) as one launch of ``2 B``
             programs instead of two launches on two streams.
+        ring: (experiment, off) an unsplit scan whose window fits keeps it in a register ring
+            instead of reading it back once per temporal block (:func:`ring_rows`).
     """
 
     block_c: int
@@ -71,6 +80,7 @@ class ScanConfig:
     num_warps: int
     renorm_block: bool = False
     fused_pair: bool = False
+    ring: bool = False
 
 
 #: Optional overrides of :func:`scan_config`'s choices, for tuning (``benchmarks/``); keys are
@@ -93,6 +103,7 @@ def scan_config(
         dtype: compute dtype (float32 or float64).
     """
     block_c = max(2, _next_pow2(C))
+    num_warps_arg = num_warps
     if num_warps is None:
         num_warps = 8 if K * block_c >= 8192 or block_c >= 128 else 4
     if num_warps < 1 or num_warps & (num_warps - 1):
@@ -105,7 +116,37 @@ def scan_config(
     cfg = ScanConfig(block_c, block_p, block_s, block_tc, trans_regs, num_warps)
     if CONFIG_OVERRIDE:
         cfg = ScanConfig(**{**cfg.__dict__, **CONFIG_OVERRIDE})
+        chosen = num_warps_arg is None and "num_warps" not in CONFIG_OVERRIDE
+        ring_size = max(2, _next_pow2(K)) * block_c
+        if (
+            cfg.ring
+            and chosen
+            and _ring_budget(num_warps, dtype) < ring_size <= _ring_budget(8, dtype)
+        ):
+            # a ring that does not fit 4 warps' registers but fits 8 gets 8 (ring_rows)
+            cfg = ScanConfig(**{**cfg.__dict__, "num_warps": 8})
     return cfg
+
+
+def ring_rows(cfg: ScanConfig, K: int, T: int, dtype: torch.dtype) -> int:
+    """``BLOCK_R``, the rows of an unsplit ``(C, C)`` scan's register ring, or 0 for the
+    temporally blocked body.
+
+    Rule: with ``cfg.ring``, the ring holds the ``min(K, T)`` rows a position can reach, rounded
+    up to a power of two, when ``rows * block_c`` is at most ``512 * num_warps`` elements (half
+    in float64), 16 per thread for each of the step's ``(rows, C)`` tensors. On Triton 3.6 for
+    sm_90 (``tools/compile_check.py``) the forward ring of ``32 x 32`` takes 126 registers on 4
+    warps; ``128 x 32`` takes 193 on 8 warps and spills on 4. :func:`scan_config` gives a ring
+    that needs them 8 warps when the caller leaves ``num_warps`` to it.
+    """
+    if not cfg.ring:
+        return 0
+    rows = max(2, _next_pow2(min(K, T)))
+    return rows if rows * cfg.block_c <= _ring_budget(cfg.num_warps, dtype) else 0
+
+
+def _ring_budget(num_warps: int, dtype: torch.dtype) -> int:
+    return 512 * num_warps // (2 if dtype == torch.float64 else 1)
 
 
 def _kcc_config(C: int, K: int, num_warps: int | None, dtype: torch.dtype) -> tuple[int, int, int]:
@@ -202,7 +243,7 @@ def run_forward_scan(
         steps = scan_cc_launches(
             kernel, args, flags, cum=cum, db=db, lengths=lengths, window=window, shift=shift,
             K=K, block_c=cfg.block_c, block_p=cfg.block_p, reverse=False, maxsr=maxsr,
-            paired=defer,
+            paired=defer, block_r=ring_rows(cfg, K, T, dt),
         )  # fmt: skip
         if defer:
             return score, final, alpha, window, shift, None, None, steps

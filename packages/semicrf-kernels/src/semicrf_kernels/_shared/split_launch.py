@@ -157,12 +157,14 @@ def scan_cc_launches(
     reverse: bool,
     maxsr: bool,
     paired: bool = False,
+    block_r: int = 0,
 ) -> Iterator[None]:
     """Launch a ``(C, C)`` scan, split or not: a generator issuing one super-block per step.
 
     Args:
         kernel: the role's serial scan kernel; it takes ``kernel_args`` (ending with ``T, K,
-            C``), then ``farv, fard, t_begin, S, NSPLIT``, then ``BLOCK_K`` and ``flags``.
+            C``), then ``farv, fard, t_begin, S, NSPLIT``, then ``BLOCK_K``, ``BLOCK_R`` and
+            ``flags``.
         kernel_args: its leading positional arguments.
         flags: its other compile-time arguments and ``num_warps``.
         cum: ``(batch, T+1, C)`` cumulative scores.
@@ -176,6 +178,8 @@ def scan_cc_launches(
         reverse: the backward scan (mirrored in time).
         maxsr: the max semiring (far partials carry their best duration).
         paired: its launches will be interleaved with another scan's (:func:`interleave`).
+        block_r: the register ring's rows (``scan_launch.ring_rows``) if the scan is not split;
+            0 for the temporally blocked body. A split scan always takes the blocked body.
     """
     B, T1, C = cum.shape
     T = T1 - 1
@@ -183,7 +187,9 @@ def scan_cc_launches(
     if split is None:
         dummy = torch.empty(1, dtype=cum.dtype, device=cum.device)
         dummy_i = torch.empty(1, dtype=torch.int32, device=cum.device)
-        kernel[(B,)](*kernel_args, dummy, dummy_i, 1, T + 1, 0, 0, BLOCK_K=2, **flags)
+        kernel[(B,)](
+            *kernel_args, dummy, dummy_i, 1, T + 1, 0, 0, BLOCK_K=2, BLOCK_R=block_r, **flags
+        )
         yield
         return
     from .triton_far import _far_window_kernel
@@ -238,7 +244,8 @@ def scan_cc_launches(
         ]  # fmt: skip
     serial_nsplit, serial_block_k = (1, 2) if split.reduce else (split.nsplit, block_k)
     serial_sites = [
-        SiteLauncher(kernel, (B,), dict(BLOCK_K=serial_block_k, **flags), cuda) for _ in range(nbuf)
+        SiteLauncher(kernel, (B,), dict(BLOCK_K=serial_block_k, BLOCK_R=0, **flags), cuda)
+        for _ in range(nbuf)
     ]
 
     def far(t0: int) -> None:

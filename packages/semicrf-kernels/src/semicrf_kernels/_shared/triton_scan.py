@@ -21,6 +21,9 @@ __all__: list[str] = []  # jitted helpers only (private)
 if HAS_TRITON:
     import triton
     import triton.language as tl
+
+    from .triton_scan_ring import _scan_cc_ring
+    from .triton_scan_tiled import _second_tiled
 else:  # pragma: no cover - exercised only where triton is absent
     triton = None
     tl = None
@@ -59,48 +62,6 @@ if HAS_TRITON:
             fsafe = tl.where(fm == float("-inf"), 0.0, fm)
             fv = fsafe + tl.log(tl.sum(tl.exp(fn - fsafe), axis=0))
         tl.store(score_ptr, fv.to(tl.float64) + tl.load(shift_ptr))
-
-    @triton.jit
-    def _second_tiled(
-        row_ptr, trans_ptr, C, n_in, offs_c, cmask,
-        USE_MAX: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_TC: tl.constexpr,
-    ):  # fmt: skip
-        """``out[c] = (+)_{c'} first[c'] + M[c', c]`` (and the smallest best ``c'`` with the max),
-        streaming ``M`` and ``first`` (read back from ``row_ptr``) in tiles of ``BLOCK_TC``
-        previous labels: for ``C`` too large to keep ``M`` in registers."""
-        offs_tc = tl.arange(0, BLOCK_TC)
-        acc_v = tl.full([BLOCK_C], float("-inf"), row_ptr.dtype.element_ty)
-        acc_s = tl.zeros([BLOCK_C], row_ptr.dtype.element_ty)
-        acc_a = tl.zeros([BLOCK_C], tl.int32)
-        for k0 in range(0, n_in, BLOCK_TC):
-            cin = k0 + offs_tc
-            inm = cin < C
-            f = tl.load(row_ptr + cin, mask=inm, other=float("-inf"))
-            Mk = tl.load(
-                trans_ptr + cin[:, None] * C + offs_c[None, :],
-                mask=inm[:, None] & cmask[None, :],
-                other=float("-inf"),
-            )
-            x = f[:, None] + Mk
-            if USE_MAX:
-                tv = tl.max(x, axis=0)
-                ta = tl.min(tl.where(x == tv[None, :], cin[:, None], 1073741824), axis=0)
-                # tiles come in increasing label order: ties keep the earlier (smaller) label
-                better = tv > acc_v
-                acc_a = tl.where(better, ta, acc_a)
-                acc_v = tl.where(better, tv, acc_v)
-            else:
-                tm = tl.max(x, axis=0)
-                nm = tl.maximum(acc_v, tm)
-                safe = tl.where(nm == float("-inf"), 0.0, nm)
-                acc_s = acc_s * tl.exp(acc_v - safe) + tl.sum(tl.exp(x - safe[None, :]), axis=0)
-                acc_v = nm
-        if USE_MAX:
-            out = acc_v
-        else:
-            safe = tl.where(acc_v == float("-inf"), 0.0, acc_v)
-            out = safe + tl.log(acc_s)
-        return out, acc_a
 
     @triton.jit
     def _scan_cc_start(
@@ -369,7 +330,7 @@ if HAS_TRITON:
         REVERSE: tl.constexpr, MAXSR: tl.constexpr, HAS_PS: tl.constexpr, HAS_PE: tl.constexpr,
         STORE_BP: tl.constexpr, TRANS_REGS: tl.constexpr, RENORM_BLOCK: tl.constexpr,
         BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_S: tl.constexpr,
-        BLOCK_TC: tl.constexpr, BLOCK_K: tl.constexpr, B_OFF=0,
+        BLOCK_TC: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_R: tl.constexpr, B_OFF=0,
     ):  # fmt: skip
         """The ``(C, C)`` scan of the program's sequence (program ``b + B_OFF`` scans ``b``) over
         the super-block ``tau in [t_begin, t_begin + S)``, temporally blocked (the whole scan
@@ -381,7 +342,8 @@ if HAS_TRITON:
         only the near rows ``[far_end, tau)``. ``GAP = S`` lets the far kernel of this
         super-block run while the previous one is scanned; ``GAP = 0`` puts it between the two.
         ``NSPLIT = 0``: no far part, the rows from 0 on are near (the first super-block also
-        writes row 0).
+        writes row 0). ``BLOCK_R > 0`` (unsplit only): the window is held in a register ring of
+        ``BLOCK_R >= min(K, T)`` rows instead (:mod:`.triton_scan_ring`).
 
         Time runs over tau = 0..L. Forward: tau = t, window rows are starts s = tau' < tau.
         Reverse (the backward scan): tau = L - s, window rows are ends e = L - tau'. In both, a
@@ -414,55 +376,65 @@ if HAS_TRITON:
                 cum_b, trans_ptr, MT, ps_b, pe_b, first_b, win_b, shift_b, bpa_b, L, C, offs_c,
                 cmask, REVERSE, HAS_PS, HAS_PE, STORE_BP, TRANS_REGS, BLOCK_C, BLOCK_TC,
             )  # fmt: skip
-        if REVERSE:
-            ref_row = L - (t_begin - 1)
-        else:
-            ref_row = t_begin - 1
-        # a later super-block starts from the shift of the row before it (row 0's is 0); a
-        # sequence that ended before the super-block reads nothing (its rows are out of range)
-        live = t_begin - 1 <= L
-        r_ref = tl.where(
-            t_begin == 1, zero64, tl.load(shift_b + ref_row, mask=(t_begin > 1) & live, other=0.0)
-        )
-        far_end = t_begin - GAP
-        if REVERSE:
-            far_row = L - (far_end - 1)
-        else:
-            far_row = far_end - 1
-        r_far = tl.load(shift_b + far_row, mask=(NSPLIT > 0) & live, other=0.0)
-        near_lo = tl.where(NSPLIT == 0, 0, far_end)
-        farv_b = farv_ptr + b * S * NSPLIT * C
-        fard_b = fard_ptr + b * S * NSPLIT * C
-        DT = cum_ptr.dtype.element_ty
-        for tau0 in range(t_begin, tl.minimum(t_begin + S, L + 1), BLOCK_P):
-            # Rows written by the previous block (other threads) must be visible.
-            tl.debug_barrier()
-            taus = tau0 + offs_p
-            pact = taus <= L
-            if REVERSE:
-                rows_cur = L - taus
-            else:
-                rows_cur = taus
-            cumcur = tl.load(
-                cum_b + rows_cur[:, None] * C + offs_c[None, :],
-                mask=pact[:, None] & cmask[None, :],
-                other=0.0,
-            )
-            far_v, far_d = _far_merge(
-                farv_b, fard_b, taus - t_begin, NSPLIT, C, r_far - r_ref, pact, offs_c, cmask, DT,
-                MAXSR, BLOCK_C, BLOCK_P, BLOCK_K,
-            )  # fmt: skip
-            acc_v, acc_d = _scan_cc_window(
-                cum_b, win_b, shift_b, db_ptr, tl.maximum(tau0 - K, near_lo), tau0, L, K, C,
-                r_ref, taus, pact, cumcur, offs_c, cmask, far_v, far_d,
-                REVERSE, MAXSR, BLOCK_C, BLOCK_P, BLOCK_S,
-            )  # fmt: skip
-            r_ref = _scan_cc_block(
+        if BLOCK_R > 0:
+            # the whole (unsplit) scan with its window in a register ring
+            _scan_cc_ring(
                 cum_b, trans_ptr, MT, db_ptr, ps_b, pe_b, first_b, win_b, shift_b, bpd_b, bpa_b,
-                tau0, L, T, K, C, r_ref, acc_v, acc_d, cumcur, offs_c, cmask,
-                REVERSE, MAXSR, HAS_PS, HAS_PE, STORE_BP, TRANS_REGS, RENORM_BLOCK, BLOCK_C, BLOCK_P,
-                BLOCK_TC,
+                L, T, K, C, offs_c, cmask, REVERSE, MAXSR, HAS_PS, HAS_PE, STORE_BP, TRANS_REGS,
+                BLOCK_C, BLOCK_R, BLOCK_TC,
             )  # fmt: skip
+        else:
+            if REVERSE:
+                ref_row = L - (t_begin - 1)
+            else:
+                ref_row = t_begin - 1
+            # a later super-block starts from the shift of the row before it (row 0's is 0); a
+            # sequence that ended before the super-block reads nothing (its rows are out of range)
+            live = t_begin - 1 <= L
+            r_ref = tl.where(
+                t_begin == 1,
+                zero64,
+                tl.load(shift_b + ref_row, mask=(t_begin > 1) & live, other=0.0),
+            )
+            far_end = t_begin - GAP
+            if REVERSE:
+                far_row = L - (far_end - 1)
+            else:
+                far_row = far_end - 1
+            r_far = tl.load(shift_b + far_row, mask=(NSPLIT > 0) & live, other=0.0)
+            near_lo = tl.where(NSPLIT == 0, 0, far_end)
+            farv_b = farv_ptr + b * S * NSPLIT * C
+            fard_b = fard_ptr + b * S * NSPLIT * C
+            DT = cum_ptr.dtype.element_ty
+            for tau0 in range(t_begin, tl.minimum(t_begin + S, L + 1), BLOCK_P):
+                # Rows written by the previous block (other threads) must be visible.
+                tl.debug_barrier()
+                taus = tau0 + offs_p
+                pact = taus <= L
+                if REVERSE:
+                    rows_cur = L - taus
+                else:
+                    rows_cur = taus
+                cumcur = tl.load(
+                    cum_b + rows_cur[:, None] * C + offs_c[None, :],
+                    mask=pact[:, None] & cmask[None, :],
+                    other=0.0,
+                )
+                far_v, far_d = _far_merge(
+                    farv_b, fard_b, taus - t_begin, NSPLIT, C, r_far - r_ref, pact, offs_c, cmask, DT,
+                    MAXSR, BLOCK_C, BLOCK_P, BLOCK_K,
+                )  # fmt: skip
+                acc_v, acc_d = _scan_cc_window(
+                    cum_b, win_b, shift_b, db_ptr, tl.maximum(tau0 - K, near_lo), tau0, L, K, C,
+                    r_ref, taus, pact, cumcur, offs_c, cmask, far_v, far_d,
+                    REVERSE, MAXSR, BLOCK_C, BLOCK_P, BLOCK_S,
+                )  # fmt: skip
+                r_ref = _scan_cc_block(
+                    cum_b, trans_ptr, MT, db_ptr, ps_b, pe_b, first_b, win_b, shift_b, bpd_b, bpa_b,
+                    tau0, L, T, K, C, r_ref, acc_v, acc_d, cumcur, offs_c, cmask,
+                    REVERSE, MAXSR, HAS_PS, HAS_PE, STORE_BP, TRANS_REGS, RENORM_BLOCK, BLOCK_C, BLOCK_P,
+                    BLOCK_TC,
+                )  # fmt: skip
         if not REVERSE:
             # (+)_c alpha[L, c], once, from the stored row L, by the super-block that holds L
             if (L >= t_begin) & (L < t_begin + S):

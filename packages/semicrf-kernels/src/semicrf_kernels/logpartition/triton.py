@@ -48,6 +48,7 @@ from .._shared.scan_launch import (
     _next_pow2,
     _pow2_floor,
     new_float,
+    ring_rows,
     run_forward_scan,
     scan_config,
 )
@@ -173,7 +174,7 @@ def run_backward_scan(
         steps = scan_cc_launches(
             _backward_scan_cc_kernel, args, flags, cum=cum, db=db, lengths=lengths, window=wb,
             shift=rb, K=K, block_c=cfg.block_c, block_p=cfg.block_p, reverse=True, maxsr=False,
-            paired=defer,
+            paired=defer, block_r=ring_rows(cfg, K, T, dt),
         )  # fmt: skip
         if defer:
             return BackwardRows(first, wb, rb), steps
@@ -289,7 +290,8 @@ def _launch_fused_pair(
         B, T1 - 1, K, C,
         HAS_PS=ps is not None, HAS_PE=pe is not None, TRANS_REGS=cfg.trans_regs,
         RENORM_BLOCK=cfg.renorm_block, BLOCK_C=cfg.block_c, BLOCK_P=cfg.block_p,
-        BLOCK_S=cfg.block_s, BLOCK_TC=cfg.block_tc, num_warps=cfg.num_warps,
+        BLOCK_S=cfg.block_s, BLOCK_TC=cfg.block_tc, BLOCK_R=ring_rows(cfg, K, T1 - 1, dt),
+        num_warps=cfg.num_warps,
     )  # fmt: skip
     return StreamingForwardState(score.to(dt), score, alpha, window, shift), rows
 

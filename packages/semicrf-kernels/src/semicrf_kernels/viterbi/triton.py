@@ -55,7 +55,7 @@ if HAS_TRITON:
         HAS_PS: tl.constexpr, HAS_PE: tl.constexpr, STORE_BP: tl.constexpr,
         TRANS_REGS: tl.constexpr, RENORM_BLOCK: tl.constexpr,
         BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr,
-        BLOCK_S: tl.constexpr, BLOCK_TC: tl.constexpr, BLOCK_K: tl.constexpr,
+        BLOCK_S: tl.constexpr, BLOCK_TC: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_R: tl.constexpr,
     ):  # fmt: skip
         """Viterbi scan, ``(C, C)`` transitions: best score, final label and backpointers."""
         _scan_cc_body(
@@ -63,7 +63,7 @@ if HAS_TRITON:
             alpha_ptr, win_ptr, shift_ptr, score_ptr, final_ptr, bpd_ptr, bpa_ptr,
             T, K, C, farv_ptr, fard_ptr, t_begin, S, NSPLIT, GAP,
             False, True, HAS_PS, HAS_PE, STORE_BP, TRANS_REGS, RENORM_BLOCK,
-            BLOCK_C, BLOCK_P, BLOCK_S, BLOCK_TC, BLOCK_K,
+            BLOCK_C, BLOCK_P, BLOCK_S, BLOCK_TC, BLOCK_K, BLOCK_R,
         )  # fmt: skip
 
     @triton.jit(do_not_specialize=["T", "K"])
