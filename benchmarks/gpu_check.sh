@@ -91,7 +91,7 @@ if [[ "$MODE" == "split" ]]; then
     # the register ring (ScanConfig.ring) against the blocked body, first: the largest lever
     # left at the short rows
     run python3 $T --sizes 32x1000x32x24,64x512x16x8,8x10000x100x24 --ops fwd,fwdbwd,vit \
-        --configs base,ring,ringw4,ringw8,ringw16,basefp,ringfp --precision
+        --configs base,ring,ringw8,ringw16,basefp,ringw8fp --precision
     run python3 $T --sizes 4x2048x64x128 --ops fwd,fwdbwd,vit --configs base,ringw16,basefp
     run python3 benchmarks/experiments/profile_backward.py
     run python3 benchmarks/experiments/profile_backward.py --shape 64,512,16,8

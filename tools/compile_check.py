@@ -29,7 +29,8 @@ SCAN_FLAGS = dict(
     HAS_PS=True, HAS_PE=True, TRANS_REGS=True, RENORM_BLOCK=False,
     BLOCK_C=32, BLOCK_P=8, BLOCK_S=16, BLOCK_TC=32, BLOCK_R=0,
 )  # fmt: skip
-#: the register ring (``ScanConfig.ring``) at 32x1000x32x24 and 8x10000x100x24 (4 warps)
+#: the register ring (``ScanConfig.ring``) at 32x1000x32x24 and 8x10000x100x24; the rule runs the
+#: 128-row ring on 8 warps only (``--warps 8``; on 4 it spills)
 RING32 = {**SCAN_FLAGS, "BLOCK_K": 2, "BLOCK_R": 32}
 RING128 = {**SCAN_FLAGS, "BLOCK_K": 2, "BLOCK_R": 128}
 SCAN_PTRS = dict(

@@ -75,14 +75,14 @@ CONFIGS["s64rb"] = ({"enable": True, "superblock": 64}, {"renorm_block": True})
 # of two launches on two streams (ScanConfig.fused_pair, off by default); fwd+bwd only differs
 CONFIGS["basefp"] = ({"enable": False}, {"fused_pair": True})
 # the unsplit scans with the duration window in a register ring instead of read back once per
-# temporal block (ScanConfig.ring, off by default; warps from its rule, or forced to 4, 8, 16:
-# at C = 128 a 64-row ring fits only 16), and
-# with the fused pair of scans
+# temporal block (ScanConfig.ring, off by default; "ring" keeps scan_config's warps and so the
+# blocked body where the ring does not fit them, e.g. K = 100 on 4 warps; at C = 128 a 64-row
+# ring fits only 16), and on 8 warps with the fused pair of scans
 CONFIGS["ring"] = ({"enable": False}, {"ring": True})
 CONFIGS["ringw4"] = ({"enable": False}, {"ring": True, "num_warps": 4})
 CONFIGS["ringw8"] = ({"enable": False}, {"ring": True, "num_warps": 8})
 CONFIGS["ringw16"] = ({"enable": False}, {"ring": True, "num_warps": 16})
-CONFIGS["ringfp"] = ({"enable": False}, {"ring": True, "fused_pair": True})
+CONFIGS["ringw8fp"] = ({"enable": False}, {"ring": True, "num_warps": 8, "fused_pair": True})
 # the serial kernel on fewer warps once the split leaves it only the near rows (its per-step
 # reductions then need fewer or no shared-memory round trips); the far kernel keeps 4
 CONFIGS.update(

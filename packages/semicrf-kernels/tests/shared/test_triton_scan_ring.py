@@ -190,11 +190,88 @@ def test_ring_rows_rule():
     assert ring_rows(wide, 200, 1000, torch.float32) == 0  # 256 x 32 > 4096
 
 
-def test_scan_config_gives_a_ring_the_warps_it_needs():
+class _Spy:
+    """A kernel stand-in that records the ``BLOCK_R`` of each launch, then launches."""
+
+    def __init__(self, kernel, name: str, seen: list):
+        self.kernel, self.name, self.seen = kernel, name, seen
+
+    def __getitem__(self, grid):
+        launch = self.kernel[grid]
+
+        def call(*args, **kwargs):
+            self.seen.append((self.name, kwargs["BLOCK_R"]))
+            return launch(*args, **kwargs)
+
+        return call
+
+    def __getattr__(self, attr):
+        return getattr(self.kernel, attr)
+
+
+@pytest.mark.parametrize("split", [False, True])
+@pytest.mark.parametrize("fused", [False, True])
+def test_every_scan_launch_takes_the_ring_unless_split(make_inputs, monkeypatch, split, fused):
+    # what each kernel is really launched with: the unsplit forward, backward, fused pair and
+    # Viterbi scans run the ring (BLOCK_R = ring_rows > 0), every split launch the blocked body
+    from semicrf_kernels.logpartition import triton_scan as lp_scan
+    from semicrf_kernels.viterbi import triton as vt
+
+    seen: list = []
+    for module, name in (
+        (lp_scan, "_forward_scan_cc_kernel"),
+        (triton_lp, "_backward_scan_cc_kernel"),
+        (triton_lp, "_paired_scan_cc_kernel"),
+        (vt, "_viterbi_scan_cc_kernel"),
+    ):
+        monkeypatch.setattr(module, name, _Spy(getattr(module, name), name, seen))
+    scan_launch.CONFIG_OVERRIDE.update(ring=True, fused_pair=fused)
+    if split:
+        split_launch.SPLIT_OVERRIDE.update(
+            enable=True, superblock=4, block_pf=2, rows_per_split=2, block_sf=2
+        )
+    else:
+        split_launch.SPLIT_OVERRIDE.update(enable=False)
+    B, T, C, K = 2, 11, 3, 6
+    inp = make_inputs(B, T, C, K, proj=True, lengths=[11, 7])
+    z_ref, g_ref = forward_and_grads(inp, torch.float64, use_triton=False)
+    z, g = forward_and_grads(inp, torch.float64, use_triton=True)
+    torch.testing.assert_close(z, z_ref, rtol=1e-10, atol=1e-10)
+    for got, want in zip(g, g_ref):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-9)
+    semi_crf_streaming_viterbi_triton(*_on_device(inp))
+    names = {name for name, _ in seen}
+    if fused and not split:
+        assert names == {"_paired_scan_cc_kernel", "_viterbi_scan_cc_kernel"}
+    else:
+        assert names == {"_forward_scan_cc_kernel", "_backward_scan_cc_kernel",
+                         "_viterbi_scan_cc_kernel"}  # fmt: skip
+    want_r = 0 if split else ring_rows(scan_config(C, K), K, T, torch.float64)
+    assert want_r in (0, 8)
+    assert all(r == want_r for _, r in seen), seen
+
+
+def test_ring_unreachable_positions_and_dead_labels(make_inputs):
+    # K = 2 with duration 1 forbidden: odd lengths have no segmentation and every other
+    # position is unreachable (all -inf rows); label 1 can never be entered (its transition
+    # column is -inf). Log Z, gradients and Viterbi stay those of float64, without NaN.
     scan_launch.CONFIG_OVERRIDE.update(ring=True)
-    assert scan_config(24, 32).num_warps == 4
-    assert scan_config(24, 100).num_warps == 8  # 128 x 32 rows: 8 warps
-    assert scan_config(24, 100, num_warps=4).num_warps == 4  # the caller's choice stands
-    assert ring_rows(scan_config(24, 100), 100, 10000, torch.float32) == 128
-    scan_launch.CONFIG_OVERRIDE.update(ring=False)
-    assert scan_config(24, 100).num_warps == 4
+    inp = make_inputs(3, 8, 3, 2, proj=True, lengths=[8, 5, 6])
+    db = inp.duration_bias.clone()
+    db[0, :] = -math.inf
+    trans = inp.transition.clone()
+    trans[:, 1] = -math.inf
+    inp = inp._replace(duration_bias=db, transition=trans)
+    z_ref, g_ref = forward_and_grads(inp, torch.float64, use_triton=False)
+    assert torch.isinf(z_ref[1]) and torch.isfinite(z_ref[0])
+    for dtype, tol in ((torch.float64, 1e-10), (torch.float32, 2e-5)):
+        z, g = forward_and_grads(inp, dtype, use_triton=True)
+        torch.testing.assert_close(z, z_ref, rtol=tol, atol=tol)
+        for got, want in zip(g, g_ref):
+            assert not torch.isnan(got).any()
+            torch.testing.assert_close(got, want, rtol=tol, atol=tol * 10)
+    want = streaming_viterbi_pytorch(*inp)
+    got = semi_crf_streaming_viterbi_triton(*_on_device(inp))
+    torch.testing.assert_close(got.scores.cpu(), want.scores, rtol=1e-10, atol=1e-10)
+    for field in ("num_segments", "starts", "durations", "labels"):
+        assert torch.equal(getattr(got, field).cpu(), getattr(want, field)), field

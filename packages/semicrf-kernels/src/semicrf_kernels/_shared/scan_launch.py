@@ -103,7 +103,6 @@ def scan_config(
         dtype: compute dtype (float32 or float64).
     """
     block_c = max(2, _next_pow2(C))
-    num_warps_arg = num_warps
     if num_warps is None:
         num_warps = 8 if K * block_c >= 8192 or block_c >= 128 else 4
     if num_warps < 1 or num_warps & (num_warps - 1):
@@ -116,15 +115,6 @@ def scan_config(
     cfg = ScanConfig(block_c, block_p, block_s, block_tc, trans_regs, num_warps)
     if CONFIG_OVERRIDE:
         cfg = ScanConfig(**{**cfg.__dict__, **CONFIG_OVERRIDE})
-        chosen = num_warps_arg is None and "num_warps" not in CONFIG_OVERRIDE
-        ring_size = max(2, _next_pow2(K)) * block_c
-        if (
-            cfg.ring
-            and chosen
-            and _ring_budget(num_warps, dtype) < ring_size <= _ring_budget(8, dtype)
-        ):
-            # a ring that does not fit 4 warps' registers but fits 8 gets 8 (ring_rows)
-            cfg = ScanConfig(**{**cfg.__dict__, "num_warps": 8})
     return cfg
 
 
@@ -134,10 +124,11 @@ def ring_rows(cfg: ScanConfig, K: int, T: int, dtype: torch.dtype) -> int:
 
     Rule: with ``cfg.ring``, the ring holds the ``min(K, T)`` rows a position can reach, rounded
     up to a power of two, when ``rows * block_c`` is at most ``512 * num_warps`` elements (half
-    in float64), 16 per thread for each of the step's ``(rows, C)`` tensors. On Triton 3.6 for
-    sm_90 (``tools/compile_check.py``) the forward ring of ``32 x 32`` takes 126 registers on 4
-    warps; ``128 x 32`` takes 193 on 8 warps and spills on 4. :func:`scan_config` gives a ring
-    that needs them 8 warps when the caller leaves ``num_warps`` to it.
+    in float64), 16 per thread for each of the step's ``(rows, C)`` tensors. ptxas (Triton 3.6,
+    sm_90, ``tools/compile_check.py``) gives the forward ring 160 registers at ``32 x 32`` on 4
+    warps and 189 at ``128 x 32`` on 8, without spills; ``128 x 32`` spills on 4. The warps stay
+    :func:`scan_config`'s (or the caller's): at ``C = 24`` the ring runs up to ``K = 64`` on 4
+    warps, up to ``K = 128`` with ``num_warps=8``. (Not yet timed: an experiment.)
     """
     if not cfg.ring:
         return 0
