@@ -1,5 +1,5 @@
 """Tests of the fused launch of the forward and backward scans (``logpartition/triton_scan.py``
-``_paired_scan_cc_kernel``, ``ScanConfig.fused_pair``, an experiment that is off by default):
+``_paired_scan_cc_kernel``, ``ScanConfig.fused_pair``, on by default):
 log Z and every gradient bitwise those of the two separate launches, and within float32 of the
 float64 PyTorch path. Run under the Triton interpreter on the CPU (``TRITON_INTERPRET=1``) or on
 CUDA."""
@@ -74,10 +74,10 @@ def test_fused_pair_equals_two_launches(make_inputs, case, monkeypatch):
     launched = []
     real = triton_lp._launch_fused_pair
     monkeypatch.setattr(triton_lp, "_launch_fused_pair", lambda *a: launched.append(1) or real(*a))
-    scan_launch.CONFIG_OVERRIDE.update(block_p=2)
+    scan_launch.CONFIG_OVERRIDE.update(block_p=2, fused_pair=False)
     z_two, g_two = forward_and_grads(inp, torch.float32, use_triton=True)
     assert not launched
-    scan_launch.CONFIG_OVERRIDE.update(fused_pair=True)
+    del scan_launch.CONFIG_OVERRIDE["fused_pair"]  # the default
     z_one, g_one = forward_and_grads(inp, torch.float32, use_triton=True)
     assert launched  # the fused launch ran
     assert torch.equal(z_one, z_two)

@@ -35,9 +35,16 @@ def test_super_block_follows_the_window_and_the_pairing():
         assert (paired.superblock, paired.reduce) == (128, True)
     paired = cfg(100_000, 200, 32, 8, 132, torch.float32, paired=True)
     assert (paired.superblock, paired.reduce) == (64, False)
-    # K = 100 < 128, and a wide label set (block_p 4) with K = 64: not split, alone or paired
+    # 64 <= K < 128: a scan alone takes 32-position super-blocks (labels up to 32), a paired one
+    # stays unsplit; a wide label set (block_p 4) with K = 64 is not split, alone or paired
+    alone = cfg(10_000, 100, 32, 8, 132, torch.float32)
+    assert (alone.superblock, alone.reduce) == (32, True)
+    assert cfg(10_000, 64, 32, 8, 132, torch.float32).superblock == 32
+    assert cfg(10_000, 63, 32, 8, 132, torch.float32) is None
+    assert cfg(32, 100, 32, 8, 132, torch.float32) is None  # one super-block: nothing to split
+    assert cfg(10_000, 100, 32, 8, 132, torch.float32, paired=True) is None
     for paired in (False, True):
-        assert cfg(10_000, 100, 32, 8, 132, torch.float32, paired) is None
+        assert cfg(10_000, 100, 64, 8, 132, torch.float32, paired) is None
         assert cfg(2048, 64, 128, 4, 132, torch.float32, paired) is None
     # the super-block counts positions: a wider label set (4-position blocks) keeps it
     assert cfg(100_000, 200, 64, 4, 132, torch.float32).superblock == 64

@@ -275,3 +275,41 @@ def test_ring_unreachable_positions_and_dead_labels(make_inputs):
     torch.testing.assert_close(got.scores.cpu(), want.scores, rtol=1e-10, atol=1e-10)
     for field in ("num_segments", "starts", "durations", "labels"):
         assert torch.equal(getattr(got, field).cpu(), getattr(want, field)), field
+
+
+def test_paired_config_rule():
+    from semicrf_kernels._shared.scan_launch import paired_config
+
+    # the measured wins: a reach of 32+ rows, C <= 64, the ring fitting 8 warps
+    for C, K, T in ((24, 32, 1000), (24, 100, 10_000), (64, 32, 500), (5, 40, 40)):
+        cfg = paired_config(C, K, T)
+        assert (cfg.ring, cfg.num_warps, cfg.fused_pair) == (True, 8, True), (C, K, T)
+        assert ring_rows(cfg, K, T, torch.float32) > 0
+    # blocked: 16 rows (64x512x16x8), a short sequence, C = 128, a window too long for 8 warps
+    for C, K, T in ((8, 16, 512), (24, 100, 20), (128, 64, 2048), (24, 200, 10_000)):
+        assert not paired_config(C, K, T).ring, (C, K, T)
+    assert not paired_config(64, 64, 1000, dtype=torch.float64).ring  # half the budget
+    # the ring takes 8 warps whatever the caller's (the public default is 4); an override
+    # leaves the choice to it
+    assert paired_config(24, 32, 1000, num_warps=4).num_warps == 8
+    assert paired_config(8, 16, 512, num_warps=2).num_warps == 2  # blocked: the caller's
+    scan_launch.CONFIG_OVERRIDE.update(num_warps=4)
+    assert not paired_config(24, 32, 1000).ring
+    scan_launch.CONFIG_OVERRIDE.clear()
+    scan_launch.CONFIG_OVERRIDE.update(ring=False)
+    assert not paired_config(24, 32, 1000).ring
+
+
+def test_paired_scans_take_the_ring_by_default(make_inputs, monkeypatch):
+    # no override: a forward with gradients ahead at K = 32 launches the fused pair of scans
+    # with the ring (BLOCK_R = 32), and log Z and gradients are those of float64
+    seen: list = []
+    name = "_paired_scan_cc_kernel"
+    monkeypatch.setattr(triton_lp, name, _Spy(getattr(triton_lp, name), name, seen))
+    inp = make_inputs(2, 36, 3, 32, proj=True, lengths=[36, 33])
+    z_ref, g_ref = forward_and_grads(inp, torch.float64, use_triton=False)
+    z, g = forward_and_grads(inp, torch.float32, use_triton=True)
+    assert seen == [(name, 32)]
+    torch.testing.assert_close(z, z_ref, rtol=2e-5, atol=2e-5)
+    for got, want in zip(g, g_ref):
+        torch.testing.assert_close(got, want, rtol=2e-5, atol=2e-4)

@@ -94,8 +94,13 @@ def split_config(
 
     Rule: split when the window is long compared with a super-block (``K >= 2 S``) and there
     is more than one super-block. A scan launched alone (the forward without gradients, the
-    Viterbi scan) takes super-blocks of ``S = 64`` positions, with the far partials merged by
-    their own kernel (``reduce``). A scan launched ``paired`` with another (the forward and
+    Viterbi scan) takes super-blocks of ``S = 64`` positions where ``K >= 128``, of 32 where
+    ``64 <= K < 128`` (labels padded to at most 32), with the far partials merged by their own
+    kernel (``reduce``): with the launch sites' direct path (``.fast_launch``) 32-position
+    super-blocks measured on an H100 at ``8 x 10000 x 100 x 24`` forward 28.7 -> 20.8 ms and
+    Viterbi 25.7 -> 18.0 ms against the unsplit scan (16 positions: 31.5 / 34.0 ms; through
+    Triton's normal launch path, 22.7 / 35.6 ms); at ``K = 200`` 64 positions stay ahead (100K:
+    Viterbi 181 against 197 ms at 32). A scan launched ``paired`` with another (the forward and
     backward scans together, their launches interleaved from one host thread) takes ``S =
     128`` where ``K >= 256``, with ``reduce``, else 64 without it: two scans issue twice the
     launches, and with smaller super-blocks the host, not the GPU, sets the pace. ``S`` counts
@@ -103,11 +108,13 @@ def split_config(
     temporal block); all the figures are at ``C = 24`` or 16 (8-position blocks). Measured on an H100
     (``benchmarks/results/split_*``), forward / Viterbi alone: ``1 x 400000 x 3000 x 24`` 921 /
     837 ms at 64 positions, 1041 / 923 ms at 128, 1503 / 1730 ms at 32; ``1 x 100000 x 200 x
-    24`` 210 / 198 ms at 64, 365 / 390 ms at 32. Forward and backward: 400K 1547 ms at 128, 1763
+    24`` 210 / 198 ms at 64, 365 / 390 ms at 32 (through Triton's normal launch path; with the
+    direct one, 2026-12-07: 210 / 181 ms at 64, 208 / 197 ms at 32). Forward and backward: 400K 1547 ms at 128, 1763
     ms at 64; ``1 x 1000000 x 1000 x 16`` 1844 ms at 128, 5212 ms at 64; 100K 393 ms at 64
-    without ``reduce``, 456 ms with it. At ``K = 100`` no split gained anything. The far rows of
-    a super-block are cut into slices of whole tiles so that the far grid has at least ``2 x
-    sms`` programs (two per multiprocessor).
+    without ``reduce``, 456 ms with it. At ``K = 100`` no paired split gained anything
+    (``8 x 10000 x 100 x 24`` 38.7 ms at 32 against 35.1 unsplit, before the register ring).
+    The far rows of a super-block are cut into slices of whole tiles so that the far grid has
+    at least ``2 x sms`` programs (two per multiprocessor).
 
     Args:
         T: padded length.
@@ -119,7 +126,11 @@ def split_config(
         paired: the scan's launches are interleaved with another scan's.
     """
     long_window = K >= 256
-    default_s = 128 if paired and long_window else 64
+    if paired:
+        default_s = 128 if long_window else 64
+    else:
+        # a scan alone: 32-position super-blocks where the window is 64 to 127 rows (C <= 32)
+        default_s = 64 if K >= 128 or block_c > 32 else 32
     S = int(SPLIT_OVERRIDE.get("superblock", default_s))
     S = max(block_p, (S // block_p) * block_p)
     enable = SPLIT_OVERRIDE.get("enable", K >= 2 * S and T > S)

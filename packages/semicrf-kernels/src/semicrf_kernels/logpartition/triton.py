@@ -48,6 +48,7 @@ from .._shared.scan_launch import (
     _next_pow2,
     _pow2_floor,
     new_float,
+    paired_config,
     ring_rows,
     run_forward_scan,
     scan_config,
@@ -259,11 +260,12 @@ def launch_scans(
 
 
 def _fused_pair_config(inp, num_warps: int | None) -> ScanConfig | None:
-    """The scans' config when :func:`launch_scans` runs both as one launch (``CONFIG_OVERRIDE
-    ["fused_pair"]``, an experiment; only where neither scan is split), else None."""
+    """The scans' config when :func:`launch_scans` runs both as one launch (``fused_pair``, on
+    by default; only where neither scan is split; tiles from :func:`paired_config`), else
+    None."""
     cum, _trans, _db, _lengths, K, _ps, _pe = inp
     _B, T1, C = cum.shape
-    cfg = scan_config(C, K, num_warps, cum.dtype)
+    cfg = paired_config(C, K, T1 - 1, num_warps, cum.dtype)
     if not cfg.fused_pair:
         return None
     sms = num_sms(cum.device)
