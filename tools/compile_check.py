@@ -78,7 +78,7 @@ def kernels() -> list[tuple[str, object, dict, dict]]:
          dict(BLOCK_S=8, BLOCK_D=8, BLOCK_C=32, I64=False)),
         ("grad transition", triton_grad._grad_trans_cc_kernel, grad_rows,
          dict(BLOCK_S=8, BLOCK_TC=8, BLOCK_C=32)),
-        ("batch sums", triton_grad._batch_sum_kernel, grad_rows, dict(BLOCK_N=1024)),
+        ("batch sums", triton_grad._batch_sum_kernel, grad_rows, dict(BLOCK_R=32, BLOCK_N=128)),
         ("cut mass", triton_grad._cut_mass_cc_kernel, grad_rows,
          dict(BLOCK_C=32, BLOCK_S=8, BLOCK_D=8)),
         ("drift lz", triton_grad._drift_lz_kernel, {**grad_rows, "corr_ptr": F64},

@@ -28,7 +28,7 @@ if HAS_TRITON:
         measure_drift,
         run_backward_scan,
     )
-    from semicrf_kernels.logpartition.triton_grad import _drift_lz_kernel
+    from semicrf_kernels.logpartition.triton_grad import _batch_sum_kernel, _drift_lz_kernel
     from semicrf_kernels.logpartition.triton_scan import launch_streaming_triton_kernel
 
 NAMES = ("cum_scores", "transition", "duration_bias", "proj_start", "proj_end")
@@ -262,6 +262,29 @@ def test_drift_kernel_equals_interpolate_drift(rng, T, spacing):
         lengths.to(DEVICE), log_z.to(DEVICE), corr.to(DEVICE), got, T, spacing, J, BLOCK_T=16
     )
     torch.testing.assert_close(got.cpu(), want, rtol=1e-15, atol=1e-15)
+
+
+@pytest.mark.parametrize("block_r, block_n", [(32, 128), (2, 16)])
+def test_batch_sum_kernel(rng, block_r, block_n):
+    # out[n] = sum_b g[b] sum_ch part[b, ch, n], a sequence with log Z = -inf contributing
+    # nothing even with an infinite upstream value; more partial rows than a tile (45 > 32),
+    # outputs not a multiple of a tile, an upstream gradient with stride 2, NaN-filled output
+    B, NCH, N = 5, 9, 300
+    part = torch.randn(B, NCH, N, generator=rng, dtype=torch.float64)
+    g = torch.randn(2 * B, generator=rng, dtype=torch.float64)[::2].clone()
+    log_z = torch.randn(B, generator=rng, dtype=torch.float64)
+    log_z[2] = -torch.inf
+    g[2] = torch.inf
+    w = torch.where(torch.isinf(log_z), 0.0, g)
+    want = (w[:, None] * part.sum(1)).sum(0)
+    g_dev = torch.zeros(2 * B, dtype=torch.float64, device=DEVICE)
+    g_dev[::2] = g.to(DEVICE)
+    out = torch.full((N,), torch.nan, dtype=torch.float32, device=DEVICE)
+    _batch_sum_kernel[(-(-N // block_n),)](
+        part.to(DEVICE), g_dev[::2], 2, log_z.to(DEVICE), out, B, NCH, N,
+        BLOCK_R=block_r, BLOCK_N=block_n,
+    )  # fmt: skip
+    torch.testing.assert_close(out.cpu().double(), want, rtol=1e-6, atol=1e-5)
 
 
 @pytest.mark.parametrize("per_duration", [False, True])

@@ -481,9 +481,12 @@ def launch_streaming_triton_backward(
         # each buffer's own number of time chunks: the transition's and the duration bias's
         # tilings give different counts (part.shape[1]; one per sequence with (K, C, C))
         n = out.numel()
-        block_n = max(16, min(1024, _next_pow2(n)))
+        nch = part.numel() // (B * n)
+        # (rows of partials, outputs) tiles of at most 32 x 128 float64
+        block_n = max(16, min(128, _next_pow2(n)))
+        block_r = max(2, min(32, _next_pow2(B * nch)))
         _batch_sum_kernel[(_cdiv(n, block_n),)](
-            part, g, g.stride(0), log_z, out, B, part.numel() // (B * n), n,
-            BLOCK_N=block_n, num_warps=4,
+            part, g, g.stride(0), log_z, out, B, nch, n,
+            BLOCK_R=block_r, BLOCK_N=block_n, num_warps=4,
         )  # fmt: skip
     return gcum, grad_trans, grad_db, gps, gpe

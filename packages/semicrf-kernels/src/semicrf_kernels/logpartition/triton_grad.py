@@ -480,21 +480,30 @@ if HAS_TRITON:
         logz_ptr,  # (B,) float64 log Z
         out_ptr,  # out (N,) in the compute dtype
         B, NCH, N,
-        BLOCK_N: tl.constexpr,
+        BLOCK_R: tl.constexpr, BLOCK_N: tl.constexpr,
     ):  # fmt: skip
         # out[n] = sum_b g[b] sum_ch part[b, ch, n] in float64, in a fixed order (deterministic);
         # one launch for the partial sums, the weighting and the cast (six small ops before).
+        # The B * NCH partial rows are read BLOCK_R at a time and reduced as a tile: a loop over
+        # single rows was one dependent global load per row (78 us for 192 rows on an H100).
         n = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
         nm = n < N
         acc = tl.zeros([BLOCK_N], tl.float64)
-        for b in range(0, B):
-            logz = tl.load(logz_ptr + b)
-            gb = tl.load(g_ptr + G_STRIDE.to(tl.int64) * b).to(tl.float64)
-            g = tl.where(logz > float("-inf"), gb, 0.0)
-            seq = tl.zeros([BLOCK_N], tl.float64)
-            for ch in range(0, NCH):
-                seq += tl.load(part_ptr + (b * NCH + ch).to(tl.int64) * N + n, mask=nm, other=0.0)
-            acc += g * seq
+        rows = B * NCH
+        for r0 in range(0, rows, BLOCK_R):
+            r = r0 + tl.arange(0, BLOCK_R)
+            rm = r < rows
+            b = r // NCH
+            logz = tl.load(logz_ptr + b, mask=rm, other=float("-inf"))
+            gb = tl.load(g_ptr + G_STRIDE.to(tl.int64) * b, mask=rm, other=0.0).to(tl.float64)
+            # a sequence without segmentation contributes nothing, whatever its upstream value
+            w = tl.where(logz > float("-inf"), gb, 0.0)
+            x = tl.load(
+                part_ptr + r.to(tl.int64)[:, None] * N + n[None, :],
+                mask=rm[:, None] & nm[None, :],
+                other=0.0,
+            )
+            acc += tl.sum(tl.where(w[:, None] != 0.0, w[:, None] * x, 0.0), axis=0)
         tl.store(out_ptr + n, acc.to(out_ptr.dtype.element_ty), mask=nm)
 
     @triton.jit(do_not_specialize=["T", "SPACING", "J"])
