@@ -11,7 +11,8 @@
 # precision, DDP and Lightning on every visible GPU; extra arguments via RELIABILITY_ARGS);
 # distribution: sample(100) and topk(10) against one forward (bench_streaming.py --distribution);
 # baselines: pytorch-struct and the earlier library (benchmarks/baselines.py), wheels in .whl/baselines/;
-# split: issue 12's open experiments (split_tune.py and the backward profile, about 6 minutes).
+# split: issue 12's defaults against those of before, the backward profile, the long rows and CUDA
+# graphs (about 5 minutes).
 # "all" (tests + bench) needs about 15 minutes: split it where a call is limited to 10.
 #
 # pytest/hypothesis, when missing there, are installed from wheels in .whl/, and Lightning from
@@ -83,22 +84,17 @@ if [[ "$MODE" == "quick" ]]; then
     run python3 benchmarks/bench_streaming.py --quick --out "$RESULTS"
 fi
 if [[ "$MODE" == "split" ]]; then
-    # issue 12, what the last run (benchmarks/results/split_NVIDIA-H200_2026-12-07_88217db.md)
-    # left to measure: the fused pair of scans (basefp) and the backward's host time at the short
-    # rows (compare base with that file, same card only), where the profile goes now, and the
-    # long rows' rule (auto) for the record
+    # issue 12, what the last run (benchmarks/results/split_NVIDIA-H100_2026-12-07_f3a4e31.md)
+    # left to measure: the defaults it chose (auto: fused pair, ring for the paired scans,
+    # 32-position super-blocks at 64 <= K < 128) against those of before, in one call, with the
+    # precision of the defaults; the backward profile (batch-sum kernel rewritten since); the
+    # long rows and CUDA graphs for the record
     T=benchmarks/experiments/split_tune.py
-    # the register ring (ScanConfig.ring) against the blocked body, first: the largest lever
-    # left at the short rows
-    run python3 $T --sizes 32x1000x32x24,64x512x16x8,8x10000x100x24 --ops fwd,fwdbwd,vit \
-        --configs base,ring,ringw8,ringw16,basefp,ringw8fp --precision
-    run python3 $T --sizes 4x2048x64x128 --ops fwd,fwdbwd,vit --configs base,ringw16,basefp
+    run python3 $T --sizes 32x1000x32x24,64x512x16x8,8x10000x100x24,4x2048x64x128 \
+        --configs before,auto --precision
     run python3 benchmarks/experiments/profile_backward.py
     run python3 benchmarks/experiments/profile_backward.py --shape 64,512,16,8
-    # the launch sites' direct path against the normal one (nf), where the host sets the pace
-    run python3 $T --sizes 1x100000x200x24 --configs s32nf,s32,autonf,auto --precision
-    run python3 $T --sizes 8x10000x100x24 --configs base,s32nf,s32,s16
-    run python3 $T --sizes 1x400000x3000x24 --configs auto --precision
+    run python3 $T --sizes 1x100000x200x24,1x400000x3000x24 --configs auto --precision
     run python3 benchmarks/gpu_reliability.py --only b --out "$RESULTS"
 fi
 if [[ "$MODE" == "baselines" ]]; then

@@ -78,6 +78,9 @@ CONFIGS["basefp"] = ({"enable": False}, {"fused_pair": True})
 # temporal block (ScanConfig.ring, off by default; "ring" keeps scan_config's warps and so the
 # blocked body where the ring does not fit them, e.g. K = 100 on 4 warps; at C = 128 a 64-row
 # ring fits only 16), and on 8 warps with the fused pair of scans
+# the defaults before 2026-12-07's rules (unsplit at K < 128, no ring, two launches for the
+# paired scans): the "before" column against "auto"
+CONFIGS["before"] = ({"enable": False}, {"ring": False, "fused_pair": False})
 CONFIGS["ring"] = ({"enable": False}, {"ring": True})
 CONFIGS["ringw4"] = ({"enable": False}, {"ring": True, "num_warps": 4})
 CONFIGS["ringw8"] = ({"enable": False}, {"ring": True, "num_warps": 8})
