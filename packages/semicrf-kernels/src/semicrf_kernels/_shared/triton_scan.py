@@ -23,7 +23,7 @@ if HAS_TRITON:
     import triton.language as tl
 
     from .triton_scan_ring import _scan_cc_ring
-    from .triton_scan_tiled import _second_tiled
+    from .triton_scan_tiled import _window_value
 else:  # pragma: no cover - exercised only where triton is absent
     triton = None
     tl = None
@@ -87,16 +87,10 @@ if HAS_TRITON:
             row0 = L * 0
             f0 = tl.where(cmask, 0.0, NEG).to(DT)
             tl.store(first_b + offs_c, f0, mask=cmask)
-            if TRANS_REGS:
-                x0 = f0[None, :] + MT
-                m0 = tl.max(x0, axis=1)
-                m0 = tl.where(m0 == NEG, 0.0, m0)
-                w0 = m0 + tl.log(tl.sum(tl.exp(x0 - m0[:, None]), axis=1))
-            else:
-                tl.debug_barrier()
-                w0, _a0 = _second_tiled(
-                    first_b, trans_ptr, C, C, offs_c, cmask, False, BLOCK_C, BLOCK_TC
-                )
+            w0, _a0 = _window_value(
+                f0, MT, first_b, trans_ptr, C, C, offs_c, cmask, False, TRANS_REGS, BLOCK_C,
+                BLOCK_TC,
+            )  # fmt: skip
             if HAS_PS:
                 w0 += tl.load(ps_b + offs_c, mask=cmask, other=0.0)
             if STORE_BP:
@@ -277,32 +271,12 @@ if HAS_TRITON:
             tl.store(shift_b + row, r_t, mask=act)
             if STORE_BP:
                 tl.store(bpd_b + (row - 1) * C + offs_c, best_d.to(tl.int32), mask=cact)
-            # the window value of this row: (+)_{c_in} fn[c_in] + M[c_in, c] + proj
-            if TRANS_REGS:
-                # (helpers are inlined: the interpreter pays heavily for each jit call)
-                xs = fn[None, :] + MT
-                if MAXSR:
-                    sec = tl.max(xs, axis=1)
-                    arg = tl.min(tl.where(xs == sec[:, None], offs_c[None, :], BIG), axis=1)
-                else:
-                    ms = tl.max(xs, axis=1)
-                    ms = tl.where(ms == NEG, 0.0, ms)
-                    sec = ms + tl.log(tl.sum(tl.exp(xs - ms[:, None]), axis=1))
-            else:
-                tl.debug_barrier()
-                # an inactive step (past L) reads nothing: its row was never written
-                n_in = tl.where(tau <= L, C, 0)
-                sec, arg = _second_tiled(
-                    first_b + row * C,
-                    trans_ptr,
-                    C,
-                    n_in,
-                    offs_c,
-                    cmask,
-                    MAXSR,
-                    BLOCK_C,
-                    BLOCK_TC,
-                )
+            # the window value of this row: (+)_{c_in} fn[c_in] + M[c_in, c] + proj; an
+            # inactive step (past L) reads nothing: its row was never written
+            sec, arg = _window_value(
+                fn, MT, first_b + row * C, trans_ptr, C, tl.where(tau <= L, C, 0), offs_c, cmask,
+                MAXSR, TRANS_REGS, BLOCK_C, BLOCK_TC,
+            )  # fmt: skip
             if REVERSE:
                 if HAS_PE:
                     sec += tl.load(

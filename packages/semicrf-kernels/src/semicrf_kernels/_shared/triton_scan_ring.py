@@ -26,7 +26,7 @@ if HAS_TRITON:
     import triton
     import triton.language as tl
 
-    from .triton_scan_tiled import _second_tiled
+    from .triton_scan_tiled import _window_value
 else:  # pragma: no cover - exercised only where triton is absent
     triton = None
     tl = None
@@ -147,20 +147,10 @@ if HAS_TRITON:
             if STORE_BP:
                 tl.store(bpd_b + (row - 1) * C + offs_c, best_d.to(tl.int32), mask=cmask)
             # the window value of this row: (+)_{c_in} fn[c_in] + M[c_in, c] + proj
-            if TRANS_REGS:
-                xs = fn[None, :] + MT
-                if MAXSR:
-                    sec = tl.max(xs, axis=1)
-                    arg = tl.min(tl.where(xs == sec[:, None], offs_c[None, :], BIG), axis=1)
-                else:
-                    ms = tl.max(xs, axis=1)
-                    ms = tl.where(ms == NEG, 0.0, ms)
-                    sec = ms + tl.log(tl.sum(tl.exp(xs - ms[:, None]), axis=1))
-            else:
-                tl.debug_barrier()
-                sec, arg = _second_tiled(
-                    first_b + row * C, trans_ptr, C, C, offs_c, cmask, MAXSR, BLOCK_C, BLOCK_TC
-                )
+            sec, arg = _window_value(
+                fn, MT, first_b + row * C, trans_ptr, C, C, offs_c, cmask,
+                MAXSR, TRANS_REGS, BLOCK_C, BLOCK_TC,
+            )  # fmt: skip
             sec += p_sec
             tl.store(win_b + row * C + offs_c, sec, mask=cmask)
             if STORE_BP:

@@ -1,5 +1,6 @@
-"""The reduction over the previous label streamed in tiles, for transitions too large to keep
-in registers (``C > 64``), shared by the scan bodies (:mod:`.triton_scan`, :mod:`.triton_scan_ring`)."""
+"""The reduction over the previous label of a ``(C, C)`` scan step, shared by the scan bodies
+(:mod:`.triton_scan`, :mod:`.triton_scan_ring`): with the transition in registers, or streamed
+in tiles for transitions too large to keep there (``C > 64``)."""
 
 from __future__ import annotations
 
@@ -58,3 +59,33 @@ if HAS_TRITON:
             safe = tl.where(acc_v == float("-inf"), 0.0, acc_v)
             out = safe + tl.log(acc_s)
         return out, acc_a
+
+    @triton.jit
+    def _window_value(
+        fn, MT, row_ptr, trans_ptr, C, n_in, offs_c, cmask,
+        MAXSR: tl.constexpr, TRANS_REGS: tl.constexpr, BLOCK_C: tl.constexpr,
+        BLOCK_TC: tl.constexpr,
+    ):  # fmt: skip
+        """A stored row's window value before its projection, ``(sec (BLOCK_C,), arg
+        (BLOCK_C,))``: ``sec[c] = (+)_{c_in} fn[c_in] + M[c_in, c]`` and, for the max, ``arg``
+        the smallest best ``c_in`` (unused otherwise). ``fn`` is the row (already stored at
+        ``row_ptr``, read back only by the tiled form, after a barrier); ``MT`` the transition
+        held transposed in registers (``TRANS_REGS``), ``MT[c, c_in]``; ``n_in`` the labels the
+        tiled form reads (0 for an inactive step, whose row was never written)."""
+        BIG: tl.constexpr = 1073741824
+        if TRANS_REGS:
+            xs = fn[None, :] + MT
+            if MAXSR:
+                sec = tl.max(xs, axis=1)
+                arg = tl.min(tl.where(xs == sec[:, None], offs_c[None, :], BIG), axis=1)
+            else:
+                ms = tl.max(xs, axis=1)
+                ms = tl.where(ms == float("-inf"), 0.0, ms)
+                sec = ms + tl.log(tl.sum(tl.exp(xs - ms[:, None]), axis=1))
+                arg = offs_c
+        else:
+            tl.debug_barrier()
+            sec, arg = _second_tiled(
+                row_ptr, trans_ptr, C, n_in, offs_c, cmask, MAXSR, BLOCK_C, BLOCK_TC
+            )
+        return sec, arg
