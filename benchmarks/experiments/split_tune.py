@@ -72,10 +72,11 @@ CONFIGS = {
 CONFIGS["baserb"] = ({"enable": False}, {"renorm_block": True})
 CONFIGS["s64rb"] = ({"enable": True, "superblock": 64}, {"renorm_block": True})
 # the unsplit forward and backward scans (gradients ahead) as one launch of 2 B programs instead
-# of two launches on two streams (ScanConfig.fused_pair, off by default); fwd+bwd only differs
+# of two launches on two streams (ScanConfig.fused_pair, on by default since 21f6d12, so
+# "base" includes it too from then on); fwd+bwd only differs
 CONFIGS["basefp"] = ({"enable": False}, {"fused_pair": True})
 # the unsplit scans with the duration window in a register ring instead of read back once per
-# temporal block (ScanConfig.ring, off by default; "ring" keeps scan_config's warps and so the
+# temporal block (ScanConfig.ring, on for the paired scans by default since 21f6d12; "ring" keeps scan_config's warps and so the
 # blocked body where the ring does not fit them, e.g. K = 100 on 4 warps; at C = 128 a 64-row
 # ring fits only 16), and on 8 warps with the fused pair of scans
 # the defaults before 2026-12-07's rules (unsplit at K < 128, no ring, two launches for the

@@ -41,6 +41,8 @@ def test_super_block_follows_the_window_and_the_pairing():
     assert (alone.superblock, alone.reduce) == (32, True)
     assert cfg(10_000, 64, 32, 8, 132, torch.float32).superblock == 32
     assert cfg(10_000, 63, 32, 8, 132, torch.float32) is None
+    assert cfg(10_000, 127, 32, 8, 132, torch.float32).superblock == 32
+    assert cfg(10_000, 128, 32, 8, 132, torch.float32).superblock == 64  # K >= 128: 64 as before
     assert cfg(32, 100, 32, 8, 132, torch.float32) is None  # one super-block: nothing to split
     assert cfg(10_000, 100, 32, 8, 132, torch.float32, paired=True) is None
     for paired in (False, True):

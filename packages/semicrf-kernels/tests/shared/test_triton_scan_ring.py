@@ -282,7 +282,8 @@ def test_paired_config_rule():
         assert (cfg.ring, cfg.num_warps, cfg.fused_pair) == (True, 8, True), (C, K, T)
         assert ring_rows(cfg, K, T, torch.float32) > 0
     # blocked: 16 rows (64x512x16x8), a short sequence, C = 128, a window too long for 8 warps
-    for C, K, T in ((8, 16, 512), (24, 100, 20), (128, 64, 2048), (24, 200, 10_000)):
+    # (C = 70 with K = 32: the ring would fit 8 warps, but the transition is streamed in tiles)
+    for C, K, T in ((8, 16, 512), (24, 100, 20), (128, 64, 2048), (24, 200, 10_000), (70, 32, 500)):
         assert not paired_config(C, K, T).ring, (C, K, T)
     assert not paired_config(64, 64, 1000, dtype=torch.float64).ring  # half the budget
     # the ring takes 8 warps whatever the caller's (the public default is 4); an override

@@ -69,7 +69,8 @@ class ScanConfig:
         fused_pair: the unsplit forward and backward scans that run together for gradients
             (``logpartition.triton.launch_scans``) as one launch of ``2 B`` programs instead of
             two launches on two streams (on by default: measured on an H100, forward + backward
-            at 64x512x16x8 2.40 -> 1.90 ms, the other short rows unchanged; bitwise the same).
+            at 64x512x16x8 2.40 -> 1.90 ms, the other short rows unchanged; bitwise the same as
+            the two launches with the same loop body).
         ring: an unsplit scan whose window fits keeps it in a register ring instead of reading
             it back once per temporal block (:func:`ring_rows`). Off in :func:`scan_config`;
             :func:`paired_config` turns it on for the paired scans where it was measured to pay.
@@ -133,8 +134,8 @@ def paired_config(
     fused pair: 32x1000x32x24 2.80 -> 2.30 ms and 8x10000x100x24 35.5 -> 24.6 ms with the ring;
     64x512x16x8 (16 rows) 1.90 ms blocked against 2.06 with it; at ``C = 128`` the ring (16
     warps) measured 2.2x slower. Scans run alone (the forward without gradients, Viterbi) keep
-    the blocked body: there the ring measured slower at 32x1000 (1.89 -> 2.09 ms forward) and for
-    Viterbi at 64x512 (0.56 -> 0.87 ms). The ring takes 8 warps whatever ``num_warps`` asks
+    the blocked body: there the ring was mixed (32x1000 forward 1.89 -> 2.09 ms on 8 warps, 1.76
+    on 16; Viterbi at 64x512 0.56 -> 0.87 ms, forward 0.45 -> 0.35 on 4 warps). The ring takes 8 warps whatever ``num_warps`` asks
     (it sets the blocked body's warps; the public default is 4, on which the ring measured slower
     than the blocked body: 32x1000 3.02 against 2.84 ms); ``ring`` or ``num_warps`` in
     :data:`CONFIG_OVERRIDE` leave the choice to the override.
@@ -156,9 +157,10 @@ def ring_rows(cfg: ScanConfig, K: int, T: int, dtype: torch.dtype) -> int:
     up to a power of two, when ``rows * block_c`` is at most ``512 * num_warps`` elements (half
     in float64), 16 per thread for each of the step's ``(rows, C)`` tensors. ptxas (Triton 3.6,
     sm_90, ``tools/compile_check.py``) gives the forward ring 160 registers at ``32 x 32`` on 4
-    warps and 189 at ``128 x 32`` on 8, without spills; ``128 x 32`` spills on 4. The warps stay
-    :func:`scan_config`'s (or the caller's): at ``C = 24`` the ring runs up to ``K = 64`` on 4
-    warps, up to ``K = 128`` with ``num_warps=8``. (Not yet timed: an experiment.)
+    warps and 189 at ``128 x 32`` on 8, without spills; ``128 x 32`` spills on 4. The warps are
+    ``cfg``'s: :func:`paired_config` gives the paired scans 8 (at ``C = 24`` a ring of up to
+    ``K = 128``); with ``CONFIG_OVERRIDE["ring"]`` they stay :func:`scan_config`'s or the
+    caller's (at ``C = 24`` up to ``K = 64`` on 4 warps).
     """
     if not cfg.ring:
         return 0
