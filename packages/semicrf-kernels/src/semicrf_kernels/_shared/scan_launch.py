@@ -135,17 +135,18 @@ def paired_config(
     64x512x16x8 (16 rows) 1.90 ms blocked against 2.06 with it; at ``C = 128`` the ring (16
     warps) measured 2.2x slower. Scans run alone (the forward without gradients, Viterbi) keep
     the blocked body: there the ring was mixed (32x1000 forward 1.89 -> 2.09 ms on 8 warps, 1.76
-    on 16; Viterbi at 64x512 0.56 -> 0.87 ms, forward 0.45 -> 0.35 on 4 warps). The ring takes 8 warps whatever ``num_warps`` asks
-    (it sets the blocked body's warps; the public default is 4, on which the ring measured slower
-    than the blocked body: 32x1000 3.02 against 2.84 ms); ``ring`` or ``num_warps`` in
-    :data:`CONFIG_OVERRIDE` leave the choice to the override.
+    on 16; Viterbi at 64x512 0.56 -> 0.87 ms, forward 0.45 -> 0.35 on 4 warps). The ring takes
+    8 warps whatever ``num_warps`` asks (it sets the blocked body's warps; the public default is
+    4, on which the ring measured slower than the blocked body: 32x1000 3.02 against 2.84 ms);
+    ``ring`` or ``num_warps`` in :data:`CONFIG_OVERRIDE` leave the choice to the override.
     """
     cfg = scan_config(C, K, num_warps, dtype)
     if "ring" in CONFIG_OVERRIDE or "num_warps" in CONFIG_OVERRIDE:
         return cfg
-    reach = min(K, T)
-    if reach >= 32 and cfg.trans_regs and _next_pow2(reach) * cfg.block_c <= _ring_budget(8, dtype):
-        return ScanConfig(**{**scan_config(C, K, 8, dtype).__dict__, "ring": True})
+    if min(K, T) >= 32 and cfg.trans_regs:
+        ring = ScanConfig(**{**scan_config(C, K, 8, dtype).__dict__, "ring": True})
+        if ring_rows(ring, K, T, dtype):
+            return ring
     return cfg
 
 

@@ -92,29 +92,28 @@ def split_config(
 ) -> SplitConfig | None:
     """The split of a ``(C, C)`` scan, or None for the plain serial scan.
 
-    Rule: split when the window is long compared with a super-block (``K >= 2 S``) and there
-    is more than one super-block. A scan launched alone (the forward without gradients, the
-    Viterbi scan) takes super-blocks of ``S = 64`` positions where ``K >= 128``, of 32 where
-    ``64 <= K < 128`` (labels padded to at most 32), with the far partials merged by their own
-    kernel (``reduce``): with the launch sites' direct path (``.fast_launch``) 32-position
-    super-blocks measured on an H100 at ``8 x 10000 x 100 x 24`` forward 28.7 -> 20.8 ms and
-    Viterbi 25.7 -> 18.0 ms against the unsplit scan (16 positions: 31.5 / 34.0 ms; through
-    Triton's normal launch path, 22.7 / 35.6 ms); at ``K = 200`` 64 positions stay ahead (100K:
-    Viterbi 181 against 197 ms at 32). A scan launched ``paired`` with another (the forward and
-    backward scans together, their launches interleaved from one host thread) takes ``S =
-    128`` where ``K >= 256``, with ``reduce``, else 64 without it: two scans issue twice the
-    launches, and with smaller super-blocks the host, not the GPU, sets the pace. ``S`` counts
-    positions, not temporal blocks, for that reason (it is rounded down to a multiple of the
-    temporal block); all the figures are at ``C = 24`` or 16 (8-position blocks). Measured on an H100
-    (``benchmarks/results/split_*``), forward / Viterbi alone: ``1 x 400000 x 3000 x 24`` 921 /
-    837 ms at 64 positions, 1041 / 923 ms at 128, 1503 / 1730 ms at 32; ``1 x 100000 x 200 x
-    24`` 210 / 198 ms at 64, 365 / 390 ms at 32 (through Triton's normal launch path; with the
-    direct one, 2026-12-07: 210 / 181 ms at 64, 208 / 197 ms at 32). Forward and backward: 400K 1547 ms at 128, 1763
-    ms at 64; ``1 x 1000000 x 1000 x 16`` 1844 ms at 128, 5212 ms at 64; 100K 393 ms at 64
-    without ``reduce``, 456 ms with it. At ``K = 100`` no paired split gained anything
-    (``8 x 10000 x 100 x 24`` 38.7 ms at 32 against 35.1 unsplit, before the register ring).
-    The far rows of a super-block are cut into slices of whole tiles so that the far grid has
-    at least ``2 x sms`` programs (two per multiprocessor).
+    Rule: split when the window is long compared with a super-block (``K >= 2 S``) and there is more
+    than one super-block. A scan launched alone (the forward without gradients, the Viterbi scan)
+    takes super-blocks of ``S = 64`` positions where ``K >= 128``, of 32 where ``64 <= K < 128``
+    (labels padded to at most 32), with the far partials merged by their own kernel (``reduce``):
+    with the launch sites' direct path (``.fast_launch``) 32-position super-blocks measured on an
+    H100 at ``8 x 10000 x 100 x 24`` forward 28.7 -> 20.8 ms and Viterbi 25.7 -> 18.0 ms against the
+    unsplit scan (16 positions: 31.5 / 34.0 ms; through Triton's normal launch path, 22.7 / 35.6
+    ms); at ``K = 200`` 64 positions stay ahead (100K: Viterbi 181 against 197 ms at 32). A scan
+    launched ``paired`` with another (the forward and backward scans together, their launches
+    interleaved from one host thread) takes ``S = 128`` where ``K >= 256``, with ``reduce``, else 64
+    without it: two scans issue twice the launches, and with smaller super-blocks the host, not the
+    GPU, sets the pace. ``S`` counts positions, not temporal blocks, for that reason (it is rounded
+    down to a multiple of the temporal block); all the figures are at ``C = 24`` or 16 (8-position
+    blocks). Measured on an H100 (``benchmarks/results/split_*``), forward / Viterbi alone: ``1 x
+    400000 x 3000 x 24`` 921 / 837 ms at 64 positions, 1041 / 923 ms at 128, 1503 / 1730 ms at 32;
+    ``1 x 100000 x 200 x 24`` 210 / 198 ms at 64, 365 / 390 ms at 32 (through Triton's normal launch
+    path; with the direct one, 2026-12-07: 210 / 181 ms at 64, 208 / 197 ms at 32). Forward and
+    backward: 400K 1547 ms at 128, 1763 ms at 64; ``1 x 1000000 x 1000 x 16`` 1844 ms at 128, 5212
+    ms at 64; 100K 393 ms at 64 without ``reduce``, 456 ms with it. At ``K = 100`` no paired split
+    gained anything (``8 x 10000 x 100 x 24`` 38.7 ms at 32 against 35.1 unsplit, before the
+    register ring). The far rows of a super-block are cut into slices of whole tiles so that the far
+    grid has at least ``2 x sms`` programs (two per multiprocessor).
 
     Args:
         T: padded length.

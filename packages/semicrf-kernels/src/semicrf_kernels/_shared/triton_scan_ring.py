@@ -1,15 +1,16 @@
-"""The register-ring loop body of the ``(C, C)`` scans (an experiment, ``ScanConfig.ring``).
+"""The register-ring loop body of the ``(C, C)`` scans (``ScanConfig.ring``: on for the paired
+forward and backward scans by ``scan_launch.paired_config``, else on request).
 
-The temporally blocked body (:mod:`.triton_scan`) reads the duration window back from global
-memory once per block, behind a barrier, and then folds it with a tile per slice of rows. When
-the whole window fits in registers (``BLOCK_R >= min(K, T)`` rows of ``C`` labels, about
-``1024 * num_warps`` elements), this body keeps it there instead: a ring of ``BLOCK_R`` slots
-holds, for the last ``BLOCK_R`` positions, their window value, their cumulative score row and
-their shift, and every position reduces the ring directly. Nothing the scan wrote is read back
-(the rows are still stored, for the gradients and the traceback), so no step waits on memory
-it wrote; what remains per position are the reductions over durations, over previous labels
-and the normalising maximum. An experiment measured this 25-45 % faster than the blocked body
-at the short rows (``benchmarks/experiments/register_window_forward.py``).
+The temporally blocked body (:mod:`.triton_scan`) reads the duration window back from global memory
+once per block, behind a barrier, and then folds it with a tile per slice of rows. When the whole
+window fits in registers (``BLOCK_R >= min(K, T)`` rows of ``C`` labels, at most ``512 * num_warps``
+elements: ``scan_launch.ring_rows``), this body keeps it there instead: a ring of ``BLOCK_R`` slots
+holds, for the last ``BLOCK_R`` positions, their window value, their cumulative score row and their
+shift, and every position reduces the ring directly. Nothing the scan wrote is read back (the rows
+are still stored, for the gradients and the traceback), so no step waits on memory it wrote; what
+remains per position are the reductions over durations, over previous labels and the normalising
+maximum. On an H100 it made the paired scans 20-30 % faster at the short rows and was mixed for
+scans alone (``docs/benchmarks.md``, "Short rows").
 
 It writes exactly the blocked body's outputs, in the same meaning (every row relative to its
 own shift, maximum 0), for the forward, backward (mirrored) and Viterbi scans, so everything
