@@ -7,17 +7,15 @@ from __future__ import annotations
 
 import pytest
 import torch
-from _forward_grads import forward_and_grads
+from _forward_grads import assert_matches_float64
 from _triton_env import DEVICE, TRITON_MARKS
 
 from semicrf_kernels._shared.triton_support import HAS_TRITON
-from semicrf_kernels.viterbi.pytorch import streaming_viterbi_pytorch
 
 pytestmark = TRITON_MARKS
 
 if HAS_TRITON:
     from semicrf_kernels._shared import scan_launch, split_launch
-    from semicrf_kernels.viterbi.triton import semi_crf_streaming_viterbi_triton
 
 #: (B, T, C, K, lengths, proj, forbid, split): blocks of 2 positions, so that a row's values
 #: drift from its block's shift over more than one step; C not a power of two; K > T.
@@ -43,21 +41,7 @@ def test_renorm_per_block_matches_float64(make_inputs, case):
         split_launch.SPLIT_OVERRIDE.update(
             enable=True, superblock=4, block_pf=2, rows_per_split=2, block_sf=2
         )
-    inp = make_inputs(B, T, C, K, proj=proj, lengths=lengths, forbid=forbid)
-    z_ref, g_ref = forward_and_grads(inp, torch.float64, use_triton=False)
-    for dtype, tol in ((torch.float64, 1e-10), (torch.float32, 2e-5)):
-        z, g = forward_and_grads(inp, dtype, use_triton=True)
-        torch.testing.assert_close(z, z_ref, rtol=tol, atol=tol)
-        for got, want in zip(g, g_ref):
-            assert not torch.isnan(got).any()
-            torch.testing.assert_close(got, want, rtol=tol, atol=tol * 10)
-    want = streaming_viterbi_pytorch(*inp)
-    got = semi_crf_streaming_viterbi_triton(
-        *[x.to(DEVICE) if isinstance(x, torch.Tensor) else x for x in inp]
-    )
-    torch.testing.assert_close(got.scores.cpu(), want.scores, rtol=1e-10, atol=1e-10)
-    for field in ("num_segments", "starts", "durations", "labels"):
-        assert torch.equal(getattr(got, field).cpu(), getattr(want, field)), field
+    assert_matches_float64(make_inputs(B, T, C, K, proj=proj, lengths=lengths, forbid=forbid))
 
 
 def test_rows_stay_near_their_block_shift(make_inputs):

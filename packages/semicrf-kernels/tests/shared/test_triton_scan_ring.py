@@ -10,12 +10,11 @@ import math
 
 import pytest
 import torch
-from _forward_grads import forward_and_grads
+from _forward_grads import assert_matches_float64, forward_and_grads
 from _triton_env import DEVICE, TRITON_MARKS
 
 from semicrf_kernels._shared.triton_support import HAS_TRITON
 from semicrf_kernels.testing.brute_force import brute_force_streaming
-from semicrf_kernels.viterbi.pytorch import streaming_viterbi_pytorch
 
 pytestmark = TRITON_MARKS
 
@@ -43,24 +42,6 @@ def _on_device(inp, dtype=None):
     return out
 
 
-def _assert_matches_float64(inp) -> torch.Tensor:
-    """Log Z and every gradient (float64 and float32) and the Viterbi path of the Triton kernels
-    against the float64 PyTorch path, without NaN; returns the reference log Z."""
-    z_ref, g_ref = forward_and_grads(inp, torch.float64, use_triton=False)
-    for dtype, tol in ((torch.float64, 1e-10), (torch.float32, 2e-5)):
-        z, g = forward_and_grads(inp, dtype, use_triton=True)
-        torch.testing.assert_close(z, z_ref, rtol=tol, atol=tol)
-        for got, want in zip(g, g_ref):
-            assert not torch.isnan(got).any()
-            torch.testing.assert_close(got, want, rtol=tol, atol=tol * 10)
-    want = streaming_viterbi_pytorch(*inp)
-    got = semi_crf_streaming_viterbi_triton(*_on_device(inp))
-    torch.testing.assert_close(got.scores.cpu(), want.scores, rtol=1e-10, atol=1e-10)
-    for field in ("num_segments", "starts", "durations", "labels"):
-        assert torch.equal(getattr(got, field).cpu(), getattr(want, field)), field
-    return z_ref
-
-
 #: (B, T, C, K, lengths, proj, forbid): C not a power of two; K > T (the ring holds min(K, T)
 #: rows); K = 1 and 2; a length of 1; ring slots reused many times (T >> K); C = 70 (the
 #: transition streamed in tiles); forbidden transitions.
@@ -82,7 +63,7 @@ def test_ring_matches_float64(make_inputs, case):
     db = inp.duration_bias.clone()
     db[0, 0] = -math.inf  # a forbidden duration: no NaN
     inp = inp._replace(duration_bias=db)
-    _assert_matches_float64(inp)
+    assert_matches_float64(inp)
 
 
 def test_ring_matches_brute_force(make_inputs):
@@ -269,7 +250,7 @@ def test_ring_unreachable_positions_and_dead_labels(make_inputs):
     trans = inp.transition.clone()
     trans[:, 1] = -math.inf
     inp = inp._replace(duration_bias=db, transition=trans)
-    z_ref = _assert_matches_float64(inp)
+    z_ref = assert_matches_float64(inp)
     assert torch.isinf(z_ref[1]) and torch.isfinite(z_ref[0])
 
 
