@@ -395,8 +395,8 @@ if HAS_TRITON:
                     other=0.0,
                 )
                 far_v, far_d = _far_merge(
-                    farv_b, fard_b, taus - t_begin, NSPLIT, C, r_far - r_ref, pact, offs_c, cmask, DT,
-                    MAXSR, BLOCK_C, BLOCK_P, BLOCK_K,
+                    farv_b, fard_b, taus - t_begin, NSPLIT, C, r_far - r_ref, pact, offs_c, cmask,
+                    DT, MAXSR, BLOCK_C, BLOCK_P, BLOCK_K,
                 )  # fmt: skip
                 acc_v, acc_d = _scan_cc_window(
                     cum_b, win_b, shift_b, db_ptr, tl.maximum(tau0 - K, near_lo), tau0, L, K, C,
@@ -406,8 +406,8 @@ if HAS_TRITON:
                 r_ref = _scan_cc_block(
                     cum_b, trans_ptr, MT, db_ptr, ps_b, pe_b, first_b, win_b, shift_b, bpd_b, bpa_b,
                     tau0, L, T, K, C, r_ref, acc_v, acc_d, cumcur, offs_c, cmask,
-                    REVERSE, MAXSR, HAS_PS, HAS_PE, STORE_BP, TRANS_REGS, RENORM_BLOCK, BLOCK_C, BLOCK_P,
-                    BLOCK_TC,
+                    REVERSE, MAXSR, HAS_PS, HAS_PE, STORE_BP, TRANS_REGS, RENORM_BLOCK,
+                    BLOCK_C, BLOCK_P, BLOCK_TC,
                 )  # fmt: skip
         if not REVERSE:
             # (+)_c alpha[L, c], once, from the stored row L, by the super-block that holds L
