@@ -195,6 +195,11 @@ def run_backward_scan(
 
 _SIDE_STREAMS: dict[int, torch.cuda.Stream] = {}
 
+#: Experiments only (``benchmarks/experiments/profile_backward.py --grad``): ``programs_per_sm``
+#: of the gradient kernels' time chunks (default 4) and ``db_stages``, the software-pipelining
+#: depth of the duration-bias gradient's loop (default 1: none).
+GRAD_OVERRIDE: dict = {}
+
 
 def _side_stream(device: torch.device) -> torch.cuda.Stream:
     index = device.index if device.index is not None else torch.cuda.current_device()
@@ -342,7 +347,8 @@ def measure_drift(
 def _time_chunks(T: int, bs: int, programs: int, sms: int) -> tuple[int, int]:
     """Split time ``[0, T)`` into chunks (multiples of ``bs``) so that ``programs`` per chunk
     give about 4 programs per multiprocessor: ``(chunk length, number of chunks)``."""
-    nch = max(1, min(_cdiv(T, bs), _cdiv(4 * sms, programs)))
+    per_sm = GRAD_OVERRIDE.get("programs_per_sm", 4)
+    nch = max(1, min(_cdiv(T, bs), _cdiv(per_sm * sms, programs)))
     chunk = _cdiv(_cdiv(T, nch), bs) * bs
     return chunk, _cdiv(T, chunk)
 
@@ -465,7 +471,8 @@ def launch_streaming_triton_backward(
         _grad_db_cc_kernel[(B, nch, ndt)](
             lengths, cum, db, state.window, state.shift, wb, rb, lz, part_d,
             T, K, C, chunk, nch,
-            BLOCK_S=bs, BLOCK_D=bd, BLOCK_C=block_c, I64=needs_int64(T1, C, K), num_warps=4,
+            BLOCK_S=bs, BLOCK_D=bd, BLOCK_C=block_c, I64=needs_int64(T1, C, K),
+            STAGES=GRAD_OVERRIDE.get("db_stages", 1), num_warps=4,
         )  # fmt: skip
     else:
         part_t = new_float((B, K, C, C), f64, dev)

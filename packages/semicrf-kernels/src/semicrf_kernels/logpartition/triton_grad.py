@@ -362,7 +362,7 @@ if HAS_TRITON:
         out_ptr,  # (B, NCH, K, C) float64 partial sums
         T, K, C, CHUNK, NCH,
         BLOCK_S: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_C: tl.constexpr,
-        I64: tl.constexpr,
+        I64: tl.constexpr, STAGES: tl.constexpr = 1,
     ):  # fmt: skip
         NEG: tl.constexpr = float("-inf")
         b = tl.program_id(0).to(tl.int64)
@@ -395,7 +395,7 @@ if HAS_TRITON:
         lz_b = lz_ptr + base
         acc = tl.zeros([BLOCK_D, BLOCK_C], tl.float64)
         stop = tl.minimum((ch + 1) * CHUNK, L)
-        for s0 in range(ch * CHUNK, stop, BLOCK_S):
+        for s0 in tl.range(ch * CHUNK, stop, BLOCK_S, num_stages=STAGES):
             s = s0 + offs_s
             sv = s < stop
             m2 = sv[:, None] & cmask[None, :]
