@@ -132,6 +132,26 @@ def ops(cum, trans, db, lengths, K):
     return fwd, fwdbwd, vit
 
 
+def graphed(fn):
+    """``fn`` captured once in a CUDA graph (after warm-up calls on a side stream): a call
+    replays the graph and returns the captured outputs."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(2):
+            fn()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = fn()
+
+    def replay():
+        graph.replay()
+        return out
+
+    return replay
+
+
 def once(fn):
     torch.cuda.synchronize()
     s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -148,6 +168,11 @@ def main():
     p.add_argument("--configs", default="base,s128,s256")
     p.add_argument("--ops", default="fwd,fwdbwd,vit")
     p.add_argument("--precision", action="store_true")
+    p.add_argument(
+        "--graph",
+        action="store_true",
+        help="time CUDA-graph replays of each call (no host cost: what a captured step costs)",
+    )
     a = p.parse_args()
     names = list(SIZES) if a.sizes == "all" else a.sizes.split(",")
     cfgs = a.configs.split(",")
@@ -179,6 +204,8 @@ def main():
                 if opname not in want:
                     res[opname] = (float("nan"), None)
                     continue
+                if a.graph:
+                    f = graphed(f)
                 if long:
                     ms, out = once(f)
                 else:
