@@ -162,12 +162,90 @@ def _fwd_lookahead_t_kernel(
             tl.store(out_ptr + b, R + res.to(tl.float64))
 
 
-def rotated_bias(db, K, BLOCK_C, BLOCK_K):
+@triton.jit
+def _fwd_ring_t_kernel(
+    cum_ptr, trans_ptr, dbt_ptr, len_ptr, out_ptr, alpha_ptr, win_ptr, T, K, C,
+    BLOCK_C: tl.constexpr, BLOCK_K: tl.constexpr,
+):  # fmt: skip
+    """Every reduction on the chain (as ``register_window_forward.py``), but the ring held
+    transposed, ``(C, K)``, with each slot's cumulative row kept in the ring and the duration
+    bias gathered from its transpose ``dbt (C, K)`` by a slot index with no provable
+    contiguity... (see fwd_ring_t)."""
+    NEG: tl.constexpr = float("-inf")
+    b = tl.program_id(0).to(tl.int64)
+    L = tl.load(len_ptr + b)
+    offs_c = tl.arange(0, BLOCK_C)
+    offs_k = tl.arange(0, BLOCK_K)
+    cmask = offs_c < C
+    cum_b = cum_ptr + b * (T + 1) * C
+    # trans_ptr holds the transpose (host side), so that MT[c_out, c_in] is contiguous along
+    # c_in and its load, too, puts lanes along the reduced axis
+    MT = tl.load(
+        trans_ptr + offs_c[:, None] * C + offs_c[None, :],
+        mask=cmask[:, None] & cmask[None, :],
+        other=NEG,
+    )
+    m0 = tl.max(MT, axis=1)
+    m0s = tl.where(m0 == NEG, 0.0, m0)
+    w0 = m0s + tl.log(tl.sum(tl.exp(MT - m0s[:, None]), axis=1))
+    tl.store(win_ptr + b * (T + 1) * C + offs_c, w0, mask=cmask)
+    c0 = tl.load(cum_b + offs_c, mask=cmask, other=0.0)
+    ring = tl.where(offs_k[None, :] == 0, w0[:, None], NEG)
+    ring_c = tl.where(offs_k[None, :] == 0, c0[:, None], 0.0)
+    R = L.to(tl.float64) * 0.0
+    for t in range(1, L + 1):
+        # slot j holds row t - dj, dj = 1 + ((t - 1 - j) mod BLOCK_K); its bias comes from
+        # the table rotated for m = (t - 1) mod BLOCK_K (-inf past K and for padded labels);
+        # slots never written hold -inf
+        m = (t - 1) % BLOCK_K
+        dbr = tl.load(dbt_ptr + m * BLOCK_C * BLOCK_K + offs_c[:, None] * BLOCK_K + offs_k[None, :])
+        ct = tl.load(cum_b + t * C + offs_c, mask=cmask, other=0.0)
+        x = ring + (ct[:, None] - ring_c) + dbr
+        mx = tl.max(x, axis=1)
+        mxs = tl.where(mx == NEG, 0.0, mx)
+        alpha = mxs + tl.log(tl.sum(tl.exp(x - mxs[:, None]), axis=1))
+        a_max = tl.max(tl.where(cmask, alpha, NEG), axis=0)
+        a_max = tl.where(a_max == NEG, 0.0, a_max)
+        alpha = tl.where(cmask, alpha - a_max, NEG)
+        R += a_max.to(tl.float64)
+        tl.store(alpha_ptr + b * (T + 1) * C + t * C + offs_c, alpha, mask=cmask)
+        xs = alpha[None, :] + MT
+        ms = tl.max(xs, axis=1)
+        mss = tl.where(ms == NEG, 0.0, ms)
+        wt = mss + tl.log(tl.sum(tl.exp(xs - mss[:, None]), axis=1))
+        tl.store(win_ptr + b * (T + 1) * C + t * C + offs_c, wt, mask=cmask)
+        into = offs_k[None, :] == (t % BLOCK_K)
+        ring = tl.where(into, wt[:, None], ring - a_max)
+        ring_c = tl.where(into, ct[:, None], ring_c)
+        if t == L:
+            fm = tl.max(alpha, axis=0)
+            fms = tl.where(fm == NEG, 0.0, fm)
+            res = fms + tl.log(tl.sum(tl.exp(alpha - fms), axis=0))
+            tl.store(out_ptr + b, R + res.to(tl.float64))
+
+
+def fwd_ring_t(cum, trans, db, lengths, K, num_warps=4):
+    B, T1, C = cum.shape
+    T = T1 - 1
+    BLOCK_C = max(2, triton.next_power_of_2(C))
+    BLOCK_K = max(2, triton.next_power_of_2(K))
+    out = torch.empty(B, device=cum.device, dtype=torch.float64)
+    alpha = torch.empty(B, T + 1, C, device=cum.device)
+    win = torch.empty(B, T + 1, C, device=cum.device)
+    _fwd_ring_t_kernel[(B,)](
+        cum, trans.t().contiguous(), rotated_bias(db, K, BLOCK_C, BLOCK_K, first=1), lengths,
+        out, alpha, win, T, K, C,
+        BLOCK_C=BLOCK_C, BLOCK_K=BLOCK_K, num_warps=num_warps,
+    )  # fmt: skip
+    return out
+
+
+def rotated_bias(db, K, BLOCK_C, BLOCK_K, first=2):
     """``dbrot[m, c, j]``: the duration bias slot ``j`` sees when ``t - 1 = m (mod BLOCK_K)``
-    (duration ``2 + ((m - j) mod BLOCK_K)``), ``-inf`` past ``K``."""
+    (duration ``first + ((m - j) mod BLOCK_K)``), ``-inf`` past ``K``."""
     m = torch.arange(BLOCK_K, device=db.device)[:, None]
     j = torch.arange(BLOCK_K, device=db.device)[None, :]
-    d = 2 + (m - j) % BLOCK_K
+    d = first + (m - j) % BLOCK_K
     out = torch.full((BLOCK_K, BLOCK_C, BLOCK_K), float("-inf"), device=db.device)
     ok = d <= K
     C = db.shape[1]
@@ -218,6 +296,8 @@ def runner(name, nw, args, dbrot):
         return lambda: semi_crf_streaming_forward(*args, validate=False)
     if name == "register":
         return lambda: fwd_reg(*args, num_warps=nw)
+    if name == "ring_t":
+        return lambda: fwd_ring_t(*args, num_warps=nw)
     if name == "lookahead":
         return lambda: fwd_lookahead(*args, num_warps=nw)
     return lambda: fwd_lookahead_t(*args, nw, dbrot)
@@ -253,10 +333,12 @@ if __name__ == "__main__":
         )
         line = f"{B}x{T}x{K}x{C}"
         runs = [("library", None)] if dev == "cuda" else []
-        runs += [(n, nw) for n in ("register", "lookahead", "lookahead_t") for nw in (2, 4, 8)]
+        runs += [
+            (n, nw) for n in ("register", "ring_t", "lookahead", "lookahead_t") for nw in (2, 4, 8)
+        ]
         BC, BK = max(2, triton.next_power_of_2(C)), max(2, triton.next_power_of_2(K))
         dbrot = rotated_bias(db, K, BC, BK)
-        cpu = [("lookahead", 1), ("register", 1), ("lookahead_t", 1)]
+        cpu = [("lookahead", 1), ("register", 1), ("lookahead_t", 1), ("ring_t", 1)]
         for name, nw in runs if dev == "cuda" else cpu:
             fn = runner(name, nw, (cum, tr, db, L, K), dbrot)
             with torch.no_grad():
