@@ -2,7 +2,8 @@
 # Run the GPU test suites and the benchmarks from source, in one call, on a GPU machine
 # that has python3 with torch and triton but no package registry (and maybe no nox).
 #
-#   bash benchmarks/gpu_check.sh [quick|tests|verify|bench|all|reliability|distribution|baselines|split]
+#   bash benchmarks/gpu_check.sh [quick|tests|verify|bench|all|reliability|distribution|baselines|split|
+#                                 perstep]
 #   (default: all)
 #
 # tests: every package's suite on CUDA (more than 10 minutes now); verify: the kernels' scan, split,
@@ -12,7 +13,10 @@
 # distribution: sample(100) and topk(10) against one forward (bench_streaming.py --distribution);
 # baselines: pytorch-struct and the earlier library (benchmarks/baselines.py), wheels in .whl/baselines/;
 # split: issue 12's defaults against those of before, the backward profile, the long rows and CUDA
-# graphs (about 5 minutes).
+# graphs (about 5 minutes); perstep: what the defaults cost without host launches (CUDA-graph
+# replays), the per-step experiments (benchmarks/experiments/lookahead_forward.py), the
+# duration-bias gradient's settings (profile_backward.py --grad), the defaults against those of
+# before at the short rows and the long rows, with precision (under 10 minutes).
 # "all" (tests + bench) needs about 15 minutes: split it where a call is limited to 10.
 #
 # pytest/hypothesis, when missing there, are installed from wheels in .whl/, and Lightning from
@@ -96,6 +100,18 @@ if [[ "$MODE" == "split" ]]; then
     run python3 benchmarks/experiments/profile_backward.py --shape 64,512,16,8
     run python3 $T --sizes 1x100000x200x24,1x400000x3000x24 --configs auto --precision
     run python3 benchmarks/gpu_reliability.py --only b --out "$RESULTS"
+fi
+if [[ "$MODE" == "perstep" ]]; then
+    T=benchmarks/experiments/split_tune.py
+    run timeout 130 python3 $T --sizes 32x1000x32x24,64x512x16x8,8x10000x100x24,4x2048x64x128 \
+        --configs before,auto --precision
+    run timeout 110 python3 $T --graph --sizes 1x100000x200x24 --configs auto,s32,s128
+    run timeout 70 python3 $T --graph --sizes 8x10000x100x24,32x1000x32x24,64x512x16x8 \
+        --configs auto
+    run timeout 90 python3 benchmarks/experiments/lookahead_forward.py
+    run timeout 45 python3 benchmarks/experiments/profile_backward.py --grad \
+        "programs_per_sm=8;programs_per_sm=16;db_stages=2;db_stages=3;programs_per_sm=16,db_stages=2"
+    run timeout 110 python3 $T --sizes 1x100000x200x24,1x400000x3000x24 --configs auto --precision
 fi
 if [[ "$MODE" == "baselines" ]]; then
     # each external library in a folder of its own, without ours on the path (the earlier
