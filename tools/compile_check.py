@@ -75,7 +75,7 @@ def kernels() -> list[tuple[str, object, dict, dict]]:
          dict(KCC=False, HAS_PS=True, HAS_PE=True, WANT_PS=True, WANT_PE=True, BLOCK_T=32,
               BLOCK_C=32)),
         ("grad duration bias", triton_grad._grad_db_cc_kernel, grad_rows,
-         dict(BLOCK_S=8, BLOCK_D=8, BLOCK_C=32, I64=False)),
+         dict(BLOCK_S=8, BLOCK_D=8, BLOCK_C=32, I64=False, STAGES=1)),
         ("grad transition", triton_grad._grad_trans_cc_kernel, grad_rows,
          dict(BLOCK_S=8, BLOCK_TC=8, BLOCK_C=32)),
         ("batch sums", triton_grad._batch_sum_kernel, grad_rows, dict(BLOCK_R=32, BLOCK_N=128)),
