@@ -108,7 +108,7 @@ if [[ "$MODE" == "perstep" ]]; then
     run timeout 110 python3 $T --graph --sizes 1x100000x200x24 --configs auto,s32,s128
     run timeout 70 python3 $T --graph --sizes 8x10000x100x24,32x1000x32x24,64x512x16x8 \
         --configs auto
-    run timeout 90 python3 benchmarks/experiments/lookahead_forward.py
+    run timeout 120 python3 benchmarks/experiments/lookahead_forward.py
     run timeout 45 python3 benchmarks/experiments/profile_backward.py --grad \
         "programs_per_sm=8;programs_per_sm=16;db_stages=2;db_stages=3;programs_per_sm=16,db_stages=2"
     run timeout 110 python3 $T --sizes 1x100000x200x24,1x400000x3000x24 --configs auto --precision

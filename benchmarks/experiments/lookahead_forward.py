@@ -240,6 +240,87 @@ def fwd_ring_t(cum, trans, db, lengths, K, num_warps=4):
     return out
 
 
+@triton.jit
+def _fwd_exptrans_kernel(
+    cum_ptr, trans_ptr, db_ptr, len_ptr, out_ptr, alpha_ptr, win_ptr, T, K, C,
+    BLOCK_C: tl.constexpr, BLOCK_K: tl.constexpr,
+):  # fmt: skip
+    """``register_window_forward.py``'s kernel with the reduction over the previous label in
+    exponential space: ``E[c_in, c] = exp(M[c_in, c] - colmax[c])`` once, then per step
+    ``w[c] = colmax[c] + log(sum_{c_in} exp(alpha[c_in]) E[c_in, c])`` (alpha is normalised, its
+    maximum 0): C exponentials and C^2 multiply-adds a step instead of C^2 exponentials and a
+    maximum pass. Exact to float32 rounding while each sum is at least 2^-60; a column whose sum
+    falls below (its mass then underflows) is flagged, and ``out`` gets NaN where that happened
+    (the library would redo the scan in log space)."""
+    NEG: tl.constexpr = float("-inf")
+    b = tl.program_id(0).to(tl.int64)
+    L = tl.load(len_ptr + b)
+    offs_c = tl.arange(0, BLOCK_C)
+    offs_k = tl.arange(0, BLOCK_K)
+    cmask = offs_c < C
+    cum_b = cum_ptr + b * (T + 1) * C
+    M = tl.load(
+        trans_ptr + offs_c[:, None] * C + offs_c[None, :],
+        mask=cmask[:, None] & cmask[None, :],
+        other=NEG,
+    )
+    colmax = tl.max(M, axis=0)
+    cms = tl.where(colmax == NEG, 0.0, colmax)
+    E = tl.exp(M - cms[None, :])
+    live_col = colmax > NEG
+    w0 = tl.where(live_col, cms + tl.log(tl.sum(E, axis=0)), NEG)
+    ring = tl.full([BLOCK_K, BLOCK_C], NEG, tl.float32)
+    ring = tl.where(offs_k[:, None] == 0, w0[None, :], ring)
+    R = L.to(tl.float64) * 0.0
+    bad = offs_c * 0
+    tl.store(win_ptr + b * (T + 1) * C + offs_c, w0, mask=cmask)
+    for t in range(1, L + 1):
+        dj = 1 + ((t - 1 - offs_k + BLOCK_K) % BLOCK_K)
+        sj = t - dj
+        valid = (dj <= K) & (sj >= 0)
+        m2 = valid[:, None] & cmask[None, :]
+        cw = tl.load(cum_b + sj[:, None] * C + offs_c[None, :], mask=m2, other=0.0)
+        dbr = tl.load(db_ptr + (dj[:, None] - 1) * C + offs_c[None, :], mask=m2, other=NEG)
+        ct = tl.load(cum_b + t * C + offs_c, mask=cmask, other=0.0)
+        x = tl.where(m2, ring + (ct[None, :] - cw) + dbr, NEG)
+        mx = tl.max(x, axis=0)
+        mxs = tl.where(mx == NEG, 0.0, mx)
+        alpha = mxs + tl.log(tl.sum(tl.exp(x - mxs[None, :]), axis=0))
+        a_max = tl.max(tl.where(cmask, alpha, NEG), axis=0)
+        a_max = tl.where(a_max == NEG, 0.0, a_max)
+        alpha = tl.where(cmask, alpha - a_max, NEG)
+        R += a_max.to(tl.float64)
+        ring = ring - a_max
+        tl.store(alpha_ptr + b * (T + 1) * C + t * C + offs_c, alpha, mask=cmask)
+        a = tl.exp(alpha)
+        s = tl.sum(a[:, None] * E, axis=0)
+        bad = bad | ((s < 8.673617379884035e-19) & live_col).to(tl.int32)
+        wt = tl.where(live_col, cms + tl.log(s), NEG)
+        tl.store(win_ptr + b * (T + 1) * C + t * C + offs_c, wt, mask=cmask)
+        ring = tl.where(offs_k[:, None] == (t % BLOCK_K), wt[None, :], ring)
+        if t == L:
+            fm = tl.max(alpha, axis=0)
+            fms = tl.where(fm == NEG, 0.0, fm)
+            res = fms + tl.log(tl.sum(tl.exp(alpha - fms), axis=0))
+            nan = tl.where(tl.max(bad, axis=0) > 0, float("nan"), 0.0)
+            tl.store(out_ptr + b, R + res.to(tl.float64) + nan)
+
+
+def fwd_exptrans(cum, trans, db, lengths, K, num_warps=4):
+    B, T1, C = cum.shape
+    T = T1 - 1
+    BLOCK_C = max(2, triton.next_power_of_2(C))
+    BLOCK_K = max(2, triton.next_power_of_2(K))
+    out = torch.empty(B, device=cum.device, dtype=torch.float64)
+    alpha = torch.empty(B, T + 1, C, device=cum.device)
+    win = torch.empty(B, T + 1, C, device=cum.device)
+    _fwd_exptrans_kernel[(B,)](
+        cum, trans, db, lengths, out, alpha, win, T, K, C,
+        BLOCK_C=BLOCK_C, BLOCK_K=BLOCK_K, num_warps=num_warps,
+    )  # fmt: skip
+    return out
+
+
 def rotated_bias(db, K, BLOCK_C, BLOCK_K, first=2):
     """``dbrot[m, c, j]``: the duration bias slot ``j`` sees when ``t - 1 = m (mod BLOCK_K)``
     (duration ``first + ((m - j) mod BLOCK_K)``), ``-inf`` past ``K``."""
@@ -296,6 +377,8 @@ def runner(name, nw, args, dbrot):
         return lambda: semi_crf_streaming_forward(*args, validate=False)
     if name == "register":
         return lambda: fwd_reg(*args, num_warps=nw)
+    if name == "exptrans":
+        return lambda: fwd_exptrans(*args, num_warps=nw)
     if name == "ring_t":
         return lambda: fwd_ring_t(*args, num_warps=nw)
     if name == "lookahead":
@@ -312,7 +395,7 @@ if __name__ == "__main__":
 
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     cfgs = (
-        [(32, 1000, 32, 24), (8, 10000, 100, 24), (64, 512, 16, 8)]
+        [(32, 1000, 32, 24), (8, 10000, 100, 24), (64, 512, 16, 8), (4, 2048, 64, 128)]
         if dev == "cuda"
         else [(3, 13, 4, 5), (2, 9, 12, 3), (2, 7, 1, 3), (2, 6, 2, 4)]
     )
@@ -334,11 +417,19 @@ if __name__ == "__main__":
         line = f"{B}x{T}x{K}x{C}"
         runs = [("library", None)] if dev == "cuda" else []
         runs += [
-            (n, nw) for n in ("register", "ring_t", "lookahead", "lookahead_t") for nw in (2, 4, 8)
+            (n, nw)
+            for n in ("register", "exptrans", "ring_t", "lookahead", "lookahead_t")
+            for nw in (2, 4, 8)
         ]
         BC, BK = max(2, triton.next_power_of_2(C)), max(2, triton.next_power_of_2(K))
         dbrot = rotated_bias(db, K, BC, BK)
-        cpu = [("lookahead", 1), ("register", 1), ("lookahead_t", 1), ("ring_t", 1)]
+        cpu = [
+            ("lookahead", 1),
+            ("register", 1),
+            ("lookahead_t", 1),
+            ("ring_t", 1),
+            ("exptrans", 1),
+        ]
         for name, nw in runs if dev == "cuda" else cpu:
             fn = runner(name, nw, (cum, tr, db, L, K), dbrot)
             with torch.no_grad():
