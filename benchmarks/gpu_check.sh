@@ -16,7 +16,8 @@
 # graphs (about 5 minutes); perstep: what the defaults cost without host launches (CUDA-graph
 # replays), the per-step experiments (benchmarks/experiments/lookahead_forward.py), the
 # duration-bias gradient's settings (profile_backward.py --grad), the defaults against those of
-# before at the short rows and the long rows, with precision (under 10 minutes).
+# before and with exp_trans at the short rows and the long rows, with precision (under 10
+# minutes).
 # "all" (tests + bench) needs about 15 minutes: split it where a call is limited to 10.
 #
 # pytest/hypothesis, when missing there, are installed from wheels in .whl/, and Lightning from
@@ -103,15 +104,16 @@ if [[ "$MODE" == "split" ]]; then
 fi
 if [[ "$MODE" == "perstep" ]]; then
     T=benchmarks/experiments/split_tune.py
-    run timeout 130 python3 $T --sizes 32x1000x32x24,64x512x16x8,8x10000x100x24,4x2048x64x128 \
-        --configs before,auto --precision
+    run timeout 130 python3 $T --sizes 32x1000x32x24,64x512x16x8,8x10000x100x24 \
+        --configs before,auto,expt --precision
+    run timeout 70 python3 $T --sizes 4x2048x64x128 --configs auto,basetrw8,exptrw8 --precision
     run timeout 110 python3 $T --graph --sizes 1x100000x200x24 --configs auto,s32,s128
     run timeout 70 python3 $T --graph --sizes 8x10000x100x24,32x1000x32x24,64x512x16x8 \
         --configs auto
-    run timeout 120 python3 benchmarks/experiments/lookahead_forward.py
+    run timeout 100 python3 benchmarks/experiments/lookahead_forward.py
     run timeout 45 python3 benchmarks/experiments/profile_backward.py --grad \
         "programs_per_sm=8;programs_per_sm=16;db_stages=2;db_stages=3;programs_per_sm=16,db_stages=2"
-    run timeout 110 python3 $T --sizes 1x100000x200x24,1x400000x3000x24 --configs auto --precision
+    run timeout 100 python3 $T --sizes 1x100000x200x24,1x400000x3000x24 --configs auto --precision
 fi
 if [[ "$MODE" == "baselines" ]]; then
     # each external library in a folder of its own, without ours on the path (the earlier

@@ -29,6 +29,10 @@ SCAN_FLAGS = dict(
     HAS_PS=True, HAS_PE=True, TRANS_REGS=True, RENORM_BLOCK=False,
     BLOCK_C=32, BLOCK_P=8, BLOCK_S=16, BLOCK_TC=32, BLOCK_R=0,
 )  # fmt: skip
+#: the log-semiring scans' EXP_TRANS (``ScanConfig.exp_trans``; the Viterbi kernel has none).
+#: Every constexpr must be given: one left out compiles as a runtime integer, both branches.
+LOG = {"EXP_TRANS": False}
+EXP = {"EXP_TRANS": True}
 #: the register ring (``ScanConfig.ring``) at 32x1000x32x24 and 8x10000x100x24; the rule runs the
 #: 128-row ring on 8 warps only (``--warps 8``; on 4 it spills)
 RING32 = {**SCAN_FLAGS, "BLOCK_K": 2, "BLOCK_R": 32}
@@ -57,14 +61,21 @@ def kernels() -> list[tuple[str, object, dict, dict]]:
         fard_ptr=I32, outv_ptr=F32, outd_ptr=I32,
     )  # fmt: skip
     return [
-        ("forward scan", triton_scan._forward_scan_cc_kernel, SCAN_PTRS, {**SCAN_FLAGS, "BLOCK_K": 2}),
-        ("backward scan", triton_scan._backward_scan_cc_kernel, SCAN_PTRS, {**SCAN_FLAGS, "BLOCK_K": 2}),
-        ("paired scans", triton_scan._paired_scan_cc_kernel, SCAN_PTRS, SCAN_FLAGS),
+        ("forward scan", triton_scan._forward_scan_cc_kernel, SCAN_PTRS,
+         {**SCAN_FLAGS, **LOG, "BLOCK_K": 2}),
+        ("backward scan", triton_scan._backward_scan_cc_kernel, SCAN_PTRS,
+         {**SCAN_FLAGS, **LOG, "BLOCK_K": 2}),
+        ("paired scans", triton_scan._paired_scan_cc_kernel, SCAN_PTRS, {**SCAN_FLAGS, **LOG}),
         ("viterbi scan", viterbi._viterbi_scan_cc_kernel, SCAN_PTRS,
          {**SCAN_FLAGS, "STORE_BP": True, "BLOCK_K": 2}),
-        ("forward ring 32", triton_scan._forward_scan_cc_kernel, SCAN_PTRS, RING32),
-        ("forward ring 128", triton_scan._forward_scan_cc_kernel, SCAN_PTRS, RING128),
-        ("backward ring 32", triton_scan._backward_scan_cc_kernel, SCAN_PTRS, RING32),
+        ("forward ring 32", triton_scan._forward_scan_cc_kernel, SCAN_PTRS, {**RING32, **LOG}),
+        ("forward ring 128", triton_scan._forward_scan_cc_kernel, SCAN_PTRS, {**RING128, **LOG}),
+        ("backward ring 32", triton_scan._backward_scan_cc_kernel, SCAN_PTRS, {**RING32, **LOG}),
+        ("forward scan exp", triton_scan._forward_scan_cc_kernel, SCAN_PTRS,
+         {**SCAN_FLAGS, **EXP, "BLOCK_K": 2}),
+        ("forward ring 32 exp", triton_scan._forward_scan_cc_kernel, SCAN_PTRS, {**RING32, **EXP}),
+        ("paired scans exp", triton_scan._paired_scan_cc_kernel, SCAN_PTRS,
+         {**SCAN_FLAGS, **EXP, "BLOCK_R": 32}),
         ("viterbi ring 32", viterbi._viterbi_scan_cc_kernel, SCAN_PTRS,
          {**RING32, "STORE_BP": True}),
         ("far window", triton_far._far_window_kernel, far,

@@ -101,6 +101,15 @@ CONFIGS.update(
 )
 
 
+# the log semiring's reduction over the previous label in exponential space (ScanConfig.exp_trans,
+# off by default; unsplit scans with the transition in registers): with today's rules, and at
+# C = 128 with the transition forced into registers on 8 warps (without it exp_trans does not
+# apply there)
+CONFIGS["expt"] = ({}, {"exp_trans": True})
+CONFIGS["exptrw8"] = ({"enable": False}, {"exp_trans": True, "trans_regs": True, "num_warps": 8})
+CONFIGS["basetrw8"] = ({"enable": False}, {"trans_regs": True, "num_warps": 8})
+
+
 # a name ending in "nf" (e.g. "autonf", "s32nf"): the same config with every launch through
 # Triton's normal path instead of the launch sites' direct one (_shared/fast_launch.py)
 CONFIGS.update({f"{name}nf": cfg for name, cfg in list(CONFIGS.items())})

@@ -21,6 +21,7 @@ from .triton_support import HAS_TRITON
 __all__ = [
     "CONFIG_OVERRIDE",
     "ScanConfig",
+    "exp_trans_on",
     "new_float",
     "paired_config",
     "ring_rows",
@@ -74,6 +75,11 @@ class ScanConfig:
         ring: an unsplit scan whose window fits keeps it in a register ring instead of reading
             it back once per temporal block (:func:`ring_rows`). Off in :func:`scan_config`;
             :func:`paired_config` turns it on for the paired scans where it was measured to pay.
+        exp_trans: (experiment, off) the log semiring's reduction over the previous label in
+            exponential space, for unsplit scans with the transition in registers
+            (:func:`exp_trans_on`; :mod:`.triton_scan_tiled`): ``C`` exponentials a step
+            instead of ``C^2``, and a maximum pass fewer. A scan where a column's sum falls below
+            ``2^-60`` is redone in log space by the same program. Not yet timed on a GPU.
     """
 
     block_c: int
@@ -85,6 +91,15 @@ class ScanConfig:
     renorm_block: bool = False
     fused_pair: bool = True
     ring: bool = False
+    exp_trans: bool = False
+
+
+def exp_trans_on(cfg: ScanConfig) -> bool:
+    """Whether a log-semiring scan launched with ``cfg`` takes the exponential-space window
+    value: requested, the transition in registers, rows normalised every position. Split
+    scans never do (``split_launch`` turns it off: a redo needs the whole scan in one
+    program)."""
+    return cfg.exp_trans and cfg.trans_regs and not cfg.renorm_block
 
 
 #: Optional overrides of :func:`scan_config`'s choices, for tuning (``benchmarks/``); keys are
@@ -253,6 +268,8 @@ def run_forward_scan(
             BLOCK_C=cfg.block_c, BLOCK_P=cfg.block_p, BLOCK_S=cfg.block_s, BLOCK_TC=cfg.block_tc,
             num_warps=cfg.num_warps,
         )  # fmt: skip
+        if not maxsr:
+            flags["EXP_TRANS"] = exp_trans_on(cfg)
         if maxsr:
             from ..viterbi.triton import _viterbi_scan_cc_kernel as kernel
 

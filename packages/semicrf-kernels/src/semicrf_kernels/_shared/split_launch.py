@@ -253,8 +253,12 @@ def scan_cc_launches(
             for _ in range(nbuf)
         ]  # fmt: skip
     serial_nsplit, serial_block_k = (1, 2) if split.reduce else (split.nsplit, block_k)
+    # a split scan cannot redo the whole scan in one program: no exponential space
+    no_exp = {"EXP_TRANS": False} if "EXP_TRANS" in flags else {}
     serial_sites = [
-        SiteLauncher(kernel, (B,), dict(BLOCK_K=serial_block_k, BLOCK_R=0, **flags), cuda)
+        SiteLauncher(
+            kernel, (B,), {**flags, "BLOCK_K": serial_block_k, "BLOCK_R": 0, **no_exp}, cuda
+        )
         for _ in range(nbuf)
     ]
 

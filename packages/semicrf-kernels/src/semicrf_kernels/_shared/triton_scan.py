@@ -23,7 +23,7 @@ if HAS_TRITON:
     import triton.language as tl
 
     from .triton_scan_ring import _scan_cc_ring
-    from .triton_scan_tiled import _window_value
+    from .triton_scan_tiled import _exp_transition, _exp_window_value, _window_value
 else:  # pragma: no cover - exercised only where triton is absent
     triton = None
     tl = None
@@ -65,9 +65,10 @@ if HAS_TRITON:
 
     @triton.jit
     def _scan_cc_start(
-        cum_b, trans_ptr, MT, ps_b, pe_b, first_b, win_b, shift_b, bpa_b, L, C, offs_c, cmask,
+        cum_b, trans_ptr, MT, CM, LIVE, ps_b, pe_b, first_b, win_b, shift_b, bpa_b, L, C,
+        offs_c, cmask,
         REVERSE: tl.constexpr, HAS_PS: tl.constexpr, HAS_PE: tl.constexpr,
-        STORE_BP: tl.constexpr, TRANS_REGS: tl.constexpr,
+        STORE_BP: tl.constexpr, TRANS_REGS: tl.constexpr, EXP_TRANS: tl.constexpr,
         BLOCK_C: tl.constexpr, BLOCK_TC: tl.constexpr,
     ):  # fmt: skip
         """Row ``tau = 0`` of a ``(C, C)`` scan: its window row and its shift (0)."""
@@ -87,10 +88,14 @@ if HAS_TRITON:
             row0 = L * 0
             f0 = tl.where(cmask, 0.0, NEG).to(DT)
             tl.store(first_b + offs_c, f0, mask=cmask)
-            w0, _a0 = _window_value(
-                f0, MT, first_b, trans_ptr, C, C, offs_c, cmask, False, TRANS_REGS, BLOCK_C,
-                BLOCK_TC,
-            )  # fmt: skip
+            if EXP_TRANS:
+                # (never flagged: every live column has a term exp(0) * 1)
+                w0, _a0, _f0 = _exp_window_value(f0, MT, CM, LIVE, L >= 0, offs_c)
+            else:
+                w0, _a0 = _window_value(
+                    f0, MT, first_b, trans_ptr, C, C, offs_c, cmask, False, TRANS_REGS, BLOCK_C,
+                    BLOCK_TC,
+                )  # fmt: skip
             if HAS_PS:
                 w0 += tl.load(ps_b + offs_c, mask=cmask, other=0.0)
             if STORE_BP:
@@ -200,15 +205,17 @@ if HAS_TRITON:
 
     @triton.jit
     def _scan_cc_block(
-        cum_b, trans_ptr, MT, db_ptr, ps_b, pe_b, first_b, win_b, shift_b, bpd_b, bpa_b,
-        tau0, L, T, K, C, r_ref, acc_v, acc_d, cumcur, offs_c, cmask,
+        cum_b, trans_ptr, MT, CM, LIVE, db_ptr, ps_b, pe_b, first_b, win_b, shift_b, bpd_b,
+        bpa_b, tau0, L, T, K, C, r_ref, acc_v, acc_d, cumcur, offs_c, cmask, flags,
         REVERSE: tl.constexpr, MAXSR: tl.constexpr, HAS_PS: tl.constexpr, HAS_PE: tl.constexpr,
         STORE_BP: tl.constexpr, TRANS_REGS: tl.constexpr, RENORM_BLOCK: tl.constexpr,
+        EXP_TRANS: tl.constexpr,
         BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_TC: tl.constexpr,
     ):  # fmt: skip
         """Phase 2 of a block: its ``P`` positions in order, stored; returns the next block's
         shift (the last row's; with ``RENORM_BLOCK`` every row keeps the block's ``r_ref`` and
-        the next shift is ``r_ref`` plus the last row's maximum, one reduction per block)."""
+        the next shift is ``r_ref`` plus the last row's maximum, one reduction per block) and
+        ``flags`` or'ed with the exponential-space window values' flags (``EXP_TRANS``)."""
         NEG: tl.constexpr = float("-inf")
         BIG: tl.constexpr = 1073741824
         DT = cum_b.dtype.element_ty
@@ -259,11 +266,14 @@ if HAS_TRITON:
                     val += tl.load(pe_b + (row - 1) * C + offs_c, mask=cact, other=0.0)
             val = tl.where(cmask, val, NEG)
             if RENORM_BLOCK:
+                tl.static_assert(not EXP_TRANS, "exp_trans needs rows normalised to maximum 0")
                 fn = val
                 r_t = r_ref
                 last_val = tl.where(cact, val, last_val)
+                row_live = act
             else:
                 mx = tl.max(val, axis=0)
+                row_live = act & (mx > NEG)
                 mxs = tl.where(mx == NEG, 0.0, mx)
                 fn = val - mxs
                 r_t = r_ref + mxs.to(tl.float64)
@@ -273,10 +283,14 @@ if HAS_TRITON:
                 tl.store(bpd_b + (row - 1) * C + offs_c, best_d.to(tl.int32), mask=cact)
             # the window value of this row: (+)_{c_in} fn[c_in] + M[c_in, c] + proj; an
             # inactive step (past L) reads nothing: its row was never written
-            sec, arg = _window_value(
-                fn, MT, first_b + row * C, trans_ptr, C, tl.where(tau <= L, C, 0), offs_c, cmask,
-                MAXSR, TRANS_REGS, BLOCK_C, BLOCK_TC,
-            )  # fmt: skip
+            if EXP_TRANS:
+                sec, arg, flag = _exp_window_value(fn, MT, CM, LIVE, row_live, offs_c)
+                flags = flags | flag
+            else:
+                sec, arg = _window_value(
+                    fn, MT, first_b + row * C, trans_ptr, C, tl.where(tau <= L, C, 0), offs_c,
+                    cmask, MAXSR, TRANS_REGS, BLOCK_C, BLOCK_TC,
+                )  # fmt: skip
             if REVERSE:
                 if HAS_PE:
                     sec += tl.load(
@@ -294,7 +308,7 @@ if HAS_TRITON:
         if RENORM_BLOCK:
             mb = tl.max(last_val, axis=0)
             r_last = r_ref + tl.where(mb == NEG, 0.0, mb).to(tl.float64)
-        return r_last
+        return r_last, flags
 
     @triton.jit
     def _scan_cc_body(
@@ -305,6 +319,7 @@ if HAS_TRITON:
         STORE_BP: tl.constexpr, TRANS_REGS: tl.constexpr, RENORM_BLOCK: tl.constexpr,
         BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_S: tl.constexpr,
         BLOCK_TC: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_R: tl.constexpr, B_OFF=0,
+        EXP_TRANS: tl.constexpr = False,
     ):  # fmt: skip
         """The ``(C, C)`` scan of the program's sequence (program ``b + B_OFF`` scans ``b``) over
         the super-block ``tau in [t_begin, t_begin + S)``, temporally blocked (the whole scan
@@ -325,37 +340,91 @@ if HAS_TRITON:
         the previous label reads ``M[c_in, c_out] = trans_ptr[c_in * C + c_out]``: the
         transition forward, its transpose (passed pre-transposed) in reverse, where
         ``beta[c'] = (+)_c trans[c', c] + gamma[c]``.
+
+        ``EXP_TRANS`` (log semiring, ``TRANS_REGS``, an unsplit scan with rows normalised to
+        maximum 0): the window values are taken in exponential space
+        (:mod:`.triton_scan_tiled`); if any column's sum fell too low, the whole scan is done
+        again in log space, so the result is either that of the exponential-space scan, within
+        float rounding of the log-space one, or exactly the log-space one.
         """
-        NEG: tl.constexpr = float("-inf")
         b, L, offs_c, cmask, cum_b, ps_b, pe_b, first_b, shift_b = _scan_rows(
             len_ptr, cum_ptr, ps_ptr, pe_ptr, first_ptr, shift_ptr, T, C, BLOCK_C, B_OFF
         )
-        offs_p = tl.arange(0, BLOCK_P)
         win_b = win_ptr + b * (T + 1) * C
         bpd_b = bpd_ptr + b * T * C
         bpa_b = bpa_ptr + b * T * C
         if TRANS_REGS:
-            # Held transposed, MT[c_out, c_in]: the reduction over c_in then runs along the
-            # fastest axis (within a warp), and fn broadcasts along rows without a conversion.
-            MT = tl.load(
-                trans_ptr + offs_c[None, :] * C + offs_c[:, None],
-                mask=cmask[:, None] & cmask[None, :],
-                other=NEG,
-            )
+            MT = _load_mt(trans_ptr, C, offs_c, cmask)
         else:
             MT = offs_c  # unused: the tiled reduction streams the matrix
+        args = (
+            cum_ptr, trans_ptr, db_ptr, score_ptr, final_ptr, T, K, C, farv_ptr, fard_ptr,
+            t_begin, S, NSPLIT, GAP, b, L, offs_c, cmask, cum_b, ps_b, pe_b, first_b, shift_b,
+            win_b, bpd_b, bpa_b,
+        )  # fmt: skip
+        if EXP_TRANS:
+            tl.static_assert(TRANS_REGS and not MAXSR and not RENORM_BLOCK)
+            E, CM, LIVE = _exp_transition(MT, cmask)
+            flags = _scan_cc_pass(
+                args, E, CM, LIVE, REVERSE, MAXSR, HAS_PS, HAS_PE, STORE_BP, TRANS_REGS,
+                RENORM_BLOCK, True, BLOCK_C, BLOCK_P, BLOCK_S, BLOCK_TC, BLOCK_K, BLOCK_R,
+            )  # fmt: skip
+            if tl.max(flags, axis=0) > 0:
+                # a sum fell too low somewhere: the whole scan again, in log space
+                tl.debug_barrier()
+                _scan_cc_pass(
+                    args, _load_mt(trans_ptr, C, offs_c, cmask), CM, LIVE, REVERSE, MAXSR, HAS_PS,
+                    HAS_PE, STORE_BP, TRANS_REGS, RENORM_BLOCK, False, BLOCK_C, BLOCK_P, BLOCK_S,
+                    BLOCK_TC, BLOCK_K, BLOCK_R,
+                )  # fmt: skip
+        else:
+            _scan_cc_pass(
+                args, MT, offs_c, cmask, REVERSE, MAXSR, HAS_PS, HAS_PE, STORE_BP, TRANS_REGS,
+                RENORM_BLOCK, False, BLOCK_C, BLOCK_P, BLOCK_S, BLOCK_TC, BLOCK_K, BLOCK_R,
+            )  # fmt: skip
+
+    @triton.jit
+    def _load_mt(trans_ptr, C, offs_c, cmask):
+        """The ``(C, C)`` transition held transposed, ``MT[c_out, c_in]``: the reduction over
+        ``c_in`` then runs along the fastest axis (within a warp), and a row broadcasts along
+        rows without a conversion."""
+        return tl.load(
+            trans_ptr + offs_c[None, :] * C + offs_c[:, None],
+            mask=cmask[:, None] & cmask[None, :],
+            other=float("-inf"),
+        )
+
+    @triton.jit
+    def _scan_cc_pass(
+        args, MT, CM, LIVE,
+        REVERSE: tl.constexpr, MAXSR: tl.constexpr, HAS_PS: tl.constexpr, HAS_PE: tl.constexpr,
+        STORE_BP: tl.constexpr, TRANS_REGS: tl.constexpr, RENORM_BLOCK: tl.constexpr,
+        EXP_TRANS: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr,
+        BLOCK_S: tl.constexpr, BLOCK_TC: tl.constexpr, BLOCK_K: tl.constexpr,
+        BLOCK_R: tl.constexpr,
+    ):  # fmt: skip
+        """One pass of :func:`_scan_cc_body` over its super-block (``args``: the pointers and
+        rows it set up); returns the exponential-space flags (zeros without ``EXP_TRANS``)."""
+        (
+            cum_ptr, trans_ptr, db_ptr, score_ptr, final_ptr, T, K, C, farv_ptr, fard_ptr,
+            t_begin, S, NSPLIT, GAP, b, L, offs_c, cmask, cum_b, ps_b, pe_b, first_b, shift_b,
+            win_b, bpd_b, bpa_b,
+        ) = args  # fmt: skip
+        offs_p = tl.arange(0, BLOCK_P)
+        flags = offs_c * 0
         zero64 = L.to(tl.float64) * 0.0
         if t_begin == 1:
             _scan_cc_start(
-                cum_b, trans_ptr, MT, ps_b, pe_b, first_b, win_b, shift_b, bpa_b, L, C, offs_c,
-                cmask, REVERSE, HAS_PS, HAS_PE, STORE_BP, TRANS_REGS, BLOCK_C, BLOCK_TC,
+                cum_b, trans_ptr, MT, CM, LIVE, ps_b, pe_b, first_b, win_b, shift_b, bpa_b, L, C,
+                offs_c, cmask, REVERSE, HAS_PS, HAS_PE, STORE_BP, TRANS_REGS, EXP_TRANS, BLOCK_C,
+                BLOCK_TC,
             )  # fmt: skip
         if BLOCK_R > 0:
             # the whole (unsplit) scan with its window in a register ring
-            _scan_cc_ring(
-                cum_b, trans_ptr, MT, db_ptr, ps_b, pe_b, first_b, win_b, shift_b, bpd_b, bpa_b,
-                L, T, K, C, offs_c, cmask, REVERSE, MAXSR, HAS_PS, HAS_PE, STORE_BP, TRANS_REGS,
-                BLOCK_C, BLOCK_R, BLOCK_TC,
+            flags = _scan_cc_ring(
+                cum_b, trans_ptr, MT, CM, LIVE, db_ptr, ps_b, pe_b, first_b, win_b, shift_b, bpd_b,
+                bpa_b, L, T, K, C, offs_c, cmask, REVERSE, MAXSR, HAS_PS, HAS_PE, STORE_BP,
+                TRANS_REGS, EXP_TRANS, BLOCK_C, BLOCK_R, BLOCK_TC,
             )  # fmt: skip
         else:
             if REVERSE:
@@ -403,11 +472,11 @@ if HAS_TRITON:
                     r_ref, taus, pact, cumcur, offs_c, cmask, far_v, far_d,
                     REVERSE, MAXSR, BLOCK_C, BLOCK_P, BLOCK_S,
                 )  # fmt: skip
-                r_ref = _scan_cc_block(
-                    cum_b, trans_ptr, MT, db_ptr, ps_b, pe_b, first_b, win_b, shift_b, bpd_b, bpa_b,
-                    tau0, L, T, K, C, r_ref, acc_v, acc_d, cumcur, offs_c, cmask,
-                    REVERSE, MAXSR, HAS_PS, HAS_PE, STORE_BP, TRANS_REGS, RENORM_BLOCK,
-                    BLOCK_C, BLOCK_P, BLOCK_TC,
+                r_ref, flags = _scan_cc_block(
+                    cum_b, trans_ptr, MT, CM, LIVE, db_ptr, ps_b, pe_b, first_b, win_b, shift_b,
+                    bpd_b, bpa_b, tau0, L, T, K, C, r_ref, acc_v, acc_d, cumcur, offs_c, cmask,
+                    flags, REVERSE, MAXSR, HAS_PS, HAS_PE, STORE_BP, TRANS_REGS, RENORM_BLOCK,
+                    EXP_TRANS, BLOCK_C, BLOCK_P, BLOCK_TC,
                 )  # fmt: skip
         if not REVERSE:
             # (+)_c alpha[L, c], once, from the stored row L, by the super-block that holds L
@@ -417,3 +486,4 @@ if HAS_TRITON:
                     first_b + L * C, shift_b + L, score_ptr + b, final_ptr + b, offs_c, cmask,
                     MAXSR,
                 )  # fmt: skip
+        return flags

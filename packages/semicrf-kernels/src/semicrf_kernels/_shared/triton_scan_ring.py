@@ -27,7 +27,7 @@ if HAS_TRITON:
     import triton
     import triton.language as tl
 
-    from .triton_scan_tiled import _window_value
+    from .triton_scan_tiled import _exp_window_value, _window_value
 else:  # pragma: no cover - exercised only where triton is absent
     triton = None
     tl = None
@@ -68,10 +68,10 @@ if HAS_TRITON:
 
     @triton.jit
     def _scan_cc_ring(
-        cum_b, trans_ptr, MT, db_ptr, ps_b, pe_b, first_b, win_b, shift_b, bpd_b, bpa_b,
-        L, T, K, C, offs_c, cmask,
+        cum_b, trans_ptr, MT, CM, LIVE, db_ptr, ps_b, pe_b, first_b, win_b, shift_b, bpd_b,
+        bpa_b, L, T, K, C, offs_c, cmask,
         REVERSE: tl.constexpr, MAXSR: tl.constexpr, HAS_PS: tl.constexpr, HAS_PE: tl.constexpr,
-        STORE_BP: tl.constexpr, TRANS_REGS: tl.constexpr,
+        STORE_BP: tl.constexpr, TRANS_REGS: tl.constexpr, EXP_TRANS: tl.constexpr,
         BLOCK_C: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_TC: tl.constexpr,
     ):  # fmt: skip
         """Positions ``tau = 1..L`` of a ``(C, C)`` scan whose row 0 is already stored
@@ -83,6 +83,11 @@ if HAS_TRITON:
         duration ``d = tau - tau'``, valid up to ``K``. Cumulative scores enter through the
         difference of two rows at most ``K`` apart and window values through the float64
         difference of two shifts, as in the blocked body, so no float32 value grows with ``T``.
+
+        With ``EXP_TRANS`` ``MT`` holds ``E`` and the window value is taken in exponential space
+        (:func:`.triton_scan_tiled._exp_window_value`, column maxima ``CM``, live columns
+        ``LIVE``). Returns the flags of columns whose sum fell too low, ``(BLOCK_C,)`` int32
+        (zeros without ``EXP_TRANS``).
         """
         NEG: tl.constexpr = float("-inf")
         BIG: tl.constexpr = 1073741824
@@ -104,6 +109,7 @@ if HAS_TRITON:
         # an empty slot's row lies more than K back, so its duration is never valid
         ring_tau = tl.where(offs_r == 0, 0, -K - 1).to(tl.int64)
         r_cur = zero64
+        flags = offs_c * 0
         # Each step's new rows are loaded one step ahead (none depends on the scan), so that
         # their latency (a cumulative row not yet read, from DRAM) overlaps a step instead of
         # starting it.
@@ -148,10 +154,14 @@ if HAS_TRITON:
             if STORE_BP:
                 tl.store(bpd_b + (row - 1) * C + offs_c, best_d.to(tl.int32), mask=cmask)
             # the window value of this row: (+)_{c_in} fn[c_in] + M[c_in, c] + proj
-            sec, arg = _window_value(
-                fn, MT, first_b + row * C, trans_ptr, C, C, offs_c, cmask,
-                MAXSR, TRANS_REGS, BLOCK_C, BLOCK_TC,
-            )  # fmt: skip
+            if EXP_TRANS:
+                sec, arg, flag = _exp_window_value(fn, MT, CM, LIVE, mx > NEG, offs_c)
+                flags = flags | flag
+            else:
+                sec, arg = _window_value(
+                    fn, MT, first_b + row * C, trans_ptr, C, C, offs_c, cmask,
+                    MAXSR, TRANS_REGS, BLOCK_C, BLOCK_TC,
+                )  # fmt: skip
             sec += p_sec
             tl.store(win_b + row * C + offs_c, sec, mask=cmask)
             if STORE_BP:
@@ -162,3 +172,4 @@ if HAS_TRITON:
             ring_sh = tl.where(into, r_t, ring_sh)
             ring_tau = tl.where(into, tau, ring_tau)
             r_cur = r_t
+        return flags

@@ -1,6 +1,17 @@
 """The reduction over the previous label of a ``(C, C)`` scan step, shared by the scan bodies
 (:mod:`.triton_scan`, :mod:`.triton_scan_ring`): with the transition in registers, or streamed
-in tiles for transitions too large to keep there (``C > 64``)."""
+in tiles for transitions too large to keep there (``C > 64``), or (``ScanConfig.exp_trans``,
+log semiring, transition in registers) in exponential space.
+
+In exponential space the step computes ``sec[c] = cm[c] + log(sum_{c_in} exp(fn[c_in])
+E[c, c_in])`` with ``E = exp(M^T - cm)`` and ``cm[c]`` the column maximum of the transition,
+both made once per program (:func:`_exp_transition`): ``C`` exponentials and ``C^2``
+multiply-adds a step instead of ``C^2`` exponentials and a maximum pass. ``fn`` is a row
+normalised to maximum 0, so no term overflows; a term can underflow, which loses nothing
+measurable while the column's sum stays above ``2^-60`` (what is lost is below ``C e^-87``
+against a sum of at least ``2^-60``). A column whose sum falls below that, in a live row, is
+*flagged*; the scan body then redoes the whole scan in log space
+(:func:`.triton_scan._scan_cc_body`), so results never depend on the flag's cause."""
 
 from __future__ import annotations
 
@@ -59,6 +70,27 @@ if HAS_TRITON:
             safe = tl.where(acc_v == float("-inf"), 0.0, acc_v)
             out = safe + tl.log(acc_s)
         return out, acc_a
+
+    @triton.jit
+    def _exp_transition(MT, cmask):
+        """``(E (BLOCK_C, BLOCK_C), cm (BLOCK_C,), live (BLOCK_C,))`` from the transition held
+        transposed, ``MT[c, c_in]``: ``E = exp(MT - cm)`` with ``cm[c]`` the column's maximum
+        (0 where the whole column is ``-inf``, whose ``E`` is then 0 and its ``live`` false)."""
+        cm = tl.max(MT, axis=1)
+        live = (cm > float("-inf")) & cmask
+        cms = tl.where(live, cm, 0.0)
+        return tl.exp(MT - cms[:, None]), cms, live
+
+    @triton.jit
+    def _exp_window_value(fn, E, cm, live, row_live, offs_c):
+        """The log semiring's window value in exponential space: ``(sec (BLOCK_C,), arg,
+        flag (BLOCK_C,) int32)``; ``flag`` marks live columns of a live row (``row_live``: a
+        row with a finite maximum, normalised to 0) whose sum fell below ``2^-60``."""
+        s = tl.sum(tl.exp(fn)[None, :] * E, axis=1)
+        sec = tl.where(live, cm + tl.log(s), float("-inf"))
+        # (an int product with the scalar: the interpreter mistypes scalar & tensor masks)
+        flag = ((s < 8.673617379884035e-19) & live).to(tl.int32) * row_live.to(tl.int32)
+        return sec, offs_c, flag
 
     @triton.jit
     def _window_value(

@@ -47,6 +47,7 @@ from .._shared.scan_launch import (
     _kcc_config,
     _next_pow2,
     _pow2_floor,
+    exp_trans_on,
     new_float,
     paired_config,
     ring_rows,
@@ -167,7 +168,7 @@ def run_backward_scan(
         cfg = scan_config(C, K, num_warps, dt)
         flags = dict(
             HAS_PS=ps is not None, HAS_PE=pe is not None, TRANS_REGS=cfg.trans_regs,
-            RENORM_BLOCK=cfg.renorm_block,
+            RENORM_BLOCK=cfg.renorm_block, EXP_TRANS=exp_trans_on(cfg),
             BLOCK_C=cfg.block_c, BLOCK_P=cfg.block_p, BLOCK_S=cfg.block_s, BLOCK_TC=cfg.block_tc,
             num_warps=cfg.num_warps,
         )  # fmt: skip
@@ -298,7 +299,7 @@ def _launch_fused_pair(
         HAS_PS=ps is not None, HAS_PE=pe is not None, TRANS_REGS=cfg.trans_regs,
         RENORM_BLOCK=cfg.renorm_block, BLOCK_C=cfg.block_c, BLOCK_P=cfg.block_p,
         BLOCK_S=cfg.block_s, BLOCK_TC=cfg.block_tc, BLOCK_R=ring_rows(cfg, K, T1 - 1, dt),
-        num_warps=cfg.num_warps,
+        EXP_TRANS=exp_trans_on(cfg), num_warps=cfg.num_warps,
     )  # fmt: skip
     return StreamingForwardState(score.to(dt), score, alpha, window, shift), rows
 

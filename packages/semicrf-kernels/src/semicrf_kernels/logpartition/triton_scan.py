@@ -112,6 +112,7 @@ if HAS_TRITON:
         RENORM_BLOCK: tl.constexpr,
         BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_S: tl.constexpr,
         BLOCK_TC: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_R: tl.constexpr,
+        EXP_TRANS: tl.constexpr = False,
     ):  # fmt: skip
         """Forward scan, log semiring, ``(C, C)`` transitions: ``alpha`` rows, window, log Z."""
         _scan_cc_body(
@@ -119,7 +120,7 @@ if HAS_TRITON:
             alpha_ptr, win_ptr, shift_ptr, score_ptr, final_ptr, len_ptr, len_ptr,
             T, K, C, farv_ptr, fard_ptr, t_begin, S, NSPLIT, GAP,
             False, False, HAS_PS, HAS_PE, False, TRANS_REGS, RENORM_BLOCK,
-            BLOCK_C, BLOCK_P, BLOCK_S, BLOCK_TC, BLOCK_K, BLOCK_R,
+            BLOCK_C, BLOCK_P, BLOCK_S, BLOCK_TC, BLOCK_K, BLOCK_R, 0, EXP_TRANS,
         )  # fmt: skip
 
     @triton.jit(do_not_specialize=["T", "K", "t_begin", "S", "NSPLIT", "GAP"])
@@ -139,6 +140,7 @@ if HAS_TRITON:
         RENORM_BLOCK: tl.constexpr,
         BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_S: tl.constexpr,
         BLOCK_TC: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_R: tl.constexpr,
+        EXP_TRANS: tl.constexpr = False,
     ):  # fmt: skip
         """Backward scan, log semiring, ``(C, C)``: the forward loop body mirrored in time."""
         # score / final / backpointer pointers are never written in reverse: stand-ins.
@@ -147,7 +149,7 @@ if HAS_TRITON:
             gamma_ptr, win_ptr, shift_ptr, shift_ptr, len_ptr, len_ptr, len_ptr,
             T, K, C, farv_ptr, fard_ptr, t_begin, S, NSPLIT, GAP,
             True, False, HAS_PS, HAS_PE, False, TRANS_REGS, RENORM_BLOCK,
-            BLOCK_C, BLOCK_P, BLOCK_S, BLOCK_TC, BLOCK_K, BLOCK_R,
+            BLOCK_C, BLOCK_P, BLOCK_S, BLOCK_TC, BLOCK_K, BLOCK_R, 0, EXP_TRANS,
         )  # fmt: skip
 
     @triton.jit(do_not_specialize=["B", "T", "K"])
@@ -165,7 +167,7 @@ if HAS_TRITON:
         HAS_PS: tl.constexpr, HAS_PE: tl.constexpr, TRANS_REGS: tl.constexpr,
         RENORM_BLOCK: tl.constexpr,
         BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_S: tl.constexpr,
-        BLOCK_TC: tl.constexpr, BLOCK_R: tl.constexpr,
+        BLOCK_TC: tl.constexpr, BLOCK_R: tl.constexpr, EXP_TRANS: tl.constexpr = False,
     ):  # fmt: skip
         """Both unsplit scans in one launch of ``2 B`` programs (an experiment,
         ``CONFIG_OVERRIDE["fused_pair"]``): programs ``[0, B)`` scan forward, ``[B, 2 B)``
@@ -178,7 +180,7 @@ if HAS_TRITON:
                 alpha_ptr, win_ptr, shift_ptr, score_ptr, len_ptr, len_ptr, len_ptr,
                 T, K, C, cum_ptr, len_ptr, 1, T + 1, 0, 0,
                 False, False, HAS_PS, HAS_PE, False, TRANS_REGS, RENORM_BLOCK,
-                BLOCK_C, BLOCK_P, BLOCK_S, BLOCK_TC, 2, BLOCK_R, 0,
+                BLOCK_C, BLOCK_P, BLOCK_S, BLOCK_TC, 2, BLOCK_R, 0, EXP_TRANS,
             )  # fmt: skip
         else:
             _scan_cc_body(
@@ -186,7 +188,7 @@ if HAS_TRITON:
                 gamma_ptr, bwin_ptr, bshift_ptr, bshift_ptr, len_ptr, len_ptr, len_ptr,
                 T, K, C, cum_ptr, len_ptr, 1, T + 1, 0, 0,
                 True, False, HAS_PS, HAS_PE, False, TRANS_REGS, RENORM_BLOCK,
-                BLOCK_C, BLOCK_P, BLOCK_S, BLOCK_TC, 2, BLOCK_R, B,
+                BLOCK_C, BLOCK_P, BLOCK_S, BLOCK_TC, 2, BLOCK_R, B, EXP_TRANS,
             )  # fmt: skip
 
     @triton.jit(do_not_specialize=["T", "K"])
