@@ -106,7 +106,8 @@ if [[ "$MODE" == "perstep" ]]; then
     T=benchmarks/experiments/split_tune.py
     run timeout 130 python3 $T --sizes 32x1000x32x24,64x512x16x8,8x10000x100x24 \
         --configs before,auto,expt --precision
-    run timeout 70 python3 $T --sizes 4x2048x64x128 --configs auto,basetrw8,exptrw8 --precision
+    run timeout 90 python3 $T --sizes 4x2048x64x128 \
+        --configs auto,ringc128w4,ringc128w8,ringc128w4exp --precision
     run timeout 110 python3 $T --graph --sizes 1x100000x200x24 --configs auto,s32,s128
     run timeout 70 python3 $T --graph --sizes 8x10000x100x24,32x1000x32x24,64x512x16x8 \
         --configs auto

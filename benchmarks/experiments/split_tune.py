@@ -108,6 +108,13 @@ CONFIGS.update(
 CONFIGS["expt"] = ({}, {"exp_trans": True})
 CONFIGS["exptrw8"] = ({"enable": False}, {"exp_trans": True, "trans_regs": True, "num_warps": 8})
 CONFIGS["basetrw8"] = ({"enable": False}, {"trans_regs": True, "num_warps": 8})
+# the register ring at C = 128 (64 x 128 slots x labels, the transition in registers), past the
+# ring's budget rule (ScanConfig.ring_elems): an experiment kernel like it was 1.8x the blocked
+# body on 4 warps; the library's ring spills there
+_RING128 = {"ring": True, "trans_regs": True, "ring_elems": 8192}
+CONFIGS["ringc128w4"] = ({"enable": False}, {**_RING128, "num_warps": 4})
+CONFIGS["ringc128w8"] = ({"enable": False}, {**_RING128, "num_warps": 8})
+CONFIGS["ringc128w4exp"] = ({"enable": False}, {**_RING128, "num_warps": 4, "exp_trans": True})
 
 
 # a name ending in "nf" (e.g. "autonf", "s32nf"): the same config with every launch through

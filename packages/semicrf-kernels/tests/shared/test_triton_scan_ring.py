@@ -66,6 +66,14 @@ def test_ring_matches_float64(make_inputs, case):
     assert_matches_float64(inp)
 
 
+def test_ring_past_its_budget_with_the_transition_in_registers(make_inputs):
+    # ring_elems lifts the budget rule (the C = 128 experiment): C = 70 (128 padded labels)
+    # with the transition held in registers, in both scans and the Viterbi scan
+    scan_launch.CONFIG_OVERRIDE.update(ring=True, trans_regs=True, ring_elems=1024)
+    assert ring_rows(scan_config(70, 3), 3, 6, torch.float32) == 4
+    assert_matches_float64(make_inputs(2, 6, 70, 3, proj=True, lengths=[6, 4], forbid=0.2))
+
+
 def test_ring_matches_brute_force(make_inputs):
     scan_launch.CONFIG_OVERRIDE.update(ring=True)
     inp = make_inputs(3, 6, 3, 3, proj=True, lengths=[6, 4, 1])
@@ -173,6 +181,11 @@ def test_ring_rows_rule():
     assert ring_rows(ring, 64, 1000, torch.float64) == 0  # half the budget in float64
     assert ring_rows(ring, 3000, 20, torch.float32) == 32  # only min(K, T) rows are reachable
     assert ring_rows(ring, 1, 20, torch.float32) == 2
+    c128 = ScanConfig(128, 4, 16, 32, True, 4, ring=True)
+    assert ring_rows(c128, 64, 2048, torch.float32) == 0  # 64 x 128 past the rule's budget
+    lifted = ScanConfig(128, 4, 16, 32, True, 4, ring=True, ring_elems=8192)
+    assert ring_rows(lifted, 64, 2048, torch.float32) == 64
+    assert ring_rows(lifted, 100, 2048, torch.float32) == 0  # 128 x 128 past 8192
     wide = ScanConfig(32, 8, 16, 32, True, 8, ring=True)
     assert ring_rows(wide, 100, 1000, torch.float32) == 128
     assert ring_rows(wide, 200, 1000, torch.float32) == 0  # 256 x 32 > 4096

@@ -79,7 +79,11 @@ class ScanConfig:
             exponential space, for unsplit scans with the transition in registers
             (:func:`exp_trans_on`; :mod:`.triton_scan_tiled`): ``C`` exponentials a step
             instead of ``C^2``, and a maximum pass fewer. A scan where a column's sum falls below
-            ``2^-60`` is redone in log space by the same program. Not yet timed on a GPU.
+            ``2^-60`` is redone in log space by the same program. Mixed on an H100 (off).
+        ring_elems: (experiment) the register ring's budget in elements (``rows * block_c``);
+            0 keeps :func:`ring_rows`' rule. Lets the ring run at ``C = 128`` (``64 x 128``),
+            where a register window measured 1.8x the blocked body in an experiment; the
+            library's ring spills there (sm_90: 4 KB a thread on 4 or 8 warps). Not timed yet.
     """
 
     block_c: int
@@ -92,6 +96,7 @@ class ScanConfig:
     fused_pair: bool = True
     ring: bool = False
     exp_trans: bool = False
+    ring_elems: int = 0
 
 
 def exp_trans_on(cfg: ScanConfig) -> bool:
@@ -181,7 +186,8 @@ def ring_rows(cfg: ScanConfig, K: int, T: int, dtype: torch.dtype) -> int:
     if not cfg.ring:
         return 0
     rows = max(2, _next_pow2(min(K, T)))
-    return rows if rows * cfg.block_c <= _ring_budget(cfg.num_warps, dtype) else 0
+    budget = cfg.ring_elems or _ring_budget(cfg.num_warps, dtype)
+    return rows if rows * cfg.block_c <= budget else 0
 
 
 def _ring_budget(num_warps: int, dtype: torch.dtype) -> int:
