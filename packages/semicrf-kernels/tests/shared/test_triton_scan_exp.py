@@ -57,6 +57,29 @@ def test_exp_trans_matches_float64(make_inputs, case):
     assert_matches_float64(inp._replace(transition=trans, duration_bias=db))
 
 
+@pytest.mark.parametrize(
+    "overrides", [{}, {"ring": True}, {"fused_pair": False}, {"ring": True, "fused_pair": False}]
+)
+def test_exp_space_really_runs_on_benign_inputs(make_inputs, overrides):
+    # CASES above hold structural -inf (forbidden transitions, durations), whose exact zeros
+    # flag a redo, so they may end up testing the log-space pass only. Here nothing is -inf
+    # and nothing underflows: the exponential-space result must stand (not be redone), which
+    # shows as float32 gradients that differ from the log-space scan's by rounding (a redo
+    # would reproduce them bitwise; log Z, rounded to float32, may agree), and it must still
+    # match float64
+    split_launch.SPLIT_OVERRIDE.update(enable=False)
+    inp = make_inputs(2, 11, 5, 4, proj=True, lengths=[11, 7])
+    assert all(torch.isfinite(x).all() for x in (inp.transition, inp.duration_bias))
+    outs = []
+    for exp_trans in (False, True):
+        scan_launch.CONFIG_OVERRIDE.clear()
+        scan_launch.CONFIG_OVERRIDE.update(overrides, exp_trans=exp_trans)
+        outs.append(forward_and_grads(inp, torch.float32, use_triton=True))
+    (_, g_log), (_, g_exp) = outs
+    assert any(not torch.equal(a, b) for a, b in zip(g_exp, g_log))
+    assert_matches_float64(inp)
+
+
 def _underflowing(make_inputs, B: int, T: int, K: int):
     """Inputs on which the exponential-space sum of one column underflows in float32: label 2
     may only follow label 0, whose segments score -150 a position (so ``exp(alpha[0] - max)``

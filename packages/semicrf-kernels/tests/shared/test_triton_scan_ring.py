@@ -67,11 +67,14 @@ def test_ring_matches_float64(make_inputs, case):
 
 
 def test_ring_past_its_budget_with_the_transition_in_registers(make_inputs):
-    # ring_elems lifts the budget rule (the C = 128 experiment): C = 70 (128 padded labels)
-    # with the transition held in registers, in both scans and the Viterbi scan
-    scan_launch.CONFIG_OVERRIDE.update(ring=True, trans_regs=True, ring_elems=1024)
-    assert ring_rows(scan_config(70, 3), 3, 6, torch.float32) == 4
-    assert_matches_float64(make_inputs(2, 6, 70, 3, proj=True, lengths=[6, 4], forbid=0.2))
+    # ring_elems lifts the budget rule (the C = 128 experiment): C = 70 (128 padded labels),
+    # 32 rows on 4 warps (4096 elements, past the rule's 2048), the transition held in
+    # registers, in both scans and the Viterbi scan
+    scan_launch.CONFIG_OVERRIDE.update(ring=True, trans_regs=True, num_warps=4)
+    assert ring_rows(scan_config(70, 20), 20, 20, torch.float32) == 0  # the rule says no
+    scan_launch.CONFIG_OVERRIDE.update(ring_elems=4096)
+    assert ring_rows(scan_config(70, 20), 20, 20, torch.float32) == 32
+    assert_matches_float64(make_inputs(2, 20, 70, 20, proj=True, lengths=[20, 13], forbid=0.2))
 
 
 def test_ring_matches_brute_force(make_inputs):

@@ -102,8 +102,8 @@ class ScanConfig:
 def exp_trans_on(cfg: ScanConfig) -> bool:
     """Whether a log-semiring scan launched with ``cfg`` takes the exponential-space window
     value: requested, the transition in registers, rows normalised every position. Split
-    scans never do (``split_launch`` turns it off: a redo needs the whole scan in one
-    program)."""
+    scans never do (``split_launch`` turns it off: redoing one super-block is not
+    implemented)."""
     return cfg.exp_trans and cfg.trans_regs and not cfg.renorm_block
 
 

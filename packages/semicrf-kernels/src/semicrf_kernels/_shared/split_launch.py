@@ -253,7 +253,7 @@ def scan_cc_launches(
             for _ in range(nbuf)
         ]  # fmt: skip
     serial_nsplit, serial_block_k = (1, 2) if split.reduce else (split.nsplit, block_k)
-    # a split scan cannot redo the whole scan in one program: no exponential space
+    # no exponential space in split scans (redoing one super-block is not implemented)
     no_exp = {"EXP_TRANS": False} if "EXP_TRANS" in flags else {}
     serial_sites = [
         SiteLauncher(
