@@ -57,6 +57,16 @@ def test_exp_trans_matches_float64(make_inputs, case):
     assert_matches_float64(inp._replace(transition=trans, duration_bias=db))
 
 
+def _log_then_exp(inp, overrides: dict) -> list:
+    """``forward_and_grads`` in float32 with ``overrides``, without then with ``exp_trans``."""
+    outs = []
+    for exp_trans in (False, True):
+        scan_launch.CONFIG_OVERRIDE.clear()
+        scan_launch.CONFIG_OVERRIDE.update(overrides, exp_trans=exp_trans)
+        outs.append(forward_and_grads(inp, torch.float32, use_triton=True))
+    return outs
+
+
 @pytest.mark.parametrize(
     "overrides", [{}, {"ring": True}, {"fused_pair": False}, {"ring": True, "fused_pair": False}]
 )
@@ -70,12 +80,7 @@ def test_exp_space_really_runs_on_benign_inputs(make_inputs, overrides):
     split_launch.SPLIT_OVERRIDE.update(enable=False)
     inp = make_inputs(2, 11, 5, 4, proj=True, lengths=[11, 7])
     assert all(torch.isfinite(x).all() for x in (inp.transition, inp.duration_bias))
-    outs = []
-    for exp_trans in (False, True):
-        scan_launch.CONFIG_OVERRIDE.clear()
-        scan_launch.CONFIG_OVERRIDE.update(overrides, exp_trans=exp_trans)
-        outs.append(forward_and_grads(inp, torch.float32, use_triton=True))
-    (_, g_log), (_, g_exp) = outs
+    (_, g_log), (_, g_exp) = _log_then_exp(inp, overrides)
     assert any(not torch.equal(a, b) for a, b in zip(g_exp, g_log))
     assert_matches_float64(inp)
 
@@ -104,12 +109,7 @@ def _underflowing(make_inputs, B: int, T: int, K: int):
 def test_underflow_redoes_the_scan_in_log_space(make_inputs, overrides):
     split_launch.SPLIT_OVERRIDE.update(enable=False)
     inp = _underflowing(make_inputs, 2, 12, 4)
-    outs = []
-    for exp_trans in (False, True):
-        scan_launch.CONFIG_OVERRIDE.clear()
-        scan_launch.CONFIG_OVERRIDE.update(overrides, exp_trans=exp_trans)
-        outs.append(forward_and_grads(inp, torch.float32, use_triton=True))
-    (z_log, g_log), (z_exp, g_exp) = outs
+    (z_log, g_log), (z_exp, g_exp) = _log_then_exp(inp, overrides)
     assert torch.isfinite(z_exp).all()
     assert torch.equal(z_exp, z_log)  # the redo is the log-space scan itself
     for a, b in zip(g_exp, g_log):
