@@ -137,6 +137,17 @@ def _no_held_stall(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(numba_support, "_last_stall", float("-inf"))
 
 
+@pytest.fixture(autouse=True)
+def _no_leftover_overrides():
+    """Every test leaves the kernels' tuning overrides (``scan_launch.CONFIG_OVERRIDE``,
+    ``split_launch.SPLIT_OVERRIDE``) as it found them: empty."""
+    yield
+    from semicrf_kernels._shared import scan_launch, split_launch
+
+    scan_launch.CONFIG_OVERRIDE.clear()
+    split_launch.SPLIT_OVERRIDE.clear()
+
+
 @pytest.fixture
 def stall_splits(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
     """``stall_splits(*modules)``: every scan planned by those kernel modules must split, and

@@ -29,13 +29,6 @@ CASES = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _clear():
-    yield
-    scan_launch.CONFIG_OVERRIDE.clear()
-    split_launch.SPLIT_OVERRIDE.clear()
-
-
 #: (B, T, C, K, lengths, proj, dtype, overrides): float64; the default tiles; C = 70 (the
 #: transition streamed in tiles instead of held in registers); one shift per block.
 STATE_CASES = [

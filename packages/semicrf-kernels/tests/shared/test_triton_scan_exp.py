@@ -23,13 +23,6 @@ if HAS_TRITON:
     from semicrf_kernels._shared.scan_launch import ScanConfig, exp_trans_on
 
 
-@pytest.fixture(autouse=True)
-def _clear():
-    yield
-    scan_launch.CONFIG_OVERRIDE.clear()
-    split_launch.SPLIT_OVERRIDE.clear()
-
-
 #: (B, T, C, K, lengths, proj, forbid, overrides): C not a power of two; K = 1 and 2; K > T;
 #: a length of 1; forbidden transitions (whole columns of -inf among them); the blocked body,
 #: the register ring, the two scans as two launches or as the fused pair.

@@ -26,13 +26,6 @@ if HAS_TRITON:
     from semicrf_kernels.viterbi.triton import semi_crf_streaming_viterbi_triton
 
 
-@pytest.fixture(autouse=True)
-def _clear():
-    yield
-    scan_launch.CONFIG_OVERRIDE.clear()
-    split_launch.SPLIT_OVERRIDE.clear()
-
-
 def _on_device(inp, dtype=None):
     out = []
     for x in inp:

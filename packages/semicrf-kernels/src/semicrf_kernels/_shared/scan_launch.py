@@ -274,8 +274,6 @@ def run_forward_scan(
             BLOCK_C=cfg.block_c, BLOCK_P=cfg.block_p, BLOCK_S=cfg.block_s, BLOCK_TC=cfg.block_tc,
             num_warps=cfg.num_warps,
         )  # fmt: skip
-        if not maxsr:
-            flags["EXP_TRANS"] = exp_trans_on(cfg)
         if maxsr:
             from ..viterbi.triton import _viterbi_scan_cc_kernel as kernel
 
@@ -285,6 +283,7 @@ def run_forward_scan(
         else:
             from ..logpartition.triton_scan import _forward_scan_cc_kernel as kernel
 
+            flags["EXP_TRANS"] = exp_trans_on(cfg)
             args = (cum, trans, db, lengths, ps_arg, pe_arg, alpha, window, shift, score, final)
             args += (T, K, C)
         steps = scan_cc_launches(

@@ -90,7 +90,7 @@ if HAS_TRITON:
             tl.store(first_b + offs_c, f0, mask=cmask)
             if EXP_TRANS:
                 # (never flagged: every live column has a term exp(0) * 1)
-                w0, _a0, _f0 = _exp_window_value(f0, MT, CM, LIVE, L >= 0, offs_c)
+                w0, _f0 = _exp_window_value(f0, MT, CM, LIVE, L >= 0)
             else:
                 w0, _a0 = _window_value(
                     f0, MT, first_b, trans_ptr, C, C, offs_c, cmask, False, TRANS_REGS, BLOCK_C,
@@ -284,7 +284,7 @@ if HAS_TRITON:
             # the window value of this row: (+)_{c_in} fn[c_in] + M[c_in, c] + proj; an
             # inactive step (past L) reads nothing: its row was never written
             if EXP_TRANS:
-                sec, arg, flag = _exp_window_value(fn, MT, CM, LIVE, row_live, offs_c)
+                sec, flag = _exp_window_value(fn, MT, CM, LIVE, row_live)
                 flags = flags | flag
             else:
                 sec, arg = _window_value(

@@ -155,7 +155,7 @@ if HAS_TRITON:
                 tl.store(bpd_b + (row - 1) * C + offs_c, best_d.to(tl.int32), mask=cmask)
             # the window value of this row: (+)_{c_in} fn[c_in] + M[c_in, c] + proj
             if EXP_TRANS:
-                sec, arg, flag = _exp_window_value(fn, MT, CM, LIVE, mx > NEG, offs_c)
+                sec, flag = _exp_window_value(fn, MT, CM, LIVE, mx > NEG)
                 flags = flags | flag
             else:
                 sec, arg = _window_value(

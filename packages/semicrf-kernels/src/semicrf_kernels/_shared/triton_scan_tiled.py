@@ -82,15 +82,15 @@ if HAS_TRITON:
         return tl.exp(MT - cms[:, None]), cms, live
 
     @triton.jit
-    def _exp_window_value(fn, E, cm, live, row_live, offs_c):
-        """The log semiring's window value in exponential space: ``(sec (BLOCK_C,), arg,
-        flag (BLOCK_C,) int32)``; ``flag`` marks live columns of a live row (``row_live``: a
+    def _exp_window_value(fn, E, cm, live, row_live):
+        """The log semiring's window value in exponential space: ``(sec (BLOCK_C,), flag
+        (BLOCK_C,) int32)``; ``flag`` marks live columns of a live row (``row_live``: a
         row with a finite maximum, normalised to 0) whose sum fell below ``2^-60``."""
         s = tl.sum(tl.exp(fn)[None, :] * E, axis=1)
         sec = tl.where(live, cm + tl.log(s), float("-inf"))
         # (an int product with the scalar: the interpreter mistypes scalar & tensor masks)
         flag = ((s < 8.673617379884035e-19) & live).to(tl.int32) * row_live.to(tl.int32)
-        return sec, offs_c, flag
+        return sec, flag
 
     @triton.jit
     def _window_value(
