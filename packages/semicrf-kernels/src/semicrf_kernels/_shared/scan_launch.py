@@ -27,6 +27,7 @@ __all__ = [
     "ring_rows",
     "run_forward_scan",
     "scan_config",
+    "scan_flags",
 ]
 
 
@@ -97,6 +98,20 @@ class ScanConfig:
     ring: bool = False
     exp_trans: bool = False
     ring_elems: int = 0
+
+
+def scan_flags(cfg: ScanConfig, ps, pe, log: bool) -> dict:
+    """The compile-time arguments and warps every ``(C, C)`` scan kernel takes from ``cfg`` and
+    the projections present (``EXP_TRANS`` for the log-semiring kernels, ``log``)."""
+    flags = dict(
+        HAS_PS=ps is not None, HAS_PE=pe is not None, TRANS_REGS=cfg.trans_regs,
+        RENORM_BLOCK=cfg.renorm_block,
+        BLOCK_C=cfg.block_c, BLOCK_P=cfg.block_p, BLOCK_S=cfg.block_s, BLOCK_TC=cfg.block_tc,
+        num_warps=cfg.num_warps,
+    )  # fmt: skip
+    if log:
+        flags["EXP_TRANS"] = exp_trans_on(cfg)
+    return flags
 
 
 def exp_trans_on(cfg: ScanConfig) -> bool:
@@ -268,12 +283,7 @@ def run_forward_scan(
     if trans.dim() == 2:
         cfg = scan_config(C, K, num_warps, dt)
         window = new_float((B, T1, C), dt, dev)
-        flags = dict(
-            HAS_PS=ps is not None, HAS_PE=pe is not None, TRANS_REGS=cfg.trans_regs,
-            RENORM_BLOCK=cfg.renorm_block,
-            BLOCK_C=cfg.block_c, BLOCK_P=cfg.block_p, BLOCK_S=cfg.block_s, BLOCK_TC=cfg.block_tc,
-            num_warps=cfg.num_warps,
-        )  # fmt: skip
+        flags = scan_flags(cfg, ps, pe, log=not maxsr)
         if maxsr:
             from ..viterbi.triton import _viterbi_scan_cc_kernel as kernel
 
@@ -283,7 +293,6 @@ def run_forward_scan(
         else:
             from ..logpartition.triton_scan import _forward_scan_cc_kernel as kernel
 
-            flags["EXP_TRANS"] = exp_trans_on(cfg)
             args = (cum, trans, db, lengths, ps_arg, pe_arg, alpha, window, shift, score, final)
             args += (T, K, C)
         steps = scan_cc_launches(

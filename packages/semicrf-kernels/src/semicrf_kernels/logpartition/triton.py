@@ -47,12 +47,12 @@ from .._shared.scan_launch import (
     _kcc_config,
     _next_pow2,
     _pow2_floor,
-    exp_trans_on,
     new_float,
     paired_config,
     ring_rows,
     run_forward_scan,
     scan_config,
+    scan_flags,
 )
 from .._shared.split_launch import (
     interleave,
@@ -166,12 +166,7 @@ def run_backward_scan(
     pe_arg = pe if pe is not None else cum
     if trans.dim() == 2:
         cfg = scan_config(C, K, num_warps, dt)
-        flags = dict(
-            HAS_PS=ps is not None, HAS_PE=pe is not None, TRANS_REGS=cfg.trans_regs,
-            RENORM_BLOCK=cfg.renorm_block, EXP_TRANS=exp_trans_on(cfg),
-            BLOCK_C=cfg.block_c, BLOCK_P=cfg.block_p, BLOCK_S=cfg.block_s, BLOCK_TC=cfg.block_tc,
-            num_warps=cfg.num_warps,
-        )  # fmt: skip
+        flags = scan_flags(cfg, ps, pe, log=True)
         args = (cum, trans.t().contiguous(), db, lengths, ps_arg, pe_arg, first, wb, rb, T, K, C)
         steps = scan_cc_launches(
             _backward_scan_cc_kernel, args, flags, cum=cum, db=db, lengths=lengths, window=wb,
@@ -296,10 +291,7 @@ def _launch_fused_pair(
         ps if ps is not None else cum, pe if pe is not None else cum,
         alpha, window, shift, score, rows.first, rows.window, rows.shift,
         B, T1 - 1, K, C,
-        HAS_PS=ps is not None, HAS_PE=pe is not None, TRANS_REGS=cfg.trans_regs,
-        RENORM_BLOCK=cfg.renorm_block, BLOCK_C=cfg.block_c, BLOCK_P=cfg.block_p,
-        BLOCK_S=cfg.block_s, BLOCK_TC=cfg.block_tc, BLOCK_R=ring_rows(cfg, K, T1 - 1, dt),
-        EXP_TRANS=exp_trans_on(cfg), num_warps=cfg.num_warps,
+        BLOCK_R=ring_rows(cfg, K, T1 - 1, dt), **scan_flags(cfg, ps, pe, log=True),
     )  # fmt: skip
     return StreamingForwardState(score.to(dt), score, alpha, window, shift), rows
 
