@@ -224,22 +224,6 @@ def _fwd_ring_t_kernel(
             tl.store(out_ptr + b, R + res.to(tl.float64))
 
 
-def fwd_ring_t(cum, trans, db, lengths, K, num_warps=4):
-    B, T1, C = cum.shape
-    T = T1 - 1
-    BLOCK_C = max(2, triton.next_power_of_2(C))
-    BLOCK_K = max(2, triton.next_power_of_2(K))
-    out = torch.empty(B, device=cum.device, dtype=torch.float64)
-    alpha = torch.empty(B, T + 1, C, device=cum.device)
-    win = torch.empty(B, T + 1, C, device=cum.device)
-    _fwd_ring_t_kernel[(B,)](
-        cum, trans.t().contiguous(), rotated_bias(db, K, BLOCK_C, BLOCK_K, first=1), lengths,
-        out, alpha, win, T, K, C,
-        BLOCK_C=BLOCK_C, BLOCK_K=BLOCK_K, num_warps=num_warps,
-    )  # fmt: skip
-    return out
-
-
 @triton.jit
 def _fwd_exptrans_kernel(
     cum_ptr, trans_ptr, db_ptr, len_ptr, out_ptr, alpha_ptr, win_ptr, T, K, C,
@@ -306,21 +290,6 @@ def _fwd_exptrans_kernel(
             tl.store(out_ptr + b, R + res.to(tl.float64) + nan)
 
 
-def fwd_exptrans(cum, trans, db, lengths, K, num_warps=4):
-    B, T1, C = cum.shape
-    T = T1 - 1
-    BLOCK_C = max(2, triton.next_power_of_2(C))
-    BLOCK_K = max(2, triton.next_power_of_2(K))
-    out = torch.empty(B, device=cum.device, dtype=torch.float64)
-    alpha = torch.empty(B, T + 1, C, device=cum.device)
-    win = torch.empty(B, T + 1, C, device=cum.device)
-    _fwd_exptrans_kernel[(B,)](
-        cum, trans, db, lengths, out, alpha, win, T, K, C,
-        BLOCK_C=BLOCK_C, BLOCK_K=BLOCK_K, num_warps=num_warps,
-    )  # fmt: skip
-    return out
-
-
 def rotated_bias(db, K, BLOCK_C, BLOCK_K, first=2):
     """``dbrot[m, c, j]``: the duration bias slot ``j`` sees when ``t - 1 = m (mod BLOCK_K)``
     (duration ``first + ((m - j) mod BLOCK_K)``), ``-inf`` past ``K``."""
@@ -335,36 +304,43 @@ def rotated_bias(db, K, BLOCK_C, BLOCK_K, first=2):
     return out.contiguous()
 
 
-def fwd_lookahead_t(cum, trans, db, lengths, K, num_warps=4, dbrot=None):
+def _blocks(C: int, K: int) -> tuple[int, int]:
+    """``(BLOCK_C, BLOCK_K)``: labels and window rows padded to powers of two."""
+    return max(2, triton.next_power_of_2(C)), max(2, triton.next_power_of_2(K))
+
+
+def _launch(kernel, cum, inputs, lengths, K, num_warps):
+    """Run one experiment kernel on ``(cum, *inputs, lengths, out, alpha, win, T, K, C)``, one
+    program per sequence: the ``(batch,)`` float64 log Z."""
     B, T1, C = cum.shape
-    T = T1 - 1
-    BLOCK_C = max(2, triton.next_power_of_2(C))
-    BLOCK_K = max(2, triton.next_power_of_2(K))
-    if dbrot is None:
-        dbrot = rotated_bias(db, K, BLOCK_C, BLOCK_K)
+    BLOCK_C, BLOCK_K = _blocks(C, K)
     out = torch.empty(B, device=cum.device, dtype=torch.float64)
-    alpha = torch.empty(B, T + 1, C, device=cum.device)
-    win = torch.empty(B, T + 1, C, device=cum.device)
-    _fwd_lookahead_t_kernel[(B,)](
-        cum, trans, dbrot, db, lengths, out, alpha, win, T, K, C,
+    alpha = torch.empty(B, T1, C, device=cum.device)
+    win = torch.empty(B, T1, C, device=cum.device)
+    kernel[(B,)](
+        cum, *inputs, lengths, out, alpha, win, T1 - 1, K, cum.shape[2],
         BLOCK_C=BLOCK_C, BLOCK_K=BLOCK_K, num_warps=num_warps,
     )  # fmt: skip
     return out
 
 
 def fwd_lookahead(cum, trans, db, lengths, K, num_warps=4):
-    B, T1, C = cum.shape
-    T = T1 - 1
-    BLOCK_C = max(2, triton.next_power_of_2(C))
-    BLOCK_K = max(2, triton.next_power_of_2(K))
-    out = torch.empty(B, device=cum.device, dtype=torch.float64)
-    alpha = torch.empty(B, T + 1, C, device=cum.device)
-    win = torch.empty(B, T + 1, C, device=cum.device)
-    _fwd_lookahead_kernel[(B,)](
-        cum, trans, db, lengths, out, alpha, win, T, K, C,
-        BLOCK_C=BLOCK_C, BLOCK_K=BLOCK_K, num_warps=num_warps,
-    )  # fmt: skip
-    return out
+    return _launch(_fwd_lookahead_kernel, cum, (trans, db), lengths, K, num_warps)
+
+
+def fwd_lookahead_t(cum, trans, db, lengths, K, num_warps=4, dbrot=None):
+    if dbrot is None:
+        dbrot = rotated_bias(db, K, *_blocks(cum.shape[2], K))
+    return _launch(_fwd_lookahead_t_kernel, cum, (trans, dbrot, db), lengths, K, num_warps)
+
+
+def fwd_ring_t(cum, trans, db, lengths, K, num_warps=4):
+    dbrot = rotated_bias(db, K, *_blocks(cum.shape[2], K), first=1)
+    return _launch(_fwd_ring_t_kernel, cum, (trans.t().contiguous(), dbrot), lengths, K, num_warps)
+
+
+def fwd_exptrans(cum, trans, db, lengths, K, num_warps=4):
+    return _launch(_fwd_exptrans_kernel, cum, (trans, db), lengths, K, num_warps)
 
 
 def runner(name, nw, args, dbrot):
@@ -421,8 +397,7 @@ if __name__ == "__main__":
             for n in ("register", "exptrans", "ring_t", "lookahead", "lookahead_t")
             for nw in (2, 4, 8)
         ]
-        BC, BK = max(2, triton.next_power_of_2(C)), max(2, triton.next_power_of_2(K))
-        dbrot = rotated_bias(db, K, BC, BK)
+        dbrot = rotated_bias(db, K, *_blocks(C, K))
         cpu = [
             ("lookahead", 1),
             ("register", 1),
